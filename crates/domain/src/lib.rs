@@ -1,0 +1,10 @@
+//! Tavana's domain: the programme's types, rules and validation. No I/O, no diesel, no actix.
+//!
+//! Parse, don't validate: values that cross the API boundary become types here (`AreaCode`,
+//! `AreaLevel`, …) and the rest of the service works only with those.
+
+pub mod area;
+pub mod error;
+pub mod id;
+
+pub use error::{FieldError, ValidationErrors};

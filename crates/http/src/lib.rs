@@ -1,0 +1,40 @@
+//! Tavana's HTTP API: actix-web application, one module per resource, problem+json errors and the
+//! OpenAPI document. Handlers are thin: extract → authorise → call persistence inside
+//! `web::block` → map to a response DTO.
+
+pub mod areas;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod observe;
+pub mod openapi;
+pub mod pagination;
+pub mod server;
+
+use actix_web::web;
+use tavana_persistence::{Database, DbConnection, StoreError};
+
+pub use error::ApiError;
+pub use server::{Settings, build, check_cors_origin, openapi};
+
+/// What every handler shares.
+pub struct AppState {
+    pub db: Database,
+}
+
+/// Runs `work` with a pooled connection on the blocking thread pool, so that database I/O never
+/// stalls the async workers.
+pub async fn with_db<T, F>(state: &AppState, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    let db = state.db.clone();
+    web::block(move || {
+        let mut conn = db.get()?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
+}

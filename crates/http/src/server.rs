@@ -1,0 +1,157 @@
+//! Assembles the actix-web application and server.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::body::BoxBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{Condition, from_fn};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use tavana_persistence::Database;
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::{AppExt, scope};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::{ApiError, json_error, path_error, query_error};
+use crate::metrics::Metrics;
+use crate::observe::{REQUEST_ID_HEADER, observe};
+use crate::openapi::{ApiDoc, CommonResponses};
+use crate::{AppState, areas, health};
+
+/// How the HTTP side is configured.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Origins allowed to call the API from a browser (`*` for any); empty sends no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    /// Worker threads; `None` means one per core.
+    pub workers: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cors_origins: Vec::new(),
+            body_limit: 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            workers: None,
+        }
+    }
+}
+
+/// Checks one configured CORS origin: `*`, or `http(s)://host[:port]` with no path.
+pub fn check_cors_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("CORS origin `{origin}` must start with http:// or https://"))?;
+    if rest.is_empty() || rest.contains('/') || header::HeaderValue::from_str(origin).is_err() {
+        return Err(format!(
+            "CORS origin `{origin}` must be scheme://host[:port], without a path"
+        ));
+    }
+    Ok(())
+}
+
+/// The routes, with the OpenAPI document collected from them.
+fn api() -> utoipa_actix_web::UtoipaApp<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .service(scope("/health").service(health::live).service(health::ready))
+        .service(health::metrics)
+        .service(scope("/api/v1").configure(areas::routes))
+}
+
+/// The OpenAPI document of the service, as served at `/api-docs/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api().split_for_parts();
+    CommonResponses.modify(&mut doc);
+    doc
+}
+
+/// Unknown paths are 404; known paths with another method are 405.
+async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if req.resource_map().has_resource(req.path()) {
+        Err(ApiError::MethodNotAllowed)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::HeaderName::from_static("idempotency-key"),
+            REQUEST_ID_HEADER,
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            REQUEST_ID_HEADER,
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}
+
+/// Builds the server on `listener`. Migrations have run already (see [`Database::open`]).
+pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io::Result<Server> {
+    let state = web::Data::new(AppState { db });
+    let metrics = web::Data::new(Metrics::new());
+    let shutdown_timeout = settings.shutdown_timeout.as_secs();
+    let workers = settings.workers;
+    let mut server = HttpServer::new(move || {
+        let (app, mut doc) = api().split_for_parts();
+        CommonResponses.modify(&mut doc);
+        let limit = settings.body_limit;
+        app.app_data(state.clone())
+            .app_data(metrics.clone())
+            .app_data(web::JsonConfig::default().limit(limit).error_handler(json_error))
+            .app_data(web::PayloadConfig::new(limit))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc))
+            .service(web::redirect("/docs", "/docs/"))
+            .default_service(web::to(fallback))
+            .wrap(Condition::new(
+                !settings.cors_origins.is_empty(),
+                cors(&settings.cors_origins),
+            ))
+            .wrap(from_fn(observe))
+    })
+    .shutdown_timeout(shutdown_timeout)
+    .listen(listener)?;
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}

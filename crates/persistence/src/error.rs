@@ -1,0 +1,59 @@
+//! What can go wrong in storage, sorted by what the caller should do about it.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use tavana_domain::{FieldError, ValidationErrors};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such row, or not one the caller may see (the API answers both with 404).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or state rule held by the database refused the write.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Input that only the database could judge (a parent that does not exist, …).
+    #[error("invalid: {0}")]
+    Invalid(ValidationErrors),
+    /// The database cannot be reached or went away; retrying later may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a broken database. Logged, never shown to clients.
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl From<FieldError> for StoreError {
+    fn from(error: FieldError) -> Self {
+        StoreError::Invalid(error.into())
+    }
+}
+
+impl From<DieselError> for StoreError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::NotFound => StoreError::NotFound,
+            DieselError::DatabaseError(kind, info) => match kind {
+                DatabaseErrorKind::UniqueViolation => StoreError::Conflict(
+                    info.constraint_name()
+                        .map(|c| format!("unique constraint {c} violated"))
+                        .unwrap_or_else(|| info.message().to_owned()),
+                ),
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
+                    StoreError::Unavailable(info.message().to_owned())
+                }
+                _ => StoreError::Internal(format!("{kind:?}: {}", info.message())),
+            },
+            DieselError::BrokenTransactionManager => {
+                StoreError::Unavailable("transaction manager broken".to_owned())
+            }
+            other => StoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(error: r2d2::Error) -> Self {
+        // r2d2 only fails to hand out a connection when none could be made in time.
+        StoreError::Unavailable(error.to_string())
+    }
+}

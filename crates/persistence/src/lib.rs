@@ -1,0 +1,18 @@
+//! Tavana's storage: one diesel schema over PostgreSQL and SQLite, the connection pool, embedded
+//! migrations, and one repository module per resource. Each repository function is one use case in
+//! one transaction, and it is where the caller's access scope is enforced.
+
+pub mod areas;
+pub mod db;
+pub mod error;
+pub mod migrations;
+pub mod schema;
+
+pub use db::{Backend, Database, DbConnection, Pool, PoolOptions};
+pub use error::StoreError;
+
+/// The current UTC time as stored: microsecond precision, which both backends keep exactly.
+pub(crate) fn now() -> chrono::NaiveDateTime {
+    use chrono::SubsecRound;
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
+}
