@@ -118,9 +118,7 @@ fn init_logging(global: &GlobalArgs) {
             .with_current_span(true)
             .with_span_list(false)
             .init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }
 
@@ -138,9 +136,10 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<(), Failure> {
     for origin in &args.cors_origins {
         tavana_http::check_cors_origin(origin)?;
     }
-    let db = Database::open(&global.database_url, &pool_options(global)).map_err(|e| e.to_string())?;
-    let listener =
-        TcpListener::bind(&args.bind).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+    let db =
+        Database::open(&global.database_url, &pool_options(global)).map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(&args.bind)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let settings = tavana_http::Settings {
         cors_origins: args.cors_origins,
         body_limit: args.body_limit,

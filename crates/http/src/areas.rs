@@ -145,7 +145,11 @@ pub async fn list(
     let (items, more) =
         with_db(&state, move |conn| areas::list(conn, &filter, after, limit)).await?;
     let next_cursor = more
-        .then(|| items.last().map(|a| pagination::encode_cursor(&a.id.to_string())))
+        .then(|| {
+            items
+                .last()
+                .map(|a| pagination::encode_cursor(&a.id.to_string()))
+        })
         .flatten();
     Ok(web::Json(Page {
         items: items.into_iter().map(AreaResponse::from).collect(),

@@ -119,9 +119,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => {
                 Some("this resource does not support the request's method".to_owned())
             }
-            ApiError::Unavailable(_) => {
-                Some("the database is unavailable; retry later".to_owned())
-            }
+            ApiError::Unavailable(_) => Some("the database is unavailable; retry later".to_owned()),
             ApiError::Internal(_) => None,
             other => Some(other.to_string()),
         }
@@ -217,17 +215,20 @@ impl From<StoreError> for ApiError {
 /// is 422, an oversized body 413, a wrong content type 415.
 pub fn json_error(error: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api = match error {
-        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => {
             ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
         }
         JsonPayloadError::ContentType => {
             ApiError::UnsupportedMediaType("send the body as application/json".to_owned())
         }
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Validation(vec![ProblemField {
-            field: "body".to_owned(),
-            code: "invalid_type".to_owned(),
-            message: e.to_string(),
-        }]),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::Validation(vec![ProblemField {
+                field: "body".to_owned(),
+                code: "invalid_type".to_owned(),
+                message: e.to_string(),
+            }])
+        }
         JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
         JsonPayloadError::Payload(PayloadError::Overflow) => {
             ApiError::PayloadTooLarge("the body is too large".to_owned())
@@ -255,7 +256,10 @@ mod tests {
         let response = error.error_response();
         let status = response.status();
         let bytes = to_bytes(response.into_body()).await.expect("body");
-        (status, serde_json::from_slice(&bytes).expect("problem json"))
+        (
+            status,
+            serde_json::from_slice(&bytes).expect("problem json"),
+        )
     }
 
     #[actix_web::test]
@@ -269,7 +273,8 @@ mod tests {
 
     #[actix_web::test]
     async fn unavailable_hides_its_cause_and_asks_to_retry() {
-        let response = ApiError::Unavailable("connection refused to 10.0.0.5".into()).error_response();
+        let response =
+            ApiError::Unavailable("connection refused to 10.0.0.5".into()).error_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(response.headers().contains_key(header::RETRY_AFTER));
         let bytes = to_bytes(response.into_body()).await.expect("body");

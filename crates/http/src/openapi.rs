@@ -53,8 +53,14 @@ impl Modify for CommonResponses {
 fn add_common(operation: &mut Operation) {
     let common = [
         ("400", "Malformed request: bad JSON, query string or path"),
-        ("500", "Internal error; the answer holds only the request id"),
-        ("503", "The database is unavailable; retry after `Retry-After` seconds"),
+        (
+            "500",
+            "Internal error; the answer holds only the request id",
+        ),
+        (
+            "503",
+            "The database is unavailable; retry after `Retry-After` seconds",
+        ),
     ];
     for (status, description) in common {
         if operation.responses.responses.contains_key(status) {

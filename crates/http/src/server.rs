@@ -74,7 +74,11 @@ fn api() -> utoipa_actix_web::UtoipaApp<
     App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
-        .service(scope("/health").service(health::live).service(health::ready))
+        .service(
+            scope("/health")
+                .service(health::live)
+                .service(health::ready),
+        )
         .service(health::metrics)
         .service(scope("/api/v1").configure(areas::routes))
 }
@@ -135,7 +139,11 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
         let limit = settings.body_limit;
         app.app_data(state.clone())
             .app_data(metrics.clone())
-            .app_data(web::JsonConfig::default().limit(limit).error_handler(json_error))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(limit)
+                    .error_handler(json_error),
+            )
             .app_data(web::PayloadConfig::new(limit))
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))

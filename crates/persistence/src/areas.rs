@@ -28,7 +28,8 @@ impl TryFrom<AreaRow> for Area {
     type Error = StoreError;
 
     fn try_from(row: AreaRow) -> Result<Self, StoreError> {
-        let corrupt = |what: &str| StoreError::Internal(format!("areas row {}: bad {what}", row.id));
+        let corrupt =
+            |what: &str| StoreError::Internal(format!("areas row {}: bad {what}", row.id));
         Ok(Area {
             id: row.id.parse().map_err(|_| corrupt("id"))?,
             parent_id: row

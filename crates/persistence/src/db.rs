@@ -36,7 +36,9 @@ pub enum UrlError {
     UnknownScheme(String),
     #[error("database URL has no scheme: use postgres://… or sqlite://PATH")]
     NoScheme,
-    #[error("sqlite URL has no file path: use sqlite://PATH (in-memory databases are not supported)")]
+    #[error(
+        "sqlite URL has no file path: use sqlite://PATH (in-memory databases are not supported)"
+    )]
     NoSqlitePath,
 }
 

@@ -23,7 +23,8 @@ pub fn run_pending(conn: &mut DbConnection) -> Result<Vec<String>, MigrationErro
                 .run_pending_migrations(POSTGRES)
                 .map(|versions| versions.iter().map(ToString::to_string).collect());
             // Released on disconnect anyway; unlock explicitly so a pooled session cannot keep it.
-            let unlocked = pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"));
+            let unlocked =
+                pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"));
             let applied = result?;
             unlocked?;
             Ok(applied)

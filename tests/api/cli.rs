@@ -1,0 +1,96 @@
+//! The `tavana` binary: start-up failures are one clear line and a non-zero exit, never a panic.
+
+use std::process::Command;
+
+fn tavana(args: &[&str], database_url: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tavana"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("TAVANA_LOG", "off")
+        .output()
+        .expect("tavana runs")
+}
+
+fn one_line_error(output: &std::process::Output) -> String {
+    assert!(!output.status.success(), "exits non-zero");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("tavana: error: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn unreachable_postgres_is_a_one_line_error() {
+    // Port 1 on loopback: nothing listens there.
+    for command in [&["migrate"][..], &["serve", "--bind", "127.0.0.1:0"][..]] {
+        let output = tavana(command, "postgres://tavana:secret@127.0.0.1:1/tavana");
+        let stderr = one_line_error(&output);
+        assert!(
+            stderr.contains("cannot connect to the postgres database"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("secret"),
+            "the password is not printed: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn unknown_database_scheme_is_a_one_line_error() {
+    let stderr = one_line_error(&tavana(&["migrate"], "mysql://localhost/tavana"));
+    assert!(
+        stderr.contains("unsupported database URL scheme `mysql`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_cors_origin_is_a_one_line_error() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let output = tavana(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--cors-origins",
+            "app.example",
+        ],
+        &url,
+    );
+    let stderr = one_line_error(&output);
+    assert!(stderr.contains("CORS origin"), "{stderr}");
+}
+
+#[test]
+fn migrate_creates_the_sqlite_file_and_is_idempotent() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}/nested/data/tavana.db", dir.path().display());
+    let first = tavana(&["migrate"], &url);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied"));
+    assert!(dir.path().join("nested/data/tavana.db").is_file());
+    let second = tavana(&["migrate"], &url);
+    assert!(second.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout).trim(),
+        "database is up to date"
+    );
+}
+
+#[test]
+fn openapi_command_prints_the_spec_without_a_database() {
+    let output = tavana(&["openapi"], "postgres://nobody@127.0.0.1:1/none");
+    assert!(output.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        printed,
+        serde_json::to_value(tavana_http::openapi()).expect("json")
+    );
+}
