@@ -94,3 +94,87 @@ fn openapi_command_prints_the_spec_without_a_database() {
         serde_json::to_value(tavana_http::openapi()).expect("json")
     );
 }
+
+/// SIGTERM while a request is half sent: the request is still answered, then the process exits 0.
+#[test]
+fn sigterm_finishes_in_flight_requests() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tavana"))
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "1",
+        ])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/t.db", dir.path().display()),
+        )
+        .env("TAVANA_LOG_FORMAT", "text")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tavana starts");
+
+    // Wait until it listens.
+    let started = Instant::now();
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("server did not start: {e}"),
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+
+    let body = r#"{"level":"province","code":"KHR","name_fa":"خراسان","name_en":"Khorasan"}"#;
+    let head = format!(
+        "POST /api/v1/areas HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("head sent");
+    stream
+        .write_all(&body.as_bytes()[..10])
+        .expect("part of the body sent");
+    stream.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(300));
+
+    stream
+        .write_all(&body.as_bytes()[10..])
+        .expect("rest of the body sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+
+    let exit = child.wait().expect("exits");
+    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+    let stderr = child.stderr.take().expect("stderr");
+    let lines: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("Tavana stopped")),
+        "{lines:?}"
+    );
+}
