@@ -6,6 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tavana_domain::access::Role;
+use tavana_domain::id::AreaId;
+use tavana_domain::organisation::OrganisationKind;
+use tavana_http::auth::bootstrap::CliUser;
+use tavana_http::auth::handlers::LoginPolicy;
+use tavana_http::auth::jwt::TokenKeys;
+use tavana_persistence::audit::Verification;
+use tavana_persistence::db::Backend;
 use tavana_persistence::{Database, PoolOptions};
 use tracing_subscriber::EnvFilter;
 
@@ -75,6 +83,42 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) to standard output.
     Openapi,
+    /// Create a staff account (and its organisation, if new). Prints a generated password once.
+    CreateUser(CreateUserArgs),
+    /// Audit-log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of the audit log; report the first broken row and exit 1 if any.
+    Verify,
+}
+
+#[derive(Debug, Args)]
+struct CreateUserArgs {
+    #[arg(long)]
+    username: String,
+    /// Name shown in front ends (defaults to the username).
+    #[arg(long)]
+    display_name: Option<String>,
+    /// admin, programme_manager, facilitator, trainer, permit_officer, supporter, partner, auditor.
+    #[arg(long)]
+    role: String,
+    /// The organisation's name; created if no organisation has it.
+    #[arg(long, default_value = tavana_http::auth::bootstrap::LABOUR_OFFICE)]
+    organisation: String,
+    /// Kind of a new organisation: labour_office, facilitation_office, womens_affairs_bureau,
+    /// partner_agency, counselling_centre, training_provider, ministry.
+    #[arg(long, default_value = "labour_office")]
+    organisation_kind: String,
+    /// An area (id) an area-scoped role works in; repeat for several.
+    #[arg(long = "area")]
+    areas: Vec<String>,
+    /// The password; when absent a random one is generated and printed once.
+    #[arg(long, env = "TAVANA_NEW_USER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -99,6 +143,40 @@ struct ServeArgs {
     /// HTTP worker threads (default: one per CPU core).
     #[arg(long, env = "TAVANA_WORKERS")]
     workers: Option<usize>,
+
+    /// Key that signs access tokens (at least 32 bytes; every replica needs the same). Required
+    /// with PostgreSQL; on SQLite one is generated once and kept beside the database file.
+    #[arg(long, env = "TAVANA_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+
+    /// Seconds an access token is valid.
+    #[arg(long, env = "TAVANA_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    access_token_ttl: u64,
+
+    /// Seconds a refresh token is valid.
+    #[arg(long, env = "TAVANA_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
+    refresh_token_ttl: u64,
+
+    /// Failed logins for one username within the window before further attempts get 429.
+    #[arg(long, env = "TAVANA_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    login_max_failures: i64,
+
+    /// Failed logins from one address within the window before further attempts get 429.
+    #[arg(
+        long,
+        env = "TAVANA_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        default_value_t = 50
+    )]
+    login_max_failures_per_address: i64,
+
+    /// Seconds over which failed logins are counted.
+    #[arg(long, env = "TAVANA_LOGIN_WINDOW", default_value_t = 900)]
+    login_window: u64,
+
+    /// Password of the first administrator, created when the database has no users. When not set,
+    /// a random one is generated and printed once.
+    #[arg(long, env = "TAVANA_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
 }
 
 fn init_logging(global: &GlobalArgs) {
@@ -136,15 +214,42 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<(), Failure> {
     for origin in &args.cors_origins {
         tavana_http::check_cors_origin(origin)?;
     }
+    let signing_key = signing_key(&global.database_url, args.jwt_secret.as_deref())?;
     let db =
         Database::open(&global.database_url, &pool_options(global)).map_err(|e| e.to_string())?;
+    if let Some((user, password)) =
+        tavana_http::auth::bootstrap::ensure_admin(&db, args.admin_password.clone())?
+    {
+        tracing::info!(username = %user.username, "created the first administrator");
+        if let Some(password) = password {
+            // Shown once, on the console only; it is stored nowhere but as an argon2id hash.
+            println!(
+                "\nFirst administrator created.\n  username: {}\n  password: {password}\nChange it after logging in (PUT /api/v1/me/password).\n",
+                user.username
+            );
+        }
+    }
     let listener = TcpListener::bind(&args.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+    let tokens = TokenKeys::new(
+        &signing_key,
+        "tavana",
+        "tavana-api",
+        Duration::from_secs(args.access_token_ttl),
+    );
     let settings = tavana_http::Settings {
         cors_origins: args.cors_origins,
         body_limit: args.body_limit,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         workers: args.workers,
+        login: LoginPolicy {
+            refresh_ttl: Duration::from_secs(args.refresh_token_ttl),
+            window: Duration::from_secs(args.login_window),
+            max_failures_per_username: args.login_max_failures,
+            max_failures_per_address: args.login_max_failures_per_address,
+            ..LoginPolicy::default()
+        },
+        ..tavana_http::Settings::new(tokens)
     };
     let address = listener
         .local_addr()
@@ -163,6 +268,81 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("Tavana stopped");
     Ok(())
+}
+
+/// The token-signing key: configured, or on SQLite kept (and first made) beside the database.
+fn signing_key(database_url: &str, configured: Option<&str>) -> Result<Vec<u8>, Failure> {
+    if let Some(secret) = configured {
+        return tavana_http::auth::keys::from_config(secret)
+            .map_err(|e| format!("TAVANA_JWT_SECRET: {e}"));
+    }
+    match Backend::from_url(database_url).map_err(|e| e.to_string())? {
+        Backend::Sqlite(path) => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            tavana_http::auth::keys::load_or_create(&dir.join("jwt-signing.key")).map_err(|e| e.to_string())
+        }
+        Backend::Postgres(_) => Err(
+            "set TAVANA_JWT_SECRET (at least 32 bytes) when running on PostgreSQL: every replica must sign with the same key"
+                .to_owned(),
+        ),
+    }
+}
+
+fn create_user(global: &GlobalArgs, args: CreateUserArgs) -> Result<(), Failure> {
+    let role: Role = args
+        .role
+        .parse()
+        .map_err(|e: tavana_domain::access::UnknownName| e.to_string())?;
+    let organisation_kind: OrganisationKind = args
+        .organisation_kind
+        .parse()
+        .map_err(|e: tavana_domain::access::UnknownName| e.to_string())?;
+    let areas = args
+        .areas
+        .iter()
+        .map(|a| {
+            a.parse::<AreaId>()
+                .map_err(|_| format!("--area {a} is not an area id"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let db =
+        Database::open(&global.database_url, &pool_options(global)).map_err(|e| e.to_string())?;
+    let (user, password) = tavana_http::auth::bootstrap::create_user(
+        &db,
+        CliUser {
+            display_name: args.display_name.unwrap_or_else(|| args.username.clone()),
+            username: args.username,
+            role,
+            organisation: args.organisation,
+            organisation_kind,
+            areas,
+            password: args.password,
+        },
+    )?;
+    println!(
+        "created {} ({}) with id {}",
+        user.username, user.role, user.id
+    );
+    if let Some(password) = password {
+        println!("password: {password}");
+    }
+    Ok(())
+}
+
+fn audit_verify(global: &GlobalArgs) -> Result<(), Failure> {
+    let db =
+        Database::open(&global.database_url, &pool_options(global)).map_err(|e| e.to_string())?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    match tavana_persistence::audit::verify(&mut conn).map_err(|e| e.to_string())? {
+        Verification::Intact { rows } => {
+            println!("audit chain intact: {rows} rows");
+            Ok(())
+        }
+        Verification::Broken { seq, reason } => {
+            Err(format!("audit chain broken at row {seq}: {reason}"))
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -185,6 +365,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
             Ok(())
+        }
+        Some(Command::CreateUser(args)) => {
+            init_logging(&cli.global);
+            create_user(&cli.global, args)
+        }
+        Some(Command::Audit(AuditCommand::Verify)) => {
+            init_logging(&cli.global);
+            audit_verify(&cli.global)
         }
         Some(Command::Serve(args)) => {
             init_logging(&cli.global);

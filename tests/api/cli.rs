@@ -6,6 +6,10 @@ fn tavana(args: &[&str], database_url: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tavana"))
         .args(args)
         .env("DATABASE_URL", database_url)
+        .env(
+            "TAVANA_JWT_SECRET",
+            "cli-test-signing-key-of-32-bytes-or-more",
+        )
         .env("TAVANA_LOG", "off")
         .output()
         .expect("tavana runs")
@@ -35,6 +39,19 @@ fn unreachable_postgres_is_a_one_line_error() {
             "the password is not printed: {stderr}"
         );
     }
+}
+
+#[test]
+fn postgres_without_a_signing_key_is_a_one_line_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tavana"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("DATABASE_URL", "postgres://tavana@127.0.0.1:1/tavana")
+        .env_remove("TAVANA_JWT_SECRET")
+        .env("TAVANA_LOG", "off")
+        .output()
+        .expect("tavana runs");
+    let stderr = one_line_error(&output);
+    assert!(stderr.contains("TAVANA_JWT_SECRET"), "{stderr}");
 }
 
 #[test]
@@ -121,6 +138,7 @@ fn sigterm_finishes_in_flight_requests() {
             format!("sqlite://{}/t.db", dir.path().display()),
         )
         .env("TAVANA_LOG_FORMAT", "text")
+        .env("TAVANA_ADMIN_PASSWORD", "sigterm-admin-password")
         .stderr(Stdio::piped())
         .spawn()
         .expect("tavana starts");
@@ -140,9 +158,10 @@ fn sigterm_finishes_in_flight_requests() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
 
-    let body = r#"{"level":"province","code":"KHR","name_fa":"خراسان","name_en":"Khorasan"}"#;
+    let body =
+        r#"{"grant_type":"password","username":"admin","password":"sigterm-admin-password"}"#;
     let head = format!(
-        "POST /api/v1/areas HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST /api/v1/auth/token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).expect("head sent");
@@ -164,7 +183,8 @@ fn sigterm_finishes_in_flight_requests() {
         .expect("rest of the body sent");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response read");
-    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("access_token"), "{response}");
 
     let exit = child.wait().expect("exits");
     assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");

@@ -23,6 +23,7 @@ async fn malformed_json_is_400(app: TestApp) {
     let response = app
         .client
         .post(app.url("/api/v1/areas"))
+        .bearer_auth(&app.admin_token)
         .header("content-type", "application/json")
         .body(r#"{"level": "province", "code": "#)
         .send()
@@ -57,6 +58,7 @@ async fn missing_content_type_is_415(app: TestApp) {
     let response = app
         .client
         .post(app.url("/api/v1/areas"))
+        .bearer_auth(&app.admin_token)
         .body("{}")
         .send()
         .await
@@ -74,6 +76,7 @@ async fn wrong_method_is_405(app: TestApp) {
     let response = app
         .client
         .delete(app.url("/api/v1/areas"))
+        .bearer_auth(&app.admin_token)
         .send()
         .await
         .expect("sent");
@@ -82,6 +85,7 @@ async fn wrong_method_is_405(app: TestApp) {
     let response = app
         .client
         .put(app.url("/health/live"))
+        .bearer_auth(&app.admin_token)
         .send()
         .await
         .expect("sent");
@@ -156,6 +160,7 @@ async fn request_id_is_echoed_or_generated(app: TestApp) {
     let response = app
         .client
         .get(app.url("/health/live"))
+        .bearer_auth(&app.admin_token)
         .header("x-request-id", "import-batch-42")
         .send()
         .await
@@ -173,6 +178,7 @@ async fn request_id_is_echoed_or_generated(app: TestApp) {
     let response = app
         .client
         .get(app.url("/api/v1/nowhere"))
+        .bearer_auth(&app.admin_token)
         .header("x-request-id", "a b\"c")
         .send()
         .await

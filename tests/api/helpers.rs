@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
+use tavana_domain::access::Role;
+use tavana_domain::id::{AreaId, OrganisationId, UserId};
+use tavana_domain::organisation::{OrganisationKind, User};
+use tavana_http::auth::bootstrap::{CliUser, create_user};
+use tavana_http::auth::jwt::TokenKeys;
 use tavana_persistence::{Database, PoolOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,10 @@ macro_rules! backend_tests {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    pub db: Database,
+    pub keys: TokenKeys,
+    /// A token of an administrator (not a stored user): `get` and `post_json` send it.
+    pub admin_token: String,
     handle: actix_web::dev::ServerHandle,
     cleanup: Cleanup,
 }
@@ -80,6 +89,7 @@ impl TestApp {
                 )
             }
         };
+        let keys = settings.tokens.clone();
         let db = tokio::task::spawn_blocking(move || {
             Database::open(&database_url, &test_pool_options())
         })
@@ -91,7 +101,11 @@ impl TestApp {
         let server = tavana_http::build(db.clone(), settings, listener).expect("server builds");
         let handle = server.handle();
         tokio::spawn(server);
+        let admin_token = mint(&keys, Role::Admin, &[]);
         Some(TestApp {
+            db,
+            keys,
+            admin_token,
             address,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -106,18 +120,57 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// GET as an administrator.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
+            .bearer_auth(&self.admin_token)
             .send()
             .await
             .expect("request is sent")
     }
 
+    /// POST JSON as an administrator.
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
+            .bearer_auth(&self.admin_token)
             .json(body)
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    /// A stored user with this role and password, in a new organisation.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        role: Role,
+        password: &str,
+        areas: Vec<AreaId>,
+    ) -> User {
+        let db = self.db.clone();
+        let new = CliUser {
+            username: username.to_owned(),
+            display_name: format!("User {username}"),
+            role,
+            organisation: format!("Organisation of {username}"),
+            organisation_kind: OrganisationKind::LabourOffice,
+            areas,
+            password: Some(password.to_owned()),
+        };
+        tokio::task::spawn_blocking(move || create_user(&db, new))
+            .await
+            .expect("joined")
+            .expect("user created")
+            .0
+    }
+
+    /// Logs in with the password grant; returns the token response.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/auth/token"))
+            .json(&serde_json::json!({"grant_type": "password", "username": username, "password": password}))
             .send()
             .await
             .expect("request is sent")
@@ -160,12 +213,31 @@ impl Drop for TestApp {
     }
 }
 
+pub const TEST_KEY: &[u8] = b"test-signing-key-of-at-least-32-bytes!!";
+
+pub fn test_keys() -> TokenKeys {
+    TokenKeys::new(TEST_KEY, "tavana", "tavana-api", Duration::from_secs(900))
+}
+
 pub fn test_settings() -> tavana_http::Settings {
     tavana_http::Settings {
         workers: Some(1),
         shutdown_timeout: Duration::from_secs(1),
-        ..tavana_http::Settings::default()
+        ..tavana_http::Settings::new(test_keys())
     }
+}
+
+/// An access token for a made-up user with `role`, signed with the test key.
+pub fn mint(keys: &TokenKeys, role: Role, areas: &[AreaId]) -> String {
+    keys.issue(
+        UserId::generate().to_string(),
+        Some(role.as_str().to_owned()),
+        OrganisationId::generate().to_string(),
+        None,
+        areas.iter().map(ToString::to_string).collect(),
+        Duration::from_secs(900),
+    )
+    .expect("token signs")
 }
 
 pub fn test_pool_options() -> PoolOptions {

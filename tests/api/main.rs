@@ -2,7 +2,9 @@
 
 mod helpers;
 
+mod access;
 mod areas;
+mod auth;
 mod cli;
 mod errors;
 mod migrations;

@@ -120,6 +120,7 @@ async fn cors_allows_configured_origins_only() {
     let response = app
         .client
         .request(reqwest::Method::OPTIONS, app.url("/api/v1/areas"))
+        .bearer_auth(&app.admin_token)
         .header("origin", "https://app.tavana.example")
         .header("access-control-request-method", "POST")
         .header(
@@ -138,6 +139,7 @@ async fn cors_allows_configured_origins_only() {
     let response = app
         .client
         .get(app.url("/api/v1/areas"))
+        .bearer_auth(&app.admin_token)
         .header("origin", "https://app.tavana.example")
         .send()
         .await
@@ -152,6 +154,7 @@ async fn cors_allows_configured_origins_only() {
     let response = app
         .client
         .get(app.url("/api/v1/areas"))
+        .bearer_auth(&app.admin_token)
         .header("origin", "https://evil.example")
         .send()
         .await
@@ -165,6 +168,7 @@ async fn cors_allows_configured_origins_only() {
     let response = app
         .client
         .request(reqwest::Method::OPTIONS, app.url("/api/v1/areas"))
+        .bearer_auth(&app.admin_token)
         .header("origin", "https://evil.example")
         .header("access-control-request-method", "POST")
         .send()
@@ -184,6 +188,7 @@ async fn without_configured_origins_no_cors_headers_are_sent() {
     let response = app
         .client
         .get(app.url("/api/v1/areas"))
+        .bearer_auth(&app.admin_token)
         .header("origin", "https://elsewhere.example")
         .send()
         .await

@@ -51,6 +51,18 @@ id_type!(
     /// Identifies a row of `areas`.
     AreaId
 );
+id_type!(
+    /// Identifies a row of `organisations`.
+    OrganisationId
+);
+id_type!(
+    /// Identifies a row of `users`.
+    UserId
+);
+id_type!(
+    /// Identifies a row of `api_clients` (not its public `client_id`).
+    ApiClientId
+);
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,10 @@
 //! Parse, don't validate: values that cross the API boundary become types here (`AreaCode`,
 //! `AreaLevel`, …) and the rest of the service works only with those.
 
+pub mod access;
 pub mod area;
 pub mod error;
 pub mod id;
+pub mod organisation;
 
 pub use error::{FieldError, ValidationErrors};

@@ -10,6 +10,7 @@ use tavana_persistence::areas::{self, AreaFilter};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::auth::{Auth, perm};
 use crate::error::{ApiError, Problem};
 use crate::pagination::{self, Page};
 use crate::{AppState, with_db};
@@ -121,6 +122,7 @@ fn etag(version: i64) -> header::ETag {
 /// List areas, oldest first.
 #[utoipa::path(
     tag = "areas",
+    security(("bearer" = [])),
     params(ListAreasQuery),
     responses(
         (status = 200, description = "One page of areas", body = Page<AreaResponse>),
@@ -128,6 +130,7 @@ fn etag(version: i64) -> header::ETag {
 )]
 #[get("/areas")]
 pub async fn list(
+    _auth: Auth<perm::AreaRead>,
     state: web::Data<AppState>,
     query: web::Query<ListAreasQuery>,
 ) -> Result<web::Json<Page<AreaResponse>>, ApiError> {
@@ -160,6 +163,7 @@ pub async fn list(
 /// Read one area.
 #[utoipa::path(
     tag = "areas",
+    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The area's id")),
     responses(
         (status = 200, description = "The area; `ETag` carries its version", body = AreaResponse),
@@ -168,6 +172,7 @@ pub async fn list(
 )]
 #[get("/areas/{id}")]
 pub async fn read(
+    _auth: Auth<perm::AreaRead>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -181,6 +186,7 @@ pub async fn read(
 /// Create an area under an existing parent one level up.
 #[utoipa::path(
     tag = "areas",
+    security(("bearer" = [])),
     request_body = CreateAreaRequest,
     responses(
         (status = 201, description = "Created; `Location` points to it", body = AreaResponse),
@@ -191,6 +197,7 @@ pub async fn read(
 )]
 #[post("/areas")]
 pub async fn create(
+    auth: Auth<perm::AreaWrite>,
     state: web::Data<AppState>,
     body: web::Json<CreateAreaRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -202,7 +209,8 @@ pub async fn create(
         &body.name_fa,
         &body.name_en,
     )?;
-    let area = with_db(&state, move |conn| areas::create(conn, new)).await?;
+    let context = auth.audit();
+    let area = with_db(&state, move |conn| areas::create(conn, &context, new)).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/areas/{}", area.id)))
         .insert_header(etag(area.version))

@@ -71,6 +71,18 @@ pub enum ApiError {
     /// Well-formed but invalid input.
     #[error("the request has invalid fields")]
     Validation(Vec<ProblemField>),
+    /// No valid credentials. Answered with `WWW-Authenticate: Bearer`.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but the caller's role or scopes do not allow the action.
+    #[error("{0}")]
+    Forbidden(String),
+    /// `If-Match` names a version that is no longer current.
+    #[error("the resource changed: it is now at version {0}")]
+    PreconditionFailed(i64),
+    /// Too many attempts; retry after the given number of seconds.
+    #[error("too many attempts; retry in {0} seconds")]
+    TooManyRequests(u64),
     /// No such resource, or one outside the caller's scope.
     #[error("not found")]
     NotFound,
@@ -99,6 +111,10 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad-request",
             ApiError::Validation(_) => "validation",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::PreconditionFailed(_) => "precondition-failed",
+            ApiError::TooManyRequests(_) => "too-many-requests",
             ApiError::NotFound => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
@@ -155,6 +171,10 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -183,7 +203,22 @@ impl ResponseError for ApiError {
                 })
                 .collect();
         }
-        problem_response(status, &body)
+        let mut response = problem_response(status, &body);
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"tavana\""),
+                );
+            }
+            ApiError::TooManyRequests(seconds) => {
+                if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -204,6 +239,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::VersionMismatch { current } => ApiError::PreconditionFailed(current),
             StoreError::Invalid(errors) => errors.into(),
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             StoreError::Internal(cause) => ApiError::Internal(cause),

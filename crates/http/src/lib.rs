@@ -2,14 +2,19 @@
 //! OpenAPI document. Handlers are thin: extract → authorise → call persistence inside
 //! `web::block` → map to a response DTO.
 
+pub mod api_clients;
 pub mod areas;
+pub mod audit;
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod organisations;
 pub mod pagination;
 pub mod server;
+pub mod users;
 
 use actix_web::web;
 use tavana_persistence::{Database, DbConnection, StoreError};
@@ -20,6 +25,9 @@ pub use server::{Settings, build, check_cors_origin, openapi};
 /// What every handler shares.
 pub struct AppState {
     pub db: Database,
+    /// Signs and checks access tokens.
+    pub tokens: auth::jwt::TokenKeys,
+    pub login: auth::handlers::LoginPolicy,
 }
 
 /// Runs `work` with a pooled connection on the blocking thread pool, so that database I/O never

@@ -2,6 +2,7 @@
 //! they are registered (utoipa-actix-web), so the document cannot drift from the routes.
 
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -20,12 +21,39 @@ parameters are refused with 400.",
         license(name = "AGPL-3.0-or-later", identifier = "AGPL-3.0-or-later"),
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField)),
+    modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health probes and metrics"),
+        (name = "auth", description = "Access tokens for staff (password grant) and API clients (client credentials)"),
         (name = "areas", description = "Province → city → district → neighbourhood"),
+        (name = "organisations", description = "Organisations taking part in the programme"),
+        (name = "users", description = "Staff accounts (administrators)"),
+        (name = "api-clients", description = "Machine credentials for partner agencies and scripts (administrators)"),
+        (name = "audit", description = "The hash-chained audit log (auditors, administrators)"),
     ),
 )]
 pub struct ApiDoc;
+
+/// Declares the bearer-token scheme that protected operations name in their `security`.
+pub struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from POST /api/v1/auth/token, sent as `Authorization: Bearer <token>`.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// Adds the answers every operation can give to each operation that does not document them
 /// itself: 400 for a malformed request, 500, and 503 when the database is unavailable.
@@ -51,7 +79,8 @@ impl Modify for CommonResponses {
 }
 
 fn add_common(operation: &mut Operation) {
-    let common = [
+    let protected = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    let mut common = vec![
         ("400", "Malformed request: bad JSON, query string or path"),
         (
             "500",
@@ -62,6 +91,16 @@ fn add_common(operation: &mut Operation) {
             "The database is unavailable; retry after `Retry-After` seconds",
         ),
     ];
+    if protected {
+        common.push((
+            "401",
+            "No valid access token: missing, malformed, expired or signed by another key",
+        ));
+        common.push((
+            "403",
+            "The caller's role or scopes do not allow this operation",
+        ));
+    }
     for (status, description) in common {
         if operation.responses.responses.contains_key(status) {
             continue;

@@ -34,6 +34,15 @@ pub fn encode_cursor(key: &str) -> String {
     URL_SAFE_NO_PAD.encode(key)
 }
 
+/// The cursor of the page after this one, when there is one.
+pub fn next_cursor(more: bool, last_key: Option<String>) -> Option<String> {
+    if more {
+        last_key.map(|key| encode_cursor(&key))
+    } else {
+        None
+    }
+}
+
 pub fn decode_cursor<K: std::str::FromStr>(cursor: &str) -> Result<K, ApiError> {
     URL_SAFE_NO_PAD
         .decode(cursor)

@@ -14,11 +14,13 @@ use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::{AppExt, scope};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::handlers::LoginPolicy;
+use crate::auth::jwt::TokenKeys;
 use crate::error::{ApiError, json_error, path_error, query_error};
 use crate::metrics::Metrics;
 use crate::observe::{REQUEST_ID_HEADER, observe};
 use crate::openapi::{ApiDoc, CommonResponses};
-use crate::{AppState, areas, health};
+use crate::{AppState, api_clients, areas, audit, auth, health, organisations, users};
 
 /// How the HTTP side is configured.
 #[derive(Debug, Clone)]
@@ -31,15 +33,22 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Worker threads; `None` means one per core.
     pub workers: Option<usize>,
+    /// Access-token keys and lifetime.
+    pub tokens: TokenKeys,
+    /// Refresh-token lifetime and login throttling.
+    pub login: LoginPolicy,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
+impl Settings {
+    /// Defaults for everything but the token keys.
+    pub fn new(tokens: TokenKeys) -> Self {
         Self {
             cors_origins: Vec::new(),
             body_limit: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             workers: None,
+            tokens,
+            login: LoginPolicy::default(),
         }
     }
 }
@@ -80,7 +89,15 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .service(health::ready),
         )
         .service(health::metrics)
-        .service(scope("/api/v1").configure(areas::routes))
+        .service(
+            scope("/api/v1")
+                .configure(auth::handlers::routes)
+                .configure(areas::routes)
+                .configure(organisations::routes)
+                .configure(users::routes)
+                .configure(api_clients::routes)
+                .configure(audit::routes),
+        )
 }
 
 /// The OpenAPI document of the service, as served at `/api-docs/openapi.json`.
@@ -129,7 +146,11 @@ fn cors(origins: &[String]) -> Cors {
 
 /// Builds the server on `listener`. Migrations have run already (see [`Database::open`]).
 pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io::Result<Server> {
-    let state = web::Data::new(AppState { db });
+    let state = web::Data::new(AppState {
+        db,
+        tokens: settings.tokens.clone(),
+        login: settings.login.clone(),
+    });
     let metrics = web::Data::new(Metrics::new());
     let shutdown_timeout = settings.shutdown_timeout.as_secs();
     let workers = settings.workers;

@@ -6,9 +6,11 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use tavana_domain::area::{Area, AreaLevel, NewArea, check_parent};
 use tavana_domain::id::AreaId;
 
+use crate::audit::{self, AuditContext, Event};
 use crate::db::DbConnection;
 use crate::error::StoreError;
 use crate::schema::areas;
+use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = areas)]
@@ -57,8 +59,12 @@ pub struct AreaFilter {
 }
 
 /// Creates an area under an existing parent of the right level.
-pub fn create(conn: &mut DbConnection, new: NewArea) -> Result<Area, StoreError> {
-    conn.transaction(|conn| {
+pub fn create(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    new: NewArea,
+) -> Result<Area, StoreError> {
+    write_transaction(conn, |conn| {
         if let Some(parent_id) = new.parent_id {
             let parent_level: Option<String> = areas::table
                 .find(parent_id.to_string())
@@ -97,7 +103,26 @@ pub fn create(conn: &mut DbConnection, new: NewArea) -> Result<Area, StoreError>
                 }
                 other => other.into(),
             })?;
-        inserted.try_into()
+        let area = Area::try_from(inserted)?;
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "area.create",
+                entity: "area",
+                entity_id: Some(area.id.to_string()),
+                before: None,
+                after: Some(serde_json::json!({
+                    "id": area.id.to_string(),
+                    "parent_id": area.parent_id.map(|p| p.to_string()),
+                    "level": area.level.as_str(),
+                    "code": area.code,
+                    "name_fa": area.name_fa,
+                    "name_en": area.name_en,
+                })),
+            },
+        )?;
+        Ok(area)
     })
 }
 

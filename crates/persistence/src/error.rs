@@ -11,6 +11,9 @@ pub enum StoreError {
     /// A uniqueness or state rule held by the database refused the write.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The caller's `If-Match` version is not the current one: someone else changed the row.
+    #[error("version mismatch: the row is at version {current}")]
+    VersionMismatch { current: i64 },
     /// Input that only the database could judge (a parent that does not exist, …).
     #[error("invalid: {0}")]
     Invalid(ValidationErrors),

@@ -2,14 +2,22 @@
 //! migrations, and one repository module per resource. Each repository function is one use case in
 //! one transaction, and it is where the caller's access scope is enforced.
 
+pub mod api_clients;
 pub mod areas;
+pub mod audit;
 pub mod db;
 pub mod error;
 pub mod migrations;
+pub mod organisations;
 pub mod schema;
+pub mod tokens;
+pub mod tx;
+pub mod users;
 
+pub use audit::{Actor, AuditContext};
 pub use db::{Backend, Database, DbConnection, Pool, PoolOptions};
 pub use error::StoreError;
+pub use tx::write_transaction;
 
 /// The current UTC time as stored: microsecond precision, which both backends keep exactly.
 pub(crate) fn now() -> chrono::NaiveDateTime {

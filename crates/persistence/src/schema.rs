@@ -14,3 +14,108 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    organisations (id) {
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        organisation_id -> Text,
+        active -> Bool,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_areas (user_id, area_id) {
+        user_id -> Text,
+        area_id -> Text,
+    }
+}
+
+diesel::table! {
+    api_clients (id) {
+        id -> Text,
+        client_id -> Text,
+        name -> Text,
+        secret_hash -> Text,
+        scopes -> Text,
+        organisation_id -> Text,
+        expires_on -> Date,
+        active -> Bool,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        token_hash -> Text,
+        family_id -> Text,
+        user_id -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_failures (id) {
+        id -> Text,
+        username -> Text,
+        address -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        at -> Timestamp,
+        actor_kind -> Text,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        entity -> Text,
+        entity_id -> Nullable<Text>,
+        before_json -> Nullable<Text>,
+        after_json -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::joinable!(users -> organisations (organisation_id));
+diesel::joinable!(user_areas -> users (user_id));
+diesel::joinable!(user_areas -> areas (area_id));
+diesel::joinable!(api_clients -> organisations (organisation_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    areas,
+    organisations,
+    users,
+    user_areas,
+    api_clients,
+    refresh_tokens,
+    login_failures,
+    audit_log,
+);

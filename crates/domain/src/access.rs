@@ -1,0 +1,273 @@
+//! Who may do what: roles, API-client scopes, and the role × action matrix, kept as data.
+//!
+//! Every handler names one [`Action`]; the http crate's guard checks it against [`MATRIX`] (for
+//! users) or [`Action::client_scope`] (for API clients). Data scope (which neighbourhoods) is
+//! enforced separately, inside the persistence queries.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A staff member's role (DESIGN.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Admin,
+    ProgrammeManager,
+    Facilitator,
+    Trainer,
+    PermitOfficer,
+    Supporter,
+    Partner,
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 8] = [
+        Role::Admin,
+        Role::ProgrammeManager,
+        Role::Facilitator,
+        Role::Trainer,
+        Role::PermitOfficer,
+        Role::Supporter,
+        Role::Partner,
+        Role::Auditor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::ProgrammeManager => "programme_manager",
+            Role::Facilitator => "facilitator",
+            Role::Trainer => "trainer",
+            Role::PermitOfficer => "permit_officer",
+            Role::Supporter => "supporter",
+            Role::Partner => "partner",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// Roles whose data access is limited to the neighbourhoods assigned to the user.
+    pub fn is_area_scoped(self) -> bool {
+        matches!(self, Role::Facilitator | Role::Trainer | Role::Supporter)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownName {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+impl FromStr for Role {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "role",
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// What an API client (a partner's or a script's machine) was granted, OAuth-style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClientScope {
+    RegistryRead,
+    RegistryWrite,
+    ImportsWrite,
+    ReportsRead,
+}
+
+impl ClientScope {
+    pub const ALL: [ClientScope; 4] = [
+        ClientScope::RegistryRead,
+        ClientScope::RegistryWrite,
+        ClientScope::ImportsWrite,
+        ClientScope::ReportsRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientScope::RegistryRead => "registry:read",
+            ClientScope::RegistryWrite => "registry:write",
+            ClientScope::ImportsWrite => "imports:write",
+            ClientScope::ReportsRead => "reports:read",
+        }
+    }
+}
+
+impl fmt::Display for ClientScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ClientScope {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ClientScope::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                kind: "scope",
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// Every protected operation of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    AreaRead,
+    AreaWrite,
+    OrganisationRead,
+    OrganisationWrite,
+    UserRead,
+    UserWrite,
+    ApiClientManage,
+    AuditRead,
+}
+
+impl Action {
+    pub const ALL: [Action; 8] = [
+        Action::AreaRead,
+        Action::AreaWrite,
+        Action::OrganisationRead,
+        Action::OrganisationWrite,
+        Action::UserRead,
+        Action::UserWrite,
+        Action::ApiClientManage,
+        Action::AuditRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::AreaRead => "area:read",
+            Action::AreaWrite => "area:write",
+            Action::OrganisationRead => "organisation:read",
+            Action::OrganisationWrite => "organisation:write",
+            Action::UserRead => "user:read",
+            Action::UserWrite => "user:write",
+            Action::ApiClientManage => "api_client:manage",
+            Action::AuditRead => "audit:read",
+        }
+    }
+
+    /// The scope an API client needs for this action; `None` when no client may do it.
+    pub fn client_scope(self) -> Option<ClientScope> {
+        match self {
+            Action::AreaRead | Action::OrganisationRead => Some(ClientScope::RegistryRead),
+            Action::AreaWrite
+            | Action::OrganisationWrite
+            | Action::UserRead
+            | Action::UserWrite
+            | Action::ApiClientManage
+            | Action::AuditRead => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+use Role::*;
+
+/// All staff roles: reference data everybody working in the programme needs.
+const STAFF: &[Role] = &[
+    Admin,
+    ProgrammeManager,
+    Facilitator,
+    Trainer,
+    PermitOfficer,
+    Supporter,
+    Partner,
+    Auditor,
+];
+
+/// The role × action matrix. One row per action; a role not listed is refused (403).
+pub const MATRIX: &[(Action, &[Role])] = &[
+    (Action::AreaRead, STAFF),
+    (Action::AreaWrite, &[Admin, ProgrammeManager]),
+    (Action::OrganisationRead, STAFF),
+    (Action::OrganisationWrite, &[Admin]),
+    (Action::UserRead, &[Admin, Auditor]),
+    (Action::UserWrite, &[Admin]),
+    (Action::ApiClientManage, &[Admin]),
+    (Action::AuditRead, &[Admin, Auditor]),
+];
+
+/// Whether a user with `role` may perform `action`.
+pub fn role_allows(role: Role, action: Action) -> bool {
+    MATRIX
+        .iter()
+        .find(|(a, _)| *a == action)
+        .is_some_and(|(_, roles)| roles.contains(&role))
+}
+
+/// Whether an API client holding `scopes` may perform `action`.
+pub fn scopes_allow(scopes: &[ClientScope], action: Action) -> bool {
+    action.client_scope().is_some_and(|s| scopes.contains(&s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_exactly_one_row() {
+        for action in Action::ALL {
+            let rows = MATRIX.iter().filter(|(a, _)| *a == action).count();
+            assert_eq!(rows, 1, "{action} must have one row in MATRIX");
+        }
+        assert_eq!(MATRIX.len(), Action::ALL.len());
+    }
+
+    #[test]
+    fn admin_manages_identity_and_others_do_not() {
+        assert!(role_allows(Admin, Action::UserWrite));
+        for role in Role::ALL.into_iter().filter(|r| *r != Admin) {
+            assert!(!role_allows(role, Action::UserWrite), "{role}");
+            assert!(!role_allows(role, Action::ApiClientManage), "{role}");
+        }
+    }
+
+    #[test]
+    fn auditors_read_the_audit_log_but_facilitators_do_not() {
+        assert!(role_allows(Auditor, Action::AuditRead));
+        assert!(!role_allows(Facilitator, Action::AuditRead));
+    }
+
+    #[test]
+    fn clients_need_the_matching_scope() {
+        assert!(scopes_allow(&[ClientScope::RegistryRead], Action::AreaRead));
+        assert!(!scopes_allow(
+            &[ClientScope::ImportsWrite],
+            Action::AreaRead
+        ));
+        assert!(!scopes_allow(&ClientScope::ALL, Action::UserWrite));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        for scope in ClientScope::ALL {
+            assert_eq!(scope.as_str().parse::<ClientScope>(), Ok(scope));
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! Authentication (who is calling) and authorisation (may they do this).
+//!
+//! Every protected handler takes an [`Auth<P>`] as its first argument, where `P` names the
+//! [`Action`] from the domain's role × action matrix. The check runs before the body is read, so
+//! a caller who may not act gets 403 whatever they sent.
+
+pub mod bootstrap;
+pub mod handlers;
+pub mod jwt;
+pub mod keys;
+pub mod password;
+
+use std::future::{Ready, ready};
+use std::marker::PhantomData;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use tavana_domain::access::{Action, ClientScope, Role, role_allows, scopes_allow};
+use tavana_domain::id::{AreaId, OrganisationId, UserId};
+use tavana_persistence::{Actor, AuditContext};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::observe::RequestId;
+
+/// Who is calling, from a verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User {
+        id: UserId,
+        role: Role,
+        organisation_id: OrganisationId,
+        /// Empty for roles that are not area-scoped.
+        areas: Vec<AreaId>,
+    },
+    Client {
+        client_id: String,
+        organisation_id: OrganisationId,
+        scopes: Vec<ClientScope>,
+    },
+}
+
+/// The authenticated caller of this request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub request_id: Option<String>,
+}
+
+impl Caller {
+    pub fn may(&self, action: Action) -> bool {
+        match &self.principal {
+            Principal::User { role, .. } => role_allows(*role, action),
+            Principal::Client { scopes, .. } => scopes_allow(scopes, action),
+        }
+    }
+
+    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        if self.may(action) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("the caller may not {action}")))
+        }
+    }
+
+    /// The audit context of writes made for this caller.
+    pub fn audit(&self) -> AuditContext {
+        AuditContext {
+            actor: match &self.principal {
+                Principal::User { id, .. } => Actor::User(id.to_string()),
+                Principal::Client { client_id, .. } => Actor::Client(client_id.clone()),
+            },
+            request_id: self.request_id.clone(),
+        }
+    }
+
+    pub fn user_id(&self) -> Option<UserId> {
+        match &self.principal {
+            Principal::User { id, .. } => Some(*id),
+            Principal::Client { .. } => None,
+        }
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("application state missing"))?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::Unauthorized("send an access token: Authorization: Bearer …".to_owned())
+    })?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned())
+        })?;
+    let claims = state.tokens.verify(token).map_err(|e| {
+        tracing::debug!(error = %e, "access token refused");
+        ApiError::Unauthorized("the access token is invalid or expired".to_owned())
+    })?;
+    let bad = || ApiError::Unauthorized("the access token is invalid or expired".to_owned());
+    let organisation_id: OrganisationId = claims.org.parse().map_err(|_| bad())?;
+    let principal = match claims.role {
+        Some(role) => Principal::User {
+            id: claims.sub.parse().map_err(|_| bad())?,
+            role: role.parse().map_err(|_| bad())?,
+            organisation_id,
+            areas: claims
+                .areas
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad())?,
+        },
+        None => Principal::Client {
+            client_id: claims.sub,
+            organisation_id,
+            scopes: claims
+                .scope
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad())?,
+        },
+    };
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    Ok(Caller {
+        principal,
+        request_id,
+    })
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+/// A permission: names the action a handler performs.
+pub trait Permission {
+    const ACTION: Action;
+}
+
+/// An authenticated caller allowed to perform `P::ACTION`.
+#[derive(Debug, Clone)]
+pub struct Auth<P: Permission> {
+    pub caller: Caller,
+    _permission: PhantomData<P>,
+}
+
+impl<P: Permission> std::ops::Deref for Auth<P> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl<P: Permission> FromRequest for Auth<P> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).and_then(|caller| {
+            caller.require(P::ACTION)?;
+            Ok(Auth {
+                caller,
+                _permission: PhantomData,
+            })
+        }))
+    }
+}
+
+/// One marker type per action, so a handler's signature says what it needs.
+pub mod perm {
+    use super::{Action, Permission};
+
+    macro_rules! permissions {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[derive(Debug, Clone, Copy)]
+                pub struct $name;
+                impl Permission for $name {
+                    const ACTION: Action = Action::$name;
+                }
+            )*
+        };
+    }
+
+    permissions!(
+        AreaRead,
+        AreaWrite,
+        OrganisationRead,
+        OrganisationWrite,
+        UserRead,
+        UserWrite,
+        ApiClientManage,
+        AuditRead,
+    );
+}

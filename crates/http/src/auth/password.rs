@@ -1,0 +1,91 @@
+//! Password hashing with argon2id, and secrets (refresh tokens, client secrets) hashed with SHA-256.
+
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashError(String);
+
+/// An argon2id hash in PHC format (`$argon2id$v=19$…`), with a random salt.
+pub fn hash_password(password: &str) -> Result<String, HashError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|e| HashError(e.to_string()))
+}
+
+/// Whether `password` matches `stored`. With `stored = None` (unknown user) a dummy hash is
+/// checked instead, so that an unknown username costs the same time as a wrong password.
+pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| {
+        hash_password("tavana-dummy-password-for-equal-timing").unwrap_or_default()
+    });
+    let (hash, real) = match stored {
+        Some(hash) => (hash, true),
+        None => (dummy.as_str(), false),
+    };
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let matches = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    matches && real
+}
+
+/// A random secret of 32 bytes, URL-safe base64: refresh tokens, client secrets, passwords.
+pub fn random_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// SHA-256 of a high-entropy secret, hex. (Passwords need argon2; random 256-bit secrets do not.)
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_are_salted() {
+        let first = hash_password("correct horse battery staple").expect("hash");
+        let second = hash_password("correct horse battery staple").expect("hash");
+        assert!(first.starts_with("$argon2id$"));
+        assert_ne!(first, second, "random salt");
+        assert!(verify_password(
+            "correct horse battery staple",
+            Some(&first)
+        ));
+        assert!(!verify_password("wrong horse battery staple", Some(&first)));
+    }
+
+    #[test]
+    fn unknown_users_never_verify() {
+        assert!(!verify_password(
+            "tavana-dummy-password-for-equal-timing",
+            None
+        ));
+        assert!(!verify_password("anything", Some("not a hash")));
+    }
+
+    #[test]
+    fn secrets_are_random_and_hash_stably() {
+        let a = random_secret().expect("random");
+        let b = random_secret().expect("random");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(hash_secret(&a), hash_secret(&a));
+        assert_eq!(hash_secret(&a).len(), 64);
+    }
+}

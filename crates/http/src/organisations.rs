@@ -1,0 +1,186 @@
+//! `/api/v1/organisations`: the labour office, facilitation offices, partner agencies, …
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tavana_domain::id::OrganisationId;
+use tavana_domain::organisation::{Organisation, OrganisationKind, parse_name};
+use tavana_persistence::organisations;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{Auth, perm};
+use crate::error::{ApiError, Problem};
+use crate::pagination::{self, Page};
+use crate::{AppState, with_db};
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list).service(create).service(read);
+}
+
+/// The kind of organisation (GLOSSARY.md).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrganisationKindDto {
+    LabourOffice,
+    FacilitationOffice,
+    WomensAffairsBureau,
+    PartnerAgency,
+    CounsellingCentre,
+    TrainingProvider,
+    Ministry,
+}
+
+impl From<OrganisationKindDto> for OrganisationKind {
+    fn from(kind: OrganisationKindDto) -> Self {
+        match kind {
+            OrganisationKindDto::LabourOffice => OrganisationKind::LabourOffice,
+            OrganisationKindDto::FacilitationOffice => OrganisationKind::FacilitationOffice,
+            OrganisationKindDto::WomensAffairsBureau => OrganisationKind::WomensAffairsBureau,
+            OrganisationKindDto::PartnerAgency => OrganisationKind::PartnerAgency,
+            OrganisationKindDto::CounsellingCentre => OrganisationKind::CounsellingCentre,
+            OrganisationKindDto::TrainingProvider => OrganisationKind::TrainingProvider,
+            OrganisationKindDto::Ministry => OrganisationKind::Ministry,
+        }
+    }
+}
+
+impl From<OrganisationKind> for OrganisationKindDto {
+    fn from(kind: OrganisationKind) -> Self {
+        match kind {
+            OrganisationKind::LabourOffice => OrganisationKindDto::LabourOffice,
+            OrganisationKind::FacilitationOffice => OrganisationKindDto::FacilitationOffice,
+            OrganisationKind::WomensAffairsBureau => OrganisationKindDto::WomensAffairsBureau,
+            OrganisationKind::PartnerAgency => OrganisationKindDto::PartnerAgency,
+            OrganisationKind::CounsellingCentre => OrganisationKindDto::CounsellingCentre,
+            OrganisationKind::TrainingProvider => OrganisationKindDto::TrainingProvider,
+            OrganisationKind::Ministry => OrganisationKindDto::Ministry,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganisationResponse {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: OrganisationKindDto,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Organisation> for OrganisationResponse {
+    fn from(org: Organisation) -> Self {
+        Self {
+            id: org.id.as_uuid(),
+            name: org.name,
+            kind: org.kind.into(),
+            version: org.version,
+            created_at: org.created_at.and_utc(),
+            updated_at: org.updated_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganisationRequest {
+    #[schema(example = "Jahad Daneshgahi, Khorasan Razavi")]
+    pub name: String,
+    pub kind: OrganisationKindDto,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListOrganisationsQuery {
+    pub kind: Option<OrganisationKindDto>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// List organisations.
+#[utoipa::path(
+    tag = "organisations",
+    security(("bearer" = [])),
+    params(ListOrganisationsQuery),
+    responses((status = 200, description = "One page of organisations", body = Page<OrganisationResponse>)),
+)]
+#[get("/organisations")]
+pub async fn list(
+    _auth: Auth<perm::OrganisationRead>,
+    state: web::Data<AppState>,
+    query: web::Query<ListOrganisationsQuery>,
+) -> Result<web::Json<Page<OrganisationResponse>>, ApiError> {
+    let query = query.into_inner();
+    let limit = pagination::limit(query.limit)?;
+    let after: Option<OrganisationId> = query
+        .cursor
+        .as_deref()
+        .map(pagination::decode_cursor)
+        .transpose()?;
+    let kind = query.kind.map(Into::into);
+    let (items, more) =
+        with_db(&state, move |c| organisations::list(c, kind, after, limit)).await?;
+    let next_cursor = pagination::next_cursor(more, items.last().map(|o| o.id.to_string()));
+    Ok(web::Json(Page {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// Read one organisation.
+#[utoipa::path(
+    tag = "organisations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The organisation's id")),
+    responses(
+        (status = 200, description = "The organisation", body = OrganisationResponse),
+        (status = 404, description = "No such organisation", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/organisations/{id}")]
+pub async fn read(
+    _auth: Auth<perm::OrganisationRead>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<OrganisationResponse>, ApiError> {
+    let id = OrganisationId::from(id.into_inner());
+    let org = with_db(&state, move |c| organisations::get(c, id)).await?;
+    Ok(web::Json(org.into()))
+}
+
+/// Register an organisation.
+#[utoipa::path(
+    tag = "organisations",
+    security(("bearer" = [])),
+    request_body = CreateOrganisationRequest,
+    responses(
+        (status = 201, description = "Created", body = OrganisationResponse),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/organisations")]
+pub async fn create(
+    auth: Auth<perm::OrganisationWrite>,
+    state: web::Data<AppState>,
+    body: web::Json<CreateOrganisationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let name = parse_name("name", &body.name)?;
+    let kind = body.kind.into();
+    let context = auth.audit();
+    let org = with_db(&state, move |c| {
+        organisations::create(c, &context, &name, kind)
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/organisations/{}", org.id),
+        ))
+        .json(OrganisationResponse::from(org)))
+}

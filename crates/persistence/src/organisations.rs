@@ -1,0 +1,138 @@
+//! The `organisations` table.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde_json::json;
+use tavana_domain::id::OrganisationId;
+use tavana_domain::organisation::{Organisation, OrganisationKind};
+
+use crate::audit::{self, AuditContext, Event};
+use crate::db::DbConnection;
+use crate::error::StoreError;
+use crate::schema::organisations;
+use crate::tx::write_transaction;
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = organisations)]
+struct OrganisationRow {
+    id: String,
+    name: String,
+    kind: String,
+    version: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl TryFrom<OrganisationRow> for Organisation {
+    type Error = StoreError;
+
+    fn try_from(row: OrganisationRow) -> Result<Self, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Internal(format!("organisations row {}: bad {what}", row.id));
+        Ok(Organisation {
+            id: row.id.parse().map_err(|_| corrupt("id"))?,
+            kind: row.kind.parse().map_err(|_| corrupt("kind"))?,
+            name: row.name,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+fn snapshot(org: &Organisation) -> serde_json::Value {
+    json!({"id": org.id.to_string(), "name": org.name, "kind": org.kind.as_str(), "version": org.version})
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    name: &str,
+    kind: OrganisationKind,
+) -> Result<Organisation, StoreError> {
+    write_transaction(conn, |conn| {
+        let now = crate::now();
+        let row = OrganisationRow {
+            id: OrganisationId::generate().to_string(),
+            name: name.to_owned(),
+            kind: kind.as_str().to_owned(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let inserted: OrganisationRow = diesel::insert_into(organisations::table)
+            .values(&row)
+            .returning(organisations::all_columns)
+            .get_result(conn)
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    StoreError::Conflict(format!("an organisation named {name} already exists"))
+                }
+                other => other.into(),
+            })?;
+        let org = Organisation::try_from(inserted)?;
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "organisation.create",
+                entity: "organisation",
+                entity_id: Some(org.id.to_string()),
+                before: None,
+                after: Some(snapshot(&org)),
+            },
+        )?;
+        Ok(org)
+    })
+}
+
+pub fn get(conn: &mut DbConnection, id: OrganisationId) -> Result<Organisation, StoreError> {
+    organisations::table
+        .find(id.to_string())
+        .select(OrganisationRow::as_select())
+        .first::<OrganisationRow>(conn)?
+        .try_into()
+}
+
+pub fn find_by_name(
+    conn: &mut DbConnection,
+    name: &str,
+) -> Result<Option<Organisation>, StoreError> {
+    organisations::table
+        .filter(organisations::name.eq(name))
+        .select(OrganisationRow::as_select())
+        .first::<OrganisationRow>(conn)
+        .optional()?
+        .map(Organisation::try_from)
+        .transpose()
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    kind: Option<OrganisationKind>,
+    after: Option<OrganisationId>,
+    limit: usize,
+) -> Result<(Vec<Organisation>, bool), StoreError> {
+    let mut query = organisations::table
+        .select(OrganisationRow::as_select())
+        .into_boxed();
+    if let Some(kind) = kind {
+        query = query.filter(organisations::kind.eq(kind.as_str()));
+    }
+    if let Some(after) = after {
+        query = query.filter(organisations::id.gt(after.to_string()));
+    }
+    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut rows: Vec<OrganisationRow> = query
+        .order(organisations::id.asc())
+        .limit(fetch)
+        .load(conn)?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let orgs = rows
+        .into_iter()
+        .map(Organisation::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok((orgs, more))
+}

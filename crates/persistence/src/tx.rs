@@ -1,0 +1,38 @@
+//! Write transactions. On SQLite a transaction that will write must take the write lock when it
+//! begins (`BEGIN IMMEDIATE`): a deferred one that reads first can fail with SQLITE_BUSY when it
+//! tries to write after another writer committed. PostgreSQL needs nothing special.
+
+use diesel::Connection;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+
+use crate::db::DbConnection;
+use crate::error::StoreError;
+
+/// Runs `work` in a transaction that holds the right to write from its first statement.
+pub fn write_transaction<T, F>(conn: &mut DbConnection, work: F) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+{
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(work);
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    let result = work(conn);
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return Err(StoreError::Internal(
+            "connection changed backend".to_owned(),
+        ));
+    };
+    match result {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(sqlite)?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = AnsiTransactionManager::rollback_transaction(sqlite) {
+                tracing::error!(error = %rollback, "rollback failed");
+            }
+            Err(error)
+        }
+    }
+}

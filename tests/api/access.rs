@@ -1,0 +1,122 @@
+//! The role × action matrix, walked over every operation in the OpenAPI document: a new endpoint
+//! without a rule here fails this test.
+
+use tavana_domain::access::{Action, Role, role_allows};
+
+use crate::helpers::{Backend, TestApp, mint};
+
+/// Which action each protected operation performs. Public operations are listed with `None`.
+const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
+    ("get", "/health/live", None),
+    ("get", "/health/ready", None),
+    ("get", "/metrics", None),
+    ("post", "/api/v1/auth/token", None),
+    ("post", "/api/v1/auth/refresh", None),
+    ("post", "/api/v1/auth/logout", None),
+    ("get", "/api/v1/areas", Some(Action::AreaRead)),
+    ("post", "/api/v1/areas", Some(Action::AreaWrite)),
+    ("get", "/api/v1/areas/{id}", Some(Action::AreaRead)),
+    (
+        "get",
+        "/api/v1/organisations",
+        Some(Action::OrganisationRead),
+    ),
+    (
+        "post",
+        "/api/v1/organisations",
+        Some(Action::OrganisationWrite),
+    ),
+    (
+        "get",
+        "/api/v1/organisations/{id}",
+        Some(Action::OrganisationRead),
+    ),
+    ("get", "/api/v1/users", Some(Action::UserRead)),
+    ("post", "/api/v1/users", Some(Action::UserWrite)),
+    ("get", "/api/v1/users/{id}", Some(Action::UserRead)),
+    ("patch", "/api/v1/users/{id}", Some(Action::UserWrite)),
+    ("delete", "/api/v1/users/{id}", Some(Action::UserWrite)),
+    ("get", "/api/v1/api-clients", Some(Action::ApiClientManage)),
+    ("post", "/api/v1/api-clients", Some(Action::ApiClientManage)),
+    (
+        "get",
+        "/api/v1/api-clients/{id}",
+        Some(Action::ApiClientManage),
+    ),
+    (
+        "delete",
+        "/api/v1/api-clients/{id}",
+        Some(Action::ApiClientManage),
+    ),
+    ("get", "/api/v1/audit", Some(Action::AuditRead)),
+];
+
+/// Operations any authenticated user may call (their own account).
+const ANY_USER: &[(&str, &str)] = &[("get", "/api/v1/me"), ("put", "/api/v1/me/password")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_follows_the_matrix() {
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("sqlite app");
+    let spec = serde_json::to_value(tavana_http::openapi()).expect("spec");
+    let paths = spec["paths"].as_object().expect("paths");
+    let mut checked = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("item") {
+            let secured = operation.get("security").is_some();
+            if ANY_USER.contains(&(method.as_str(), path.as_str())) {
+                assert!(secured, "{method} {path} must declare bearer security");
+                continue;
+            }
+            let Some((_, _, action)) = OPERATIONS
+                .iter()
+                .find(|(m, p, _)| *m == method && p == path)
+            else {
+                panic!(
+                    "{method} {path} has no rule in tests/api/access.rs: add one (and to the matrix)"
+                );
+            };
+            assert_eq!(
+                secured,
+                action.is_some(),
+                "{method} {path}: security declared iff protected"
+            );
+            let Some(action) = action else { continue };
+            let url = app.url(&path.replace("{id}", "01936b2e-0000-7000-8000-000000000000"));
+            for role in Role::ALL {
+                let token = mint(&app.keys, role, &[]);
+                let request = app
+                    .client
+                    .request(method.to_uppercase().parse().expect("method"), &url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({}));
+                let status = request.send().await.expect("sent").status().as_u16();
+                if role_allows(role, *action) {
+                    assert!(
+                        status != 401 && status != 403,
+                        "{role} may {action}: {method} {path} answered {status}"
+                    );
+                } else {
+                    assert_eq!(status, 403, "{role} may not {action}: {method} {path}");
+                }
+                checked += 1;
+            }
+            // Without a token, always 401.
+            let status = app
+                .client
+                .request(method.to_uppercase().parse().expect("method"), &url)
+                .send()
+                .await
+                .expect("sent")
+                .status();
+            assert_eq!(status, 401, "{method} {path} without a token");
+        }
+    }
+    assert!(checked >= Role::ALL.len() * 16, "checked {checked}");
+    // Every rule here names a documented operation (no stale rows).
+    for (method, path, _) in OPERATIONS {
+        assert!(
+            paths.get(*path).and_then(|i| i.get(*method)).is_some(),
+            "{method} {path} is documented"
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! Tokens: both grants, refresh rotation and reuse detection, logout, every rejected-token case,
+//! throttling, the user's own password, and the audit trail of writes.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use tavana_domain::access::Role;
+use tavana_http::auth::jwt::{Claims, TokenKeys};
+
+use crate::backend_tests;
+use crate::helpers::{TEST_KEY, TestApp, problem};
+
+backend_tests!(
+    password_grant_gives_tokens_that_work,
+    wrong_password_and_unknown_user_get_the_same_answer,
+    rejected_tokens_are_401,
+    refresh_rotates_and_reuse_revokes_the_family,
+    logout_revokes_the_refresh_token,
+    repeated_failures_are_refused_with_429,
+    users_change_their_own_password,
+    client_credentials_grant_respects_scopes_and_revocation,
+    writes_are_audited_with_actor_and_request_id,
+    admins_manage_users_with_versions,
+);
+
+const PASSWORD: &str = "a long enough password";
+
+async fn token_of(response: reqwest::Response) -> Value {
+    assert_eq!(response.status(), 200, "token request succeeds");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    response.json().await.expect("token json")
+}
+
+async fn get_as(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+}
+
+async fn password_grant_gives_tokens_that_work(app: TestApp) {
+    let user = app
+        .create_user("Fatemeh.R", Role::ProgrammeManager, PASSWORD, vec![])
+        .await;
+    // Usernames are case-insensitive.
+    let tokens = token_of(app.login("FATEMEH.r", PASSWORD).await).await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 900);
+    assert!(
+        tokens["refresh_token"]
+            .as_str()
+            .is_some_and(|t| t.len() >= 43)
+    );
+    let access = tokens["access_token"].as_str().expect("access token");
+
+    let claims: Claims = TokenKeys::new(TEST_KEY, "tavana", "tavana-api", Duration::from_secs(900))
+        .verify(access)
+        .expect("our key signed it");
+    assert_eq!(claims.sub, user.id.to_string());
+    assert_eq!(claims.role.as_deref(), Some("programme_manager"));
+    assert_eq!(claims.org, user.organisation_id.to_string());
+    assert!(claims.exp > claims.iat && !claims.jti.is_empty());
+
+    let me = get_as(&app, "/api/v1/me", access).await;
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.expect("json");
+    assert_eq!(me["username"], "fatemeh.r");
+    let text = me.to_string();
+    assert!(
+        !text.contains("password") && !text.contains("argon2"),
+        "{text}"
+    );
+}
+
+async fn wrong_password_and_unknown_user_get_the_same_answer(app: TestApp) {
+    app.create_user("maryam", Role::Auditor, PASSWORD, vec![])
+        .await;
+    let wrong = problem(app.login("maryam", "not the password at all").await, 401).await;
+    let unknown = problem(app.login("nobody-here", PASSWORD).await, 401).await;
+    for field in ["type", "title", "status", "detail"] {
+        assert_eq!(wrong[field], unknown[field], "{field} is the same");
+    }
+    // Neither answer echoes the password.
+    assert!(!wrong.to_string().contains("not the password"));
+}
+
+/// A token signed with `secret`, its claims those of a valid token changed by `edit`.
+fn forged(keys: &TokenKeys, secret: &[u8], edit: impl FnOnce(&mut Claims)) -> String {
+    let token = keys
+        .issue(
+            "u".into(),
+            Some("admin".into()),
+            uuid::Uuid::now_v7().to_string(),
+            None,
+            vec![],
+            Duration::from_secs(900),
+        )
+        .expect("signs");
+    let mut claims = keys.verify(&token).expect("valid");
+    claims.sub = uuid::Uuid::now_v7().to_string();
+    edit(&mut claims);
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("encodes")
+}
+
+async fn rejected_tokens_are_401(app: TestApp) {
+    let path = "/api/v1/areas";
+    let response = app.client.get(app.url(path)).send().await.expect("sent");
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .is_ok_and(|v| v.starts_with("Bearer"))
+    );
+    problem(response, 401).await;
+
+    let keys = TokenKeys::new(TEST_KEY, "tavana", "tavana-api", Duration::from_secs(900));
+    let now = jsonwebtoken::get_current_timestamp();
+    let valid = forged(&keys, TEST_KEY, |_| {});
+    assert_eq!(
+        get_as(&app, path, &valid).await.status(),
+        200,
+        "the control token works"
+    );
+
+    let claims = keys.verify(&valid).expect("valid");
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("json")),
+    );
+    let cases = [
+        ("garbage", "not.a.token".to_owned()),
+        (
+            "another key",
+            forged(&keys, b"another-signing-key-of-32-bytes-or-more", |_| {}),
+        ),
+        ("alg none", unsigned),
+        (
+            "expired",
+            forged(&keys, TEST_KEY, |c| {
+                c.iat = now - 7200;
+                c.exp = now - 3600;
+            }),
+        ),
+        (
+            "wrong issuer",
+            forged(&keys, TEST_KEY, |c| c.iss = "someone-else".into()),
+        ),
+        (
+            "wrong audience",
+            forged(&keys, TEST_KEY, |c| c.aud = "another-api".into()),
+        ),
+        (
+            "unknown role",
+            forged(&keys, TEST_KEY, |c| c.role = Some("root".into())),
+        ),
+    ];
+    for (case, token) in cases {
+        let response = get_as(&app, path, &token).await;
+        assert_eq!(response.status(), 401, "{case}");
+        problem(response, 401).await;
+    }
+    let response = app
+        .client
+        .get(app.url(path))
+        .header("authorization", format!("Basic {valid}"))
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 401).await;
+}
+
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": token}))
+        .send()
+        .await
+        .expect("sent")
+}
+
+async fn refresh_rotates_and_reuse_revokes_the_family(app: TestApp) {
+    app.create_user("zahra", Role::PermitOfficer, PASSWORD, vec![])
+        .await;
+    let first = token_of(app.login("zahra", PASSWORD).await).await;
+    let r1 = first["refresh_token"].as_str().expect("r1").to_owned();
+
+    let second = token_of(refresh(&app, &r1).await).await;
+    let r2 = second["refresh_token"].as_str().expect("r2").to_owned();
+    assert_ne!(r1, r2, "rotated");
+    assert_eq!(
+        get_as(
+            &app,
+            "/api/v1/me",
+            second["access_token"].as_str().expect("a")
+        )
+        .await
+        .status(),
+        200
+    );
+
+    // r1 again: somebody replayed it. It fails, and so does r2 afterwards.
+    let body = problem(refresh(&app, &r1).await, 401).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("already used"))
+    );
+    problem(refresh(&app, &r2).await, 401).await;
+
+    // A different login is a different family and still works.
+    let third = token_of(app.login("zahra", PASSWORD).await).await;
+    token_of(refresh(&app, third["refresh_token"].as_str().expect("r3")).await).await;
+
+    problem(refresh(&app, "made-up-token").await, 401).await;
+    let audit: Value = app
+        .get("/api/v1/audit?action=auth.refresh_reuse")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1));
+}
+
+async fn logout_revokes_the_refresh_token(app: TestApp) {
+    app.create_user("leila", Role::Auditor, PASSWORD, vec![])
+        .await;
+    let tokens = token_of(app.login("leila", PASSWORD).await).await;
+    let refresh_token = tokens["refresh_token"].as_str().expect("r");
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .json(&json!({"refresh_token": refresh_token}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 204);
+    problem(refresh(&app, refresh_token).await, 401).await;
+    // Unknown tokens get the same 204.
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .json(&json!({"refresh_token": "never-issued"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 204);
+}
+
+async fn repeated_failures_are_refused_with_429(app: TestApp) {
+    app.create_user("sara", Role::Auditor, PASSWORD, vec![])
+        .await;
+    for _ in 0..5 {
+        problem(app.login("sara", "wrong password, again").await, 401).await;
+    }
+    let response = app.login("sara", PASSWORD).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After seconds");
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    let body = problem(response, 429).await;
+    assert_eq!(body["type"], "urn:tavana:problem:too-many-requests");
+    // Another username is not locked.
+    app.create_user("nasrin", Role::Auditor, PASSWORD, vec![])
+        .await;
+    token_of(app.login("nasrin", PASSWORD).await).await;
+}
+
+async fn users_change_their_own_password(app: TestApp) {
+    app.create_user("shirin", Role::PermitOfficer, PASSWORD, vec![])
+        .await;
+    let tokens = token_of(app.login("shirin", PASSWORD).await).await;
+    let access = tokens["access_token"].as_str().expect("a");
+    let change = |current: &str, new: &str| {
+        app.client
+            .put(app.url("/api/v1/me/password"))
+            .bearer_auth(access)
+            .json(&json!({"current_password": current, "new_password": new}))
+            .send()
+    };
+    problem(
+        change("wrong current password", "a brand new password")
+            .await
+            .expect("sent"),
+        403,
+    )
+    .await;
+    let body = problem(change(PASSWORD, "short").await.expect("sent"), 422).await;
+    assert_eq!(body["errors"][0]["field"], "new_password");
+    assert_eq!(
+        change(PASSWORD, "a brand new password")
+            .await
+            .expect("sent")
+            .status(),
+        204
+    );
+
+    problem(app.login("shirin", PASSWORD).await, 401).await;
+    token_of(app.login("shirin", "a brand new password").await).await;
+    // The sessions from before the change are over.
+    problem(
+        refresh(&app, tokens["refresh_token"].as_str().expect("r")).await,
+        401,
+    )
+    .await;
+}
+
+async fn create_client(app: &TestApp, scopes: &[&str]) -> Value {
+    let org: Value = app
+        .post_json(
+            "/api/v1/organisations",
+            &json!({"name": "Jahad Daneshgahi", "kind": "partner_agency"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("org");
+    let response = app
+        .post_json(
+            "/api/v1/api-clients",
+            &json!({"name": "Survey sync", "organisation_id": org["id"], "scopes": scopes, "expires_on": "2099-12-31"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    response.json().await.expect("client")
+}
+
+async fn client_grant(app: &TestApp, client_id: &str, secret: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/token"))
+        .json(&json!({"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}))
+        .send()
+        .await
+        .expect("sent")
+}
+
+async fn client_credentials_grant_respects_scopes_and_revocation(app: TestApp) {
+    let client = create_client(&app, &["registry:read"]).await;
+    let client_id = client["client_id"].as_str().expect("client id");
+    let secret = client["client_secret"].as_str().expect("secret shown once");
+    let listed: Value = app
+        .get("/api/v1/api-clients")
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert!(
+        !listed.to_string().contains(secret),
+        "the secret is never shown again"
+    );
+
+    let tokens = token_of(client_grant(&app, client_id, secret).await).await;
+    assert_eq!(tokens["scope"], "registry:read");
+    assert!(tokens.get("refresh_token").is_none());
+    let access = tokens["access_token"].as_str().expect("a");
+    assert_eq!(get_as(&app, "/api/v1/areas", access).await.status(), 200);
+    problem(get_as(&app, "/api/v1/users", access).await, 403).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/areas"))
+        .bearer_auth(access)
+        .json(&json!({"level": "province", "code": "X", "name_fa": "x", "name_en": "x"}))
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 403).await;
+
+    problem(client_grant(&app, client_id, "wrong secret").await, 401).await;
+    let id = client["id"].as_str().expect("id");
+    let response = app
+        .client
+        .delete(app.url(&format!("/api/v1/api-clients/{id}")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    problem(client_grant(&app, client_id, secret).await, 401).await;
+
+    let response = app
+        .post_json(
+            "/api/v1/api-clients",
+            &json!({"name": "Bad", "organisation_id": uuid::Uuid::now_v7(), "scopes": ["root"], "expires_on": "2000-01-01"}),
+        )
+        .await;
+    let body = problem(response, 422).await;
+    assert_eq!(body["errors"][0]["field"], "scopes");
+}
+
+async fn writes_are_audited_with_actor_and_request_id(app: TestApp) {
+    let user = app
+        .create_user("mina", Role::ProgrammeManager, PASSWORD, vec![])
+        .await;
+    let tokens = token_of(app.login("mina", PASSWORD).await).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/areas"))
+        .bearer_auth(tokens["access_token"].as_str().expect("a"))
+        .header("x-request-id", "audit-test-1")
+        .json(&json!({"level": "province", "code": "KHR", "name_fa": "خراسان رضوی", "name_en": "Khorasan Razavi"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 201);
+    let area: Value = response.json().await.expect("area");
+
+    let page: Value = app
+        .get(&format!(
+            "/api/v1/audit?entity=area&entity_id={}",
+            area["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("audit page");
+    let entries = page["items"].as_array().expect("items");
+    assert_eq!(entries.len(), 1);
+    let entry = &entries[0];
+    assert_eq!(entry["action"], "area.create");
+    assert_eq!(entry["actor_kind"], "user");
+    assert_eq!(entry["actor_id"], user.id.to_string());
+    assert_eq!(entry["request_id"], "audit-test-1");
+    assert_eq!(entry["after"]["code"], "KHR");
+    assert_eq!(entry["hash"].as_str().map(str::len), Some(64));
+
+    // The chain links every entry to the one before.
+    let all: Value = app
+        .get("/api/v1/audit?limit=200")
+        .await
+        .json()
+        .await
+        .expect("all");
+    let items = all["items"].as_array().expect("items");
+    assert!(
+        items.len() >= 4,
+        "user and organisation creation, login, area"
+    );
+    for pair in items.windows(2) {
+        assert_eq!(pair[0]["prev_hash"], pair[1]["hash"]);
+        assert_eq!(
+            pair[0]["seq"].as_i64(),
+            pair[1]["seq"].as_i64().map(|s| s + 1)
+        );
+    }
+    let logins: Value = app
+        .get("/api/v1/audit?action=auth.login")
+        .await
+        .json()
+        .await
+        .expect("logins");
+    assert!(
+        !logins.to_string().contains(PASSWORD),
+        "passwords never reach the audit log"
+    );
+}
+
+async fn admins_manage_users_with_versions(app: TestApp) {
+    let org: Value = app
+        .post_json(
+            "/api/v1/organisations",
+            &json!({"name": "Facilitation office 5", "kind": "facilitation_office"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("org");
+    let province: Value = app
+        .post_json("/api/v1/areas", &json!({"level": "province", "code": "KHR", "name_fa": "خراسان", "name_en": "Khorasan"}))
+        .await
+        .json()
+        .await
+        .expect("area");
+    let new_user = |areas: Value| json!({"username": "reza", "display_name": "رضا", "password": PASSWORD, "role": "facilitator", "organisation_id": org["id"], "areas": areas});
+    let body = problem(
+        app.post_json("/api/v1/users", &new_user(json!([]))).await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "areas");
+    let response = app
+        .post_json("/api/v1/users", &new_user(json!([province["id"]])))
+        .await;
+    assert_eq!(response.status(), 201);
+    let user: Value = response.json().await.expect("user");
+    assert!(!user.to_string().contains(PASSWORD));
+    problem(
+        app.post_json("/api/v1/users", &new_user(json!([province["id"]])))
+            .await,
+        409,
+    )
+    .await;
+
+    let path = format!("/api/v1/users/{}", user["id"].as_str().expect("id"));
+    let patch = |etag: &str, body: Value| {
+        app.client
+            .patch(app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .header("if-match", etag)
+            .json(&body)
+            .send()
+    };
+    let response = patch("\"1\"", json!({"display_name": "رضا احمدی"}))
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"2\"");
+    // A second office still holding version 1 is told, not silently overwritten.
+    let body = problem(
+        patch("\"1\"", json!({"display_name": "Someone else"}))
+            .await
+            .expect("sent"),
+        412,
+    )
+    .await;
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains('2')));
+
+    token_of(app.login("reza", PASSWORD).await).await;
+    let response = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("sent");
+    let deactivated: Value = response.json().await.expect("user");
+    assert_eq!(deactivated["active"], false);
+    problem(app.login("reza", PASSWORD).await, 401).await;
+}
