@@ -23,6 +23,7 @@ backend_tests!(
     client_credentials_grant_respects_scopes_and_revocation,
     writes_are_audited_with_actor_and_request_id,
     admins_manage_users_with_versions,
+    audit_verify_finds_edited_and_missing_rows,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -535,4 +536,46 @@ async fn admins_manage_users_with_versions(app: TestApp) {
     let deactivated: Value = response.json().await.expect("user");
     assert_eq!(deactivated["active"], false);
     problem(app.login("reza", PASSWORD).await, 401).await;
+}
+
+async fn audit_verify_finds_edited_and_missing_rows(app: TestApp) {
+    use diesel::connection::SimpleConnection;
+    use tavana_persistence::audit::{Verification, verify};
+
+    for name in ["one.user", "two.user", "three.user"] {
+        app.create_user(name, Role::Auditor, PASSWORD, vec![]).await;
+    }
+    let db = app.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        assert_eq!(
+            verify(&mut conn).expect("verify"),
+            Verification::Intact { rows: 6 }
+        );
+
+        conn.batch_execute("UPDATE audit_log SET actor_kind = 'user' WHERE seq = 4")
+            .expect("tamper");
+        assert!(matches!(
+            verify(&mut conn).expect("verify"),
+            Verification::Broken { seq: 4, .. }
+        ));
+        conn.batch_execute("UPDATE audit_log SET actor_kind = 'system' WHERE seq = 4")
+            .expect("restore");
+        assert_eq!(
+            verify(&mut conn).expect("verify"),
+            Verification::Intact { rows: 6 }
+        );
+
+        conn.batch_execute("DELETE FROM audit_log WHERE seq = 2")
+            .expect("delete");
+        match verify(&mut conn).expect("verify") {
+            Verification::Broken { seq, reason } => {
+                assert_eq!(seq, 2);
+                assert!(reason.contains("missing"), "{reason}");
+            }
+            other => panic!("a deleted row goes unnoticed: {other:?}"),
+        }
+    })
+    .await
+    .expect("joined");
 }

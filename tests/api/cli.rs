@@ -198,3 +198,194 @@ fn sigterm_finishes_in_flight_requests() {
         "{lines:?}"
     );
 }
+
+fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}/tavana.db", dir.path().display())
+}
+
+#[test]
+fn create_user_prints_a_generated_password_once_and_refuses_duplicates() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = sqlite_url(&dir);
+    let output = tavana(
+        &[
+            "create-user",
+            "--username",
+            "Programme.Lead",
+            "--role",
+            "programme_manager",
+        ],
+        &url,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("created programme.lead (programme_manager)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("password: ") && l.len() > 40),
+        "{stdout}"
+    );
+
+    let again = tavana(
+        &[
+            "create-user",
+            "--username",
+            "programme.lead",
+            "--role",
+            "auditor",
+        ],
+        &url,
+    );
+    let stderr = one_line_error(&again);
+    assert!(stderr.contains("taken"), "{stderr}");
+    let scoped = tavana(
+        &[
+            "create-user",
+            "--username",
+            "facilitator1",
+            "--role",
+            "facilitator",
+        ],
+        &url,
+    );
+    assert!(one_line_error(&scoped).contains("--area"));
+}
+
+/// Runs `audit verify`, tampers with one row behind the service's back, and runs it again.
+#[test]
+fn audit_verify_detects_an_edited_row() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, SqliteConnection};
+
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = sqlite_url(&dir);
+    for name in ["auditor.one", "auditor.two", "auditor.three"] {
+        let output = tavana(
+            &["create-user", "--username", name, "--role", "auditor"],
+            &url,
+        );
+        assert!(output.status.success());
+    }
+    let output = tavana(&["audit", "verify"], &url);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // One organisation and three users.
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "audit chain intact: 4 rows"
+    );
+
+    let path = dir.path().join("tavana.db");
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy()).expect("open");
+    conn.batch_execute(
+        "UPDATE audit_log SET after_json = replace(after_json, 'auditor.two', 'auditor.evil') WHERE seq = 3",
+    )
+    .expect("tamper");
+    drop(conn);
+    let stderr = one_line_error(&tavana(&["audit", "verify"], &url));
+    assert!(stderr.contains("audit chain broken at row 3"), "{stderr}");
+    assert!(stderr.contains("edited"), "{stderr}");
+}
+
+/// First start: an administrator is created with the configured password, which then logs in;
+/// neither that password nor a wrong one appears in the (debug-level) logs. The generated signing
+/// key is kept beside the database, readable by its owner only.
+#[test]
+fn first_start_creates_the_admin_and_never_logs_passwords() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let admin_password = "first-admin-password-7731";
+    let wrong_password = "wrong-password-4419-typo";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tavana"))
+        .args(["--bind", &format!("127.0.0.1:{port}"), "--workers", "1"])
+        .env("DATABASE_URL", sqlite_url(&dir))
+        .env_remove("TAVANA_JWT_SECRET")
+        .env("TAVANA_ADMIN_PASSWORD", admin_password)
+        .env("TAVANA_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tavana starts");
+
+    let post = |body: &str| -> String {
+        let started = Instant::now();
+        let mut stream = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(stream) => break stream,
+                Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("server did not start: {e}"),
+            }
+        };
+        let request = format!(
+            "POST /api/v1/auth/token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("sent");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        response
+    };
+    let ok = post(&format!(
+        r#"{{"grant_type":"password","username":"admin","password":"{admin_password}"}}"#
+    ));
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let refused = post(&format!(
+        r#"{{"grant_type":"password","username":"admin","password":"{wrong_password}"}}"#
+    ));
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+
+    let key = dir.path().join("jwt-signing.key");
+    assert!(
+        key.is_file(),
+        "a signing key was generated beside the database"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only the owner may read the key");
+    }
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().expect("exits");
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(logs.contains("created the first administrator"), "{logs}");
+    assert!(
+        !logs.contains(admin_password),
+        "the configured password is not echoed"
+    );
+    assert!(
+        !logs.contains(wrong_password),
+        "a wrong password is not logged"
+    );
+}
