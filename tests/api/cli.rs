@@ -315,7 +315,7 @@ fn first_start_creates_the_admin_and_never_logs_passwords() {
         .port();
     let admin_password = "first-admin-password-7731";
     let wrong_password = "wrong-password-4419-typo";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tavana"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tavana"))
         .args(["--bind", &format!("127.0.0.1:{port}"), "--workers", "1"])
         .env("DATABASE_URL", sqlite_url(&dir))
         .env_remove("TAVANA_JWT_SECRET")
