@@ -173,6 +173,11 @@ struct ServeArgs {
     #[arg(long, env = "TAVANA_LOGIN_WINDOW", default_value_t = 900)]
     login_window: u64,
 
+    /// Requests per caller per minute (the token's subject, else the client address) before 429;
+    /// 0 turns the limit off. Counted in the database, so all replicas share it.
+    #[arg(long, env = "TAVANA_RATE_LIMIT", default_value_t = 0)]
+    rate_limit: u32,
+
     /// Password of the first administrator, created when the database has no users. When not set,
     /// a random one is generated and printed once.
     #[arg(long, env = "TAVANA_ADMIN_PASSWORD", hide_env_values = true)]
@@ -249,6 +254,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<(), Failure> {
             max_failures_per_address: args.login_max_failures_per_address,
             ..LoginPolicy::default()
         },
+        rate_limit_per_minute: args.rate_limit,
         ..tavana_http::Settings::new(tokens)
     };
     let address = listener

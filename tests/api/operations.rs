@@ -200,3 +200,49 @@ async fn without_configured_origins_no_cors_headers_are_sent() {
             .contains_key("access-control-allow-origin")
     );
 }
+
+/// With a limit of 5 requests a minute: the sixth of one caller is refused, another caller and
+/// the probes are not.
+async fn rate_limit_refuses_a_busy_caller_only(backend: Backend) {
+    let settings = tavana_http::Settings {
+        rate_limit_per_minute: 5,
+        ..test_settings()
+    };
+    let Some(app) = TestApp::spawn_with(backend, settings).await else {
+        return;
+    };
+    for _ in 0..5 {
+        assert_eq!(app.get("/api/v1/areas").await.status(), 200);
+    }
+    let response = app.get("/api/v1/areas").await;
+    assert!(response.headers().contains_key("retry-after"));
+    let body = problem(response, 429).await;
+    assert_eq!(body["type"], "urn:tavana:problem:too-many-requests");
+
+    let other = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Auditor, &[]);
+    let response = app
+        .client
+        .get(app.url("/api/v1/areas"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200, "another caller has its own count");
+    for _ in 0..10 {
+        assert_eq!(
+            app.get("/health/ready").await.status(),
+            200,
+            "probes are not limited"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_sqlite() {
+    rate_limit_refuses_a_busy_caller_only(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_postgres() {
+    rate_limit_refuses_a_busy_caller_only(Backend::Postgres).await;
+}

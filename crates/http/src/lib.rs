@@ -13,6 +13,7 @@ pub mod observe;
 pub mod openapi;
 pub mod organisations;
 pub mod pagination;
+pub mod rate_limit;
 pub mod server;
 pub mod users;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     /// Signs and checks access tokens.
     pub tokens: auth::jwt::TokenKeys,
     pub login: auth::handlers::LoginPolicy,
+    /// Requests per caller per minute; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
 }
 
 /// Runs `work` with a pooled connection on the blocking thread pool, so that database I/O never

@@ -20,6 +20,7 @@ use crate::error::{ApiError, json_error, path_error, query_error};
 use crate::metrics::Metrics;
 use crate::observe::{REQUEST_ID_HEADER, observe};
 use crate::openapi::{ApiDoc, CommonResponses};
+use crate::rate_limit::rate_limit;
 use crate::{AppState, api_clients, areas, audit, auth, health, organisations, users};
 
 /// How the HTTP side is configured.
@@ -37,6 +38,8 @@ pub struct Settings {
     pub tokens: TokenKeys,
     /// Refresh-token lifetime and login throttling.
     pub login: LoginPolicy,
+    /// Requests per caller (token subject, else address) per minute; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
 }
 
 impl Settings {
@@ -49,6 +52,7 @@ impl Settings {
             workers: None,
             tokens,
             login: LoginPolicy::default(),
+            rate_limit_per_minute: 0,
         }
     }
 }
@@ -150,6 +154,7 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
         db,
         tokens: settings.tokens.clone(),
         login: settings.login.clone(),
+        rate_limit_per_minute: settings.rate_limit_per_minute,
     });
     let metrics = web::Data::new(Metrics::new());
     let shutdown_timeout = settings.shutdown_timeout.as_secs();
@@ -175,6 +180,7 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
                 !settings.cors_origins.is_empty(),
                 cors(&settings.cors_origins),
             ))
+            .wrap(from_fn(rate_limit))
             .wrap(from_fn(observe))
     })
     .shutdown_timeout(shutdown_timeout)

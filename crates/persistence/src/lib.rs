@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod migrations;
 pub mod organisations;
+pub mod rate_limits;
 pub mod schema;
 pub mod tokens;
 pub mod tx;

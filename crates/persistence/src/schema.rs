@@ -87,6 +87,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    rate_limit_windows (key, window_start) {
+        key -> Text,
+        window_start -> Timestamp,
+        hits -> BigInt,
+    }
+}
+
+diesel::table! {
     audit_log (seq) {
         seq -> BigInt,
         at -> Timestamp,
@@ -117,5 +125,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_clients,
     refresh_tokens,
     login_failures,
+    rate_limit_windows,
     audit_log,
 );

@@ -73,6 +73,15 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_username_idx ON login_failures (username, at);
 CREATE INDEX login_failures_address_idx ON login_failures (address, at);
 
+-- Requests per caller per fixed one-minute window, for the general rate limit; in the database so
+-- that every replica counts the same.
+CREATE TABLE rate_limit_windows (
+    key          TEXT NOT NULL,
+    window_start TIMESTAMP NOT NULL,
+    hits         BIGINT NOT NULL CHECK (hits > 0),
+    PRIMARY KEY (key, window_start)
+);
+
 -- Append-only; each row carries the hash of the previous one (`tavana audit verify`).
 CREATE TABLE audit_log (
     seq         BIGINT PRIMARY KEY CHECK (seq > 0),

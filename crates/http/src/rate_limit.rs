@@ -1,0 +1,67 @@
+//! The general rate limit: at most N requests per caller per minute, counted in the database so
+//! that all replicas share the count. A caller is the token's subject when a valid access token is
+//! sent, otherwise the client address. Probes and metrics are never limited.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::web;
+use chrono::{DurationRound, TimeDelta, Utc};
+use tavana_persistence::rate_limits;
+
+use crate::error::ApiError;
+use crate::{AppState, with_db};
+
+fn caller_key(req: &ServiceRequest, state: &AppState) -> String {
+    let subject = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|token| state.tokens.verify(token.trim()).ok())
+        .map(|claims| claims.sub);
+    match subject {
+        Some(sub) => format!("sub:{sub}"),
+        None => format!(
+            "ip:{}",
+            req.peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_else(|| "unknown".to_owned())
+        ),
+    }
+}
+
+pub async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let limit = state.as_ref().map_or(0, |s| s.rate_limit_per_minute);
+    let exempt = req.path().starts_with("/health/") || req.path() == "/metrics";
+    let Some(state) = state.filter(|_| limit > 0 && !exempt) else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    let key = caller_key(&req, &state);
+    let now = Utc::now().naive_utc();
+    let window = TimeDelta::minutes(1);
+    let window_start = now.duration_trunc(window).unwrap_or(now);
+    match with_db(&state, move |c| rate_limits::hit(c, &key, window_start)).await {
+        Ok(hits) if hits > i64::from(limit) => {
+            let retry = (window_start + window - now)
+                .num_seconds()
+                .max(1)
+                .unsigned_abs();
+            return Ok(req.error_response(ApiError::TooManyRequests(retry)));
+        }
+        Ok(_) => {}
+        // Fail open: an unreachable database answers 503 on its own where it matters.
+        Err(error) => tracing::warn!(error = %error, "rate limit not checked"),
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
+}
