@@ -25,6 +25,11 @@ fi
 cargo build --release --quiet --bin tavana
 workdir=$(mktemp -d)
 export DATABASE_URL="${DATABASE_URL:-sqlite://$workdir/bench.db}"
+export TAVANA_JWT_SECRET="${TAVANA_JWT_SECRET:-bench-signing-key-of-at-least-32-bytes}"
+# Used only if the database has no users yet; otherwise set BENCH_USER/BENCH_PASSWORD.
+export TAVANA_ADMIN_PASSWORD="${TAVANA_ADMIN_PASSWORD:-bench-admin-password}"
+BENCH_USER=${BENCH_USER:-admin}
+BENCH_PASSWORD=${BENCH_PASSWORD:-$TAVANA_ADMIN_PASSWORD}
 ./target/release/tavana serve --bind "127.0.0.1:$PORT" --log off >"$workdir/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$workdir"' EXIT
@@ -35,19 +40,25 @@ for _ in $(seq 1 100); do
 done
 curl -fs "$BASE/health/ready" >/dev/null || { cat "$workdir/server.log" >&2; exit 1; }
 
+token=$(curl -fs "$BASE/api/v1/auth/token" -H 'content-type: application/json' \
+    -d "{\"grant_type\":\"password\",\"username\":\"$BENCH_USER\",\"password\":\"$BENCH_PASSWORD\"}" \
+    | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+[ -n "$token" ] || { echo "cannot log in as $BENCH_USER" >&2; exit 1; }
+AUTH="Authorization: Bearer $token"
+
 # Seed: a province and 200 cities under it, so the list reads a full page of 50 rows.
 suffix=$(date +%s%N | tail -c 7)
-province=$(curl -fs -X POST "$BASE/api/v1/areas" -H 'content-type: application/json' \
+province=$(curl -fs -X POST "$BASE/api/v1/areas" -H "$AUTH" -H 'content-type: application/json' \
     -d "{\"level\":\"province\",\"code\":\"BENCH-$suffix\",\"name_fa\":\"خراسان رضوی\",\"name_en\":\"Khorasan Razavi\"}" \
     | sed -E 's/.*"id":"([^"]+)".*/\1/')
 for i in $(seq 1 200); do
-    curl -fs -o /dev/null -X POST "$BASE/api/v1/areas" -H 'content-type: application/json' \
+    curl -fs -o /dev/null -X POST "$BASE/api/v1/areas" -H "$AUTH" -H 'content-type: application/json' \
         -d "{\"level\":\"city\",\"parent_id\":\"$province\",\"code\":\"B$suffix-$i\",\"name_fa\":\"شهر $i\",\"name_en\":\"City $i\"}"
 done
 
 run() {
     local name=$1 path=$2 out
-    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$BASE$path")
+    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "$AUTH" "$BASE$path")
     local rps p50 p99 non2xx
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
