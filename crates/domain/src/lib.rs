@@ -5,8 +5,12 @@
 
 pub mod access;
 pub mod area;
+pub mod calendar;
 pub mod error;
 pub mod id;
+pub mod mobile;
+pub mod national_id;
 pub mod organisation;
+pub mod text;
 
 pub use error::{FieldError, ValidationErrors};

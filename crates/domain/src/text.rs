@@ -1,0 +1,83 @@
+//! Persian text rules (GLOSSARY.md): what is compared and indexed is the normalised form; what the
+//! user sent is kept for display.
+
+/// Normalises for comparison and search: Arabic yeh (ي, ى) → Persian yeh (ی), Arabic kaf (ك) →
+/// Persian kaf (ک), Persian and Arabic-Indic digits → ASCII, Latin letters lower-cased, runs of
+/// whitespace → one space, surrounding whitespace trimmed. The zero-width non-joiner is kept.
+pub fn normalise(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut pending_space = false;
+    for c in input.chars() {
+        if c.is_whitespace() {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        out.push(normalise_char(c));
+    }
+    out
+}
+
+fn normalise_char(c: char) -> char {
+    match c {
+        'ي' | 'ى' => 'ی',
+        'ك' => 'ک',
+        '۰'..='۹' => digit(c as u32 - '۰' as u32),
+        '٠'..='٩' => digit(c as u32 - '٠' as u32),
+        c if c.is_ascii_uppercase() => c.to_ascii_lowercase(),
+        c => c,
+    }
+}
+
+fn digit(value: u32) -> char {
+    char::from_digit(value, 10).unwrap_or('0')
+}
+
+/// Only the digits, as ASCII, of a number typed with any digits and separators (spaces, hyphens).
+/// `None` when anything else is in it.
+pub fn ascii_digits(input: &str) -> Option<String> {
+    let mut out = String::with_capacity(input.len());
+    for c in input.trim().chars() {
+        match normalise_char(c) {
+            d @ '0'..='9' => out.push(d),
+            ' ' | '-' | '\u{200c}' => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arabic_letters_become_persian() {
+        assert_eq!(normalise("علي"), "علی");
+        assert_eq!(normalise("كريمي"), "کریمی");
+        assert_eq!(normalise("موسى"), normalise("موسی"));
+    }
+
+    #[test]
+    fn digits_become_ascii_and_space_is_tidied() {
+        assert_eq!(normalise("  منطقه ۱۲   ٣ "), "منطقه 12 3");
+        assert_eq!(normalise("Zahra  AHMADI"), "zahra ahmadi");
+    }
+
+    #[test]
+    fn zero_width_non_joiner_is_kept() {
+        assert_eq!(normalise("می\u{200c}خواهم"), "می\u{200c}خواهم");
+    }
+
+    #[test]
+    fn digits_only_accepts_separators_and_any_digit_script() {
+        assert_eq!(
+            ascii_digits("۰۹۱۲-۳۴۵ ۶۷۸۹").as_deref(),
+            Some("09123456789")
+        );
+        assert_eq!(ascii_digits("12a4"), None);
+    }
+}
