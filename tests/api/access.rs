@@ -49,6 +49,18 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         Some(Action::ApiClientManage),
     ),
     ("get", "/api/v1/audit", Some(Action::AuditRead)),
+    ("get", "/api/v1/households", Some(Action::HouseholdRead)),
+    ("post", "/api/v1/households", Some(Action::HouseholdWrite)),
+    (
+        "get",
+        "/api/v1/households/{id}",
+        Some(Action::HouseholdRead),
+    ),
+    (
+        "patch",
+        "/api/v1/households/{id}",
+        Some(Action::HouseholdWrite),
+    ),
 ];
 
 /// Operations any authenticated user may call (their own account).

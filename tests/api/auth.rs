@@ -481,6 +481,7 @@ async fn admins_manage_users_with_versions(app: TestApp) {
         .json()
         .await
         .expect("area");
+    let neighbourhood = crate::households::neighbourhood_under(&app, &province, "N1").await;
     let new_user = |areas: Value| json!({"username": "reza", "display_name": "رضا", "password": PASSWORD, "role": "facilitator", "organisation_id": org["id"], "areas": areas});
     let body = problem(
         app.post_json("/api/v1/users", &new_user(json!([]))).await,
@@ -488,14 +489,22 @@ async fn admins_manage_users_with_versions(app: TestApp) {
     )
     .await;
     assert_eq!(body["errors"][0]["field"], "areas");
+    // A facilitator's scope is a list of neighbourhoods, not a province.
+    let body = problem(
+        app.post_json("/api/v1/users", &new_user(json!([province["id"]])))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "areas");
     let response = app
-        .post_json("/api/v1/users", &new_user(json!([province["id"]])))
+        .post_json("/api/v1/users", &new_user(json!([neighbourhood["id"]])))
         .await;
     assert_eq!(response.status(), 201);
     let user: Value = response.json().await.expect("user");
     assert!(!user.to_string().contains(PASSWORD));
     problem(
-        app.post_json("/api/v1/users", &new_user(json!([province["id"]])))
+        app.post_json("/api/v1/users", &new_user(json!([neighbourhood["id"]])))
             .await,
         409,
     )

@@ -7,6 +7,7 @@ mod areas;
 mod auth;
 mod cli;
 mod errors;
+mod households;
 mod migrations;
 mod operations;
 mod spec;

@@ -136,10 +136,12 @@ pub enum Action {
     UserWrite,
     ApiClientManage,
     AuditRead,
+    HouseholdRead,
+    HouseholdWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 10] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -148,6 +150,8 @@ impl Action {
         Action::UserWrite,
         Action::ApiClientManage,
         Action::AuditRead,
+        Action::HouseholdRead,
+        Action::HouseholdWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -160,6 +164,8 @@ impl Action {
             Action::UserWrite => "user:write",
             Action::ApiClientManage => "api_client:manage",
             Action::AuditRead => "audit:read",
+            Action::HouseholdRead => "household:read",
+            Action::HouseholdWrite => "household:write",
         }
     }
 
@@ -172,7 +178,10 @@ impl Action {
             | Action::UserRead
             | Action::UserWrite
             | Action::ApiClientManage
-            | Action::AuditRead => None,
+            | Action::AuditRead
+            // Partner machines read the registry only under an MoU data policy (not yet built).
+            | Action::HouseholdRead
+            | Action::HouseholdWrite => None,
         }
     }
 }
@@ -207,6 +216,14 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::UserWrite, &[Admin]),
     (Action::ApiClientManage, &[Admin]),
     (Action::AuditRead, &[Admin, Auditor]),
+    (
+        Action::HouseholdRead,
+        &[Admin, ProgrammeManager, Facilitator, Auditor],
+    ),
+    (
+        Action::HouseholdWrite,
+        &[Admin, ProgrammeManager, Facilitator],
+    ),
 ];
 
 /// Whether a user with `role` may perform `action`.

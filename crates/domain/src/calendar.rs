@@ -3,7 +3,7 @@
 
 use chrono::{Datelike, NaiveDate};
 use icu_calendar::Date;
-use icu_calendar::cal::Persian;
+use icu_calendar::cal::{Iso, Persian};
 
 use crate::error::FieldError;
 use crate::text::ascii_digits;
@@ -29,7 +29,7 @@ pub fn to_jalali(date: NaiveDate) -> Option<JalaliDate> {
     let iso = Date::try_new_iso(date.year(), month, day).ok()?;
     let persian = iso.to_calendar(Persian::new());
     Some(JalaliDate {
-        year: persian.extended_year(),
+        year: persian.year().extended_year(),
         month: persian.month().ordinal,
         day: persian.day_of_month().0,
     })
@@ -38,10 +38,10 @@ pub fn to_jalali(date: NaiveDate) -> Option<JalaliDate> {
 /// The Gregorian day of a Jalali date; `None` when the date does not exist (1398-12-30, …).
 pub fn from_jalali(year: i32, month: u8, day: u8) -> Option<NaiveDate> {
     let persian = Date::try_new_persian(year, month, day).ok()?;
-    // icu clamps nothing here, but make sure the round trip is exact.
-    let iso = persian.to_iso();
+    // Make sure the round trip is exact: no day is silently moved.
+    let iso = persian.to_calendar(Iso);
     let date = NaiveDate::from_ymd_opt(
-        iso.extended_year(),
+        iso.year().extended_year(),
         u32::from(iso.month().ordinal),
         u32::from(iso.day_of_month().0),
     )?;

@@ -63,6 +63,10 @@ id_type!(
     /// Identifies a row of `api_clients` (not its public `client_id`).
     ApiClientId
 );
+id_type!(
+    /// Identifies a row of `households`.
+    HouseholdId
+);
 
 #[cfg(test)]
 mod tests {

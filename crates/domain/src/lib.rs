@@ -7,6 +7,7 @@ pub mod access;
 pub mod area;
 pub mod calendar;
 pub mod error;
+pub mod household;
 pub mod id;
 pub mod mobile;
 pub mod national_id;

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod households;
+pub mod idempotency;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;

@@ -29,6 +29,7 @@ parameters are refused with 400.",
         (name = "organisations", description = "Organisations taking part in the programme"),
         (name = "users", description = "Staff accounts (administrators)"),
         (name = "api-clients", description = "Machine credentials for partner agencies and scripts (administrators)"),
+        (name = "households", description = "Households in the caller's neighbourhoods"),
         (name = "audit", description = "The hash-chained audit log (auditors, administrators)"),
     ),
 )]

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::observe::{REQUEST_ID_HEADER, observe};
 use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
-use crate::{AppState, api_clients, areas, audit, auth, health, organisations, users};
+use crate::{AppState, api_clients, areas, audit, auth, health, households, organisations, users};
 
 /// How the HTTP side is configured.
 #[derive(Debug, Clone)]
@@ -100,7 +100,8 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(organisations::routes)
                 .configure(users::routes)
                 .configure(api_clients::routes)
-                .configure(audit::routes),
+                .configure(audit::routes)
+                .configure(households::routes),
         )
 }
 

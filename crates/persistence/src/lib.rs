@@ -7,10 +7,13 @@ pub mod areas;
 pub mod audit;
 pub mod db;
 pub mod error;
+pub mod households;
+pub mod idempotency;
 pub mod migrations;
 pub mod organisations;
 pub mod rate_limits;
 pub mod schema;
+pub mod scope;
 pub mod tokens;
 pub mod tx;
 pub mod users;
@@ -18,6 +21,7 @@ pub mod users;
 pub use audit::{Actor, AuditContext};
 pub use db::{Backend, Database, DbConnection, Pool, PoolOptions};
 pub use error::StoreError;
+pub use scope::Scope;
 pub use tx::write_transaction;
 
 /// The current UTC time as stored: microsecond precision, which both backends keep exactly.

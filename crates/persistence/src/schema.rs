@@ -111,6 +111,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    households (id) {
+        id -> Text,
+        neighbourhood_id -> Text,
+        address -> Text,
+        address_normalised -> Text,
+        postal_code -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (principal, key) {
+        principal -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status -> Integer,
+        location -> Nullable<Text>,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(households -> areas (neighbourhood_id));
 diesel::joinable!(users -> organisations (organisation_id));
 diesel::joinable!(user_areas -> users (user_id));
 diesel::joinable!(user_areas -> areas (area_id));
@@ -127,4 +153,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     rate_limit_windows,
     audit_log,
+    households,
+    idempotency_keys,
 );

@@ -16,6 +16,13 @@ where
     let DbConnection::Sqlite(sqlite) = conn else {
         return conn.transaction(work);
     };
+    // Inside a transaction already (one use case calling another): a savepoint will do.
+    let depth = AnsiTransactionManager::transaction_manager_status_mut(sqlite)
+        .transaction_depth()
+        .map_err(StoreError::from)?;
+    if depth.is_some() {
+        return conn.transaction(work);
+    }
     AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
     let result = work(conn);
     let DbConnection::Sqlite(sqlite) = conn else {

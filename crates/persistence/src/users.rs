@@ -82,6 +82,7 @@ fn areas_of(conn: &mut DbConnection, user_id: &str) -> Result<Vec<AreaId>, Store
 fn check_references(
     conn: &mut DbConnection,
     organisation_id: OrganisationId,
+    role: Role,
     area_ids: &[AreaId],
 ) -> Result<(), StoreError> {
     let org_exists: i64 = organisations::table
@@ -97,17 +98,19 @@ fn check_references(
         .into());
     }
     let wanted: Vec<String> = area_ids.iter().map(ToString::to_string).collect();
-    let found: i64 = areas::table
-        .filter(areas::id.eq_any(&wanted))
-        .count()
-        .get_result(conn)?;
+    let mut query = areas::table.filter(areas::id.eq_any(&wanted)).into_boxed();
+    // An area-scoped role works in neighbourhoods: its scope is a list of them.
+    if role.is_area_scoped() {
+        query = query.filter(areas::level.eq("neighbourhood"));
+    }
+    let found: i64 = query.count().get_result(conn)?;
     if usize::try_from(found).ok() != Some(wanted.len()) {
-        return Err(tavana_domain::FieldError::new(
-            "areas",
-            "not_found",
-            "one or more areas do not exist",
-        )
-        .into());
+        let message = if role.is_area_scoped() {
+            "every area must be an existing neighbourhood"
+        } else {
+            "one or more areas do not exist"
+        };
+        return Err(tavana_domain::FieldError::new("areas", "not_found", message).into());
     }
     Ok(())
 }
@@ -150,7 +153,7 @@ pub fn create(
         let mut areas = new.areas.clone();
         areas.sort();
         areas.dedup();
-        check_references(conn, new.organisation_id, &areas)?;
+        check_references(conn, new.organisation_id, new.role, &areas)?;
         let now = crate::now();
         let row = UserRow {
             id: UserId::generate().to_string(),
@@ -289,13 +292,14 @@ pub fn update(
             });
         }
         let organisation_id = changes.organisation_id.unwrap_or(before.organisation_id);
+        let role = changes.role.unwrap_or(before.role);
         let mut areas = changes
             .areas
             .clone()
             .unwrap_or_else(|| before.areas.clone());
         areas.sort();
         areas.dedup();
-        check_references(conn, organisation_id, &areas)?;
+        check_references(conn, organisation_id, role, &areas)?;
         let active = changes.active.unwrap_or(before.active);
         diesel::update(
             users::table

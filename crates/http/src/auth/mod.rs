@@ -18,7 +18,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use tavana_domain::access::{Action, ClientScope, Role, role_allows, scopes_allow};
 use tavana_domain::id::{AreaId, OrganisationId, UserId};
-use tavana_persistence::{Actor, AuditContext};
+use tavana_persistence::{Actor, AuditContext, Scope};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -72,6 +72,16 @@ impl Caller {
                 Principal::Client { client_id, .. } => Actor::Client(client_id.clone()),
             },
             request_id: self.request_id.clone(),
+        }
+    }
+
+    /// The neighbourhoods this caller's data access is limited to.
+    pub fn scope(&self) -> Scope {
+        match &self.principal {
+            Principal::User { role, areas, .. } if role.is_area_scoped() => {
+                Scope::Neighbourhoods(areas.clone())
+            }
+            Principal::User { .. } | Principal::Client { .. } => Scope::All,
         }
     }
 
@@ -208,5 +218,7 @@ pub mod perm {
         UserWrite,
         ApiClientManage,
         AuditRead,
+        HouseholdRead,
+        HouseholdWrite,
     );
 }

@@ -1,0 +1,360 @@
+//! Households: scope (a facilitator outside the neighbourhood gets 404), versions, idempotent
+//! creates and Persian-aware search.
+
+use serde_json::{Value, json};
+use tavana_domain::access::Role;
+use tavana_domain::id::AreaId;
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, problem};
+
+backend_tests!(
+    facilitators_see_only_their_neighbourhoods,
+    stale_if_match_is_412,
+    idempotency_key_replays_and_never_creates_twice,
+    search_matches_arabic_and_persian_letters,
+    households_belong_to_neighbourhoods,
+);
+
+const PASSWORD: &str = "a long enough password";
+
+async fn area(app: &TestApp, level: &str, parent: Option<&Value>, code: &str) -> Value {
+    let response = app
+        .post_json(
+            "/api/v1/areas",
+            &json!({"level": level, "parent_id": parent.map(|p| p["id"].clone()), "code": code, "name_fa": format!("محله {code}"), "name_en": code}),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "area {code}");
+    response.json().await.expect("area")
+}
+
+/// A neighbourhood (with its city and district) under `province`.
+pub async fn neighbourhood_under(app: &TestApp, province: &Value, code: &str) -> Value {
+    let city = area(app, "city", Some(province), &format!("{code}-C")).await;
+    let district = area(app, "district", Some(&city), &format!("{code}-D")).await;
+    area(app, "neighbourhood", Some(&district), code).await
+}
+
+/// Two neighbourhoods, N1 and N2.
+async fn two_neighbourhoods(app: &TestApp) -> (Value, Value) {
+    let province = area(app, "province", None, "KHR").await;
+    (
+        neighbourhood_under(app, &province, "N1").await,
+        neighbourhood_under(app, &province, "N2").await,
+    )
+}
+
+fn area_id(area: &Value) -> AreaId {
+    area["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("area id")
+}
+
+async fn facilitator_token(app: &TestApp, username: &str, neighbourhood: &Value) -> String {
+    app.create_user(
+        username,
+        Role::Facilitator,
+        PASSWORD,
+        vec![area_id(neighbourhood)],
+    )
+    .await;
+    let tokens: Value = app
+        .login(username, PASSWORD)
+        .await
+        .json()
+        .await
+        .expect("tokens");
+    tokens["access_token"].as_str().expect("token").to_owned()
+}
+
+async fn create_as(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/households"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("sent")
+}
+
+async fn get_as(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+}
+
+async fn facilitators_see_only_their_neighbourhoods(app: TestApp) {
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let token = facilitator_token(&app, "facilitator.n1", &n1).await;
+
+    let mine = create_as(
+        &app,
+        &token,
+        &json!({"neighbourhood_id": n1["id"], "address": "کوچه ۱"}),
+    )
+    .await;
+    assert_eq!(mine.status(), 201);
+    let mine: Value = mine.json().await.expect("household");
+    let body = problem(
+        create_as(
+            &app,
+            &token,
+            &json!({"neighbourhood_id": n2["id"], "address": "کوچه ۲"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "neighbourhood_id");
+
+    let theirs: Value = app
+        .post_json(
+            "/api/v1/households",
+            &json!({"neighbourhood_id": n2["id"], "address": "کوچه ۲"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("household");
+    let theirs_path = format!("/api/v1/households/{}", theirs["id"].as_str().expect("id"));
+
+    // Another neighbourhood's household, read by id: not found, exactly like a missing one.
+    let outside = problem(get_as(&app, &token, &theirs_path).await, 404).await;
+    let missing = problem(
+        get_as(
+            &app,
+            &token,
+            "/api/v1/households/01936b2e-0000-7000-8000-000000000000",
+        )
+        .await,
+        404,
+    )
+    .await;
+    assert_eq!(outside["detail"], missing["detail"]);
+    let response = app
+        .client
+        .patch(app.url(&theirs_path))
+        .bearer_auth(&token)
+        .json(&json!({"address": "changed"}))
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 404).await;
+
+    // Lists, with or without a filter naming the other neighbourhood, hold only their own.
+    let page: Value = get_as(&app, &token, "/api/v1/households")
+        .await
+        .json()
+        .await
+        .expect("page");
+    let ids: Vec<&Value> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|h| &h["id"])
+        .collect();
+    assert_eq!(ids, [&mine["id"]]);
+    let filtered: Value = get_as(
+        &app,
+        &token,
+        &format!(
+            "/api/v1/households?neighbourhood_id={}",
+            n2["id"].as_str().expect("id")
+        ),
+    )
+    .await
+    .json()
+    .await
+    .expect("page");
+    assert_eq!(filtered["items"], json!([]));
+
+    // A programme manager sees both.
+    let all: Value = app
+        .get("/api/v1/households")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
+}
+
+async fn stale_if_match_is_412(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let created: Value = app
+        .post_json("/api/v1/households", &json!({"neighbourhood_id": n1["id"], "address": "خیابان اول", "postal_code": "۹۱۷۷۹۴۸۹۷۴"}))
+        .await
+        .json()
+        .await
+        .expect("household");
+    assert_eq!(created["postal_code"], "9177948974");
+    let path = format!("/api/v1/households/{}", created["id"].as_str().expect("id"));
+    let patch = |etag: &'static str, body: Value| {
+        app.client
+            .patch(app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .header("if-match", etag)
+            .json(&body)
+            .send()
+    };
+    // Two offices read version 1; the first to write wins, the second is told.
+    let first = patch("\"1\"", json!({"address": "خیابان دوم"}))
+        .await
+        .expect("sent");
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["etag"], "\"2\"");
+    let second = patch("\"1\"", json!({"address": "خیابان سوم"}))
+        .await
+        .expect("sent");
+    problem(second, 412).await;
+    let read: Value = app.get(&path).await.json().await.expect("household");
+    assert_eq!(read["address"], "خیابان دوم");
+
+    let cleared = patch("\"2\"", json!({"postal_code": null}))
+        .await
+        .expect("sent");
+    let cleared: Value = cleared.json().await.expect("household");
+    assert_eq!(cleared["postal_code"], Value::Null);
+    assert_eq!(cleared["address"], "خیابان دوم", "absent fields stay");
+    problem(
+        patch("\"3\"", json!({"postal_code": "123"}))
+            .await
+            .expect("sent"),
+        422,
+    )
+    .await;
+    problem(patch("not-an-etag", json!({})).await.expect("sent"), 400).await;
+}
+
+async fn idempotency_key_replays_and_never_creates_twice(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let body = json!({"neighbourhood_id": n1["id"], "address": "کوچه ۵"});
+    let send = |key: &'static str, body: Value| {
+        app.client
+            .post(app.url("/api/v1/households"))
+            .bearer_auth(&app.admin_token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let first = send("import-7-row-12", body.clone()).await.expect("sent");
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let location = first.headers()["location"].clone();
+    let first: Value = first.json().await.expect("json");
+
+    let again = send("import-7-row-12", body.clone()).await.expect("sent");
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["location"], location);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again, first, "the same answer");
+
+    let other = send(
+        "import-7-row-12",
+        json!({"neighbourhood_id": n1["id"], "address": "کوچه ۶"}),
+    )
+    .await
+    .expect("sent");
+    let problem_body = problem(other, 422).await;
+    assert_eq!(problem_body["errors"][0]["code"], "reused");
+
+    let page: Value = app
+        .get("/api/v1/households")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(
+        page["items"].as_array().map(Vec::len),
+        Some(1),
+        "created once"
+    );
+
+    // Concurrent retries of one key still create one household.
+    let body2 = json!({"neighbourhood_id": n1["id"], "address": "کوچه ۹"});
+    let (a, b) = tokio::join!(
+        send("race-key", body2.clone()),
+        send("race-key", body2.clone())
+    );
+    let (a, b) = (a.expect("sent"), b.expect("sent"));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (201, 201));
+    let page: Value = app
+        .get("/api/v1/households")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
+}
+
+async fn search_matches_arabic_and_persian_letters(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    // Written with Arabic yeh and kaf.
+    app.post_json(
+        "/api/v1/households",
+        &json!({"neighbourhood_id": n1["id"], "address": "كوي مهدي، پلاك ۱۲"}),
+    )
+    .await;
+    app.post_json(
+        "/api/v1/households",
+        &json!({"neighbourhood_id": n1["id"], "address": "بلوار توس"}),
+    )
+    .await;
+    // Searched with Persian letters and ASCII digits.
+    let page: Value = app
+        .get("/api/v1/households?address=%DA%A9%D9%88%DB%8C%20%D9%85%D9%87%D8%AF%DB%8C")
+        .await
+        .json()
+        .await
+        .expect("page");
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["address"], "كوي مهدي، پلاك ۱۲", "shown as written");
+    let page: Value = app
+        .get("/api/v1/households?address=%D9%BE%D9%84%D8%A7%DA%A9%2012")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(
+        page["items"].as_array().map(Vec::len),
+        Some(1),
+        "پلاک 12 finds پلاك ۱۲"
+    );
+    let page: Value = app
+        .get("/api/v1/households?address=%25")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(page["items"], json!([]), "% is a character, not a wildcard");
+}
+
+async fn households_belong_to_neighbourhoods(app: TestApp) {
+    let province = area(&app, "province", None, "KHR").await;
+    let body = problem(
+        app.post_json(
+            "/api/v1/households",
+            &json!({"neighbourhood_id": province["id"], "address": "x"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "wrong_level");
+    let body = problem(
+        app.post_json(
+            "/api/v1/households",
+            &json!({"neighbourhood_id": province["id"], "address": " ", "postal_code": "12"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(2));
+}
