@@ -150,11 +150,11 @@ struct ServeArgs {
     jwt_secret: Option<String>,
 
     /// Seconds an access token is valid.
-    #[arg(long, env = "TAVANA_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    #[arg(long, env = "TAVANA_ACCESS_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(60..=3600))]
     access_token_ttl: u64,
 
     /// Seconds a refresh token is valid.
-    #[arg(long, env = "TAVANA_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
+    #[arg(long, env = "TAVANA_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600, value_parser = clap::value_parser!(u64).range(3600..=365 * 24 * 3600))]
     refresh_token_ttl: u64,
 
     /// Failed logins for one username within the window before further attempts get 429.
@@ -170,8 +170,13 @@ struct ServeArgs {
     login_max_failures_per_address: i64,
 
     /// Seconds over which failed logins are counted.
-    #[arg(long, env = "TAVANA_LOGIN_WINDOW", default_value_t = 900)]
+    #[arg(long, env = "TAVANA_LOGIN_WINDOW", default_value_t = 900, value_parser = clap::value_parser!(u64).range(60..=86400))]
     login_window: u64,
+
+    /// Take client addresses (for login throttling and the rate limit) from the
+    /// `Forwarded`/`X-Forwarded-For` headers. Only behind a reverse proxy that sets them.
+    #[arg(long, env = "TAVANA_TRUST_FORWARDED")]
+    trust_forwarded: bool,
 
     /// Requests per caller per minute (the token's subject, else the client address) before 429;
     /// 0 turns the limit off. Counted in the database, so all replicas share it.
@@ -252,6 +257,7 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<(), Failure> {
             window: Duration::from_secs(args.login_window),
             max_failures_per_username: args.login_max_failures,
             max_failures_per_address: args.login_max_failures_per_address,
+            trust_forwarded: args.trust_forwarded,
             ..LoginPolicy::default()
         },
         rate_limit_per_minute: args.rate_limit,

@@ -61,6 +61,25 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/households/{id}",
         Some(Action::HouseholdWrite),
     ),
+    (
+        "post",
+        "/api/v1/households/{id}/head",
+        Some(Action::HouseholdWrite),
+    ),
+    ("get", "/api/v1/persons", Some(Action::PersonRead)),
+    ("post", "/api/v1/persons", Some(Action::PersonWrite)),
+    ("get", "/api/v1/persons/{id}", Some(Action::PersonRead)),
+    ("patch", "/api/v1/persons/{id}", Some(Action::PersonWrite)),
+    (
+        "get",
+        "/api/v1/persons/{id}/memberships",
+        Some(Action::PersonRead),
+    ),
+    (
+        "post",
+        "/api/v1/persons/{id}/move",
+        Some(Action::PersonWrite),
+    ),
 ];
 
 /// Operations any authenticated user may call (their own account).

@@ -18,7 +18,7 @@ backend_tests!(
 
 const PASSWORD: &str = "a long enough password";
 
-async fn area(app: &TestApp, level: &str, parent: Option<&Value>, code: &str) -> Value {
+pub async fn area(app: &TestApp, level: &str, parent: Option<&Value>, code: &str) -> Value {
     let response = app
         .post_json(
             "/api/v1/areas",
@@ -37,7 +37,7 @@ pub async fn neighbourhood_under(app: &TestApp, province: &Value, code: &str) ->
 }
 
 /// Two neighbourhoods, N1 and N2.
-async fn two_neighbourhoods(app: &TestApp) -> (Value, Value) {
+pub async fn two_neighbourhoods(app: &TestApp) -> (Value, Value) {
     let province = area(app, "province", None, "KHR").await;
     (
         neighbourhood_under(app, &province, "N1").await,
@@ -52,7 +52,7 @@ fn area_id(area: &Value) -> AreaId {
         .expect("area id")
 }
 
-async fn facilitator_token(app: &TestApp, username: &str, neighbourhood: &Value) -> String {
+pub async fn facilitator_token(app: &TestApp, username: &str, neighbourhood: &Value) -> String {
     app.create_user(
         username,
         Role::Facilitator,

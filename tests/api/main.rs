@@ -10,4 +10,5 @@ mod errors;
 mod households;
 mod migrations;
 mod operations;
+mod persons;
 mod spec;

@@ -138,10 +138,12 @@ pub enum Action {
     AuditRead,
     HouseholdRead,
     HouseholdWrite,
+    PersonRead,
+    PersonWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 12] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -152,6 +154,8 @@ impl Action {
         Action::AuditRead,
         Action::HouseholdRead,
         Action::HouseholdWrite,
+        Action::PersonRead,
+        Action::PersonWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -166,6 +170,8 @@ impl Action {
             Action::AuditRead => "audit:read",
             Action::HouseholdRead => "household:read",
             Action::HouseholdWrite => "household:write",
+            Action::PersonRead => "person:read",
+            Action::PersonWrite => "person:write",
         }
     }
 
@@ -181,7 +187,9 @@ impl Action {
             | Action::AuditRead
             // Partner machines read the registry only under an MoU data policy (not yet built).
             | Action::HouseholdRead
-            | Action::HouseholdWrite => None,
+            | Action::HouseholdWrite
+            | Action::PersonRead
+            | Action::PersonWrite => None,
         }
     }
 }
@@ -224,6 +232,11 @@ pub const MATRIX: &[(Action, &[Role])] = &[
         Action::HouseholdWrite,
         &[Admin, ProgrammeManager, Facilitator],
     ),
+    (
+        Action::PersonRead,
+        &[Admin, ProgrammeManager, Facilitator, Auditor],
+    ),
+    (Action::PersonWrite, &[Admin, ProgrammeManager, Facilitator]),
 ];
 
 /// Whether a user with `role` may perform `action`.

@@ -67,6 +67,10 @@ id_type!(
     /// Identifies a row of `households`.
     HouseholdId
 );
+id_type!(
+    /// Identifies a row of `persons`.
+    PersonId
+);
 
 #[cfg(test)]
 mod tests {

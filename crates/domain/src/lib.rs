@@ -12,6 +12,7 @@ pub mod id;
 pub mod mobile;
 pub mod national_id;
 pub mod organisation;
+pub mod person;
 pub mod text;
 
 pub use error::{FieldError, ValidationErrors};

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
+use crate::conventions::etag;
 use crate::error::{ApiError, Problem};
 use crate::pagination::{self, Page};
 use crate::{AppState, with_db};
@@ -113,10 +114,6 @@ pub struct ListAreasQuery {
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-fn etag(version: i64) -> header::ETag {
-    header::ETag(header::EntityTag::new_strong(version.to_string()))
 }
 
 /// List areas, oldest first.

@@ -41,6 +41,9 @@ pub struct Problem {
     /// Each broken input rule, on 422.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
+    /// On a 409 because the record exists already: the existing record's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
 }
 
 /// One invalid input field.
@@ -90,6 +93,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    /// The record exists already: the answer names it.
+    #[error("{message}")]
+    Exists {
+        message: String,
+        existing_id: String,
+    },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -118,6 +127,7 @@ impl ApiError {
             ApiError::NotFound => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Exists { .. } => "exists",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unavailable(_) => "unavailable",
@@ -151,6 +161,7 @@ pub fn problem(status: StatusCode, slug: &str, detail: Option<String>) -> Proble
         detail,
         request_id: current_request_id().unwrap_or_default(),
         errors: Vec::new(),
+        existing_id: None,
     }
 }
 
@@ -177,7 +188,7 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Exists { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -193,6 +204,9 @@ impl ResponseError for ApiError {
         }
         let status = self.status_code();
         let mut body = problem(status, self.slug(), self.detail());
+        if let ApiError::Exists { existing_id, .. } = self {
+            body.existing_id = Some(existing_id.clone());
+        }
         if let ApiError::Validation(errors) = self {
             body.errors = errors
                 .iter()
@@ -239,6 +253,10 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::Exists { message, existing } => ApiError::Exists {
+                message,
+                existing_id: existing,
+            },
             StoreError::VersionMismatch { current } => ApiError::PreconditionFailed(current),
             StoreError::Invalid(errors) => errors.into(),
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),

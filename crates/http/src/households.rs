@@ -1,6 +1,5 @@
 //! `/api/v1/households`: households in the neighbourhoods the caller works in.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,10 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
+use crate::conventions::{etag, if_match};
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::pagination::{self, Page};
-use crate::users::if_match;
 use crate::{AppState, with_db};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -70,18 +69,9 @@ pub struct CreateHouseholdRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateHouseholdRequest {
     pub address: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::conventions::present")]
     #[schema(value_type = Option<String>)]
     pub postal_code: Option<Option<String>>,
-}
-
-/// Tells an explicit `null` (`Some(None)`: clear the field) from an absent field (`None`: keep it).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -94,10 +84,6 @@ pub struct ListHouseholdsQuery {
     /// Page size, 1–200 (default 50).
     pub limit: Option<u32>,
     pub cursor: Option<String>,
-}
-
-fn etag(version: i64) -> header::ETag {
-    header::ETag(header::EntityTag::new_strong(version.to_string()))
 }
 
 /// List households in the caller's neighbourhoods.

@@ -30,6 +30,7 @@ parameters are refused with 400.",
         (name = "users", description = "Staff accounts (administrators)"),
         (name = "api-clients", description = "Machine credentials for partner agencies and scripts (administrators)"),
         (name = "households", description = "Households in the caller's neighbourhoods"),
+        (name = "persons", description = "Persons in the caller's neighbourhoods and their household history"),
         (name = "audit", description = "The hash-chained audit log (auditors, administrators)"),
     ),
 )]

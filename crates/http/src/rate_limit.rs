@@ -10,6 +10,7 @@ use actix_web::web;
 use chrono::{DurationRound, TimeDelta, Utc};
 use tavana_persistence::rate_limits;
 
+use crate::auth::handlers::client_address;
 use crate::error::ApiError;
 use crate::{AppState, with_db};
 
@@ -23,12 +24,7 @@ fn caller_key(req: &ServiceRequest, state: &AppState) -> String {
         .map(|claims| claims.sub);
     match subject {
         Some(sub) => format!("sub:{sub}"),
-        None => format!(
-            "ip:{}",
-            req.peer_addr()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_else(|| "unknown".to_owned())
-        ),
+        None => format!("ip:{}", client_address(state, req.request())),
     }
 }
 

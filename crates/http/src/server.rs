@@ -21,7 +21,9 @@ use crate::metrics::Metrics;
 use crate::observe::{REQUEST_ID_HEADER, observe};
 use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
-use crate::{AppState, api_clients, areas, audit, auth, health, households, organisations, users};
+use crate::{
+    AppState, api_clients, areas, audit, auth, health, households, organisations, persons, users,
+};
 
 /// How the HTTP side is configured.
 #[derive(Debug, Clone)]
@@ -101,7 +103,8 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(users::routes)
                 .configure(api_clients::routes)
                 .configure(audit::routes)
-                .configure(households::routes),
+                .configure(households::routes)
+                .configure(persons::routes),
         )
 }
 
@@ -151,6 +154,7 @@ fn cors(origins: &[String]) -> Cors {
 
 /// Builds the server on `listener`. Migrations have run already (see [`Database::open`]).
 pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io::Result<Server> {
+    crate::auth::password::warm_up();
     let state = web::Data::new(AppState {
         db,
         tokens: settings.tokens.clone(),

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::password::hash_password;
 use crate::auth::{Auth, perm};
+use crate::conventions::{etag, if_match};
 use crate::error::{ApiError, Problem};
 use crate::pagination::{self, Page};
 use crate::{AppState, with_db};
@@ -141,26 +142,6 @@ pub struct ListUsersQuery {
     /// Page size, 1–200 (default 50).
     pub limit: Option<u32>,
     pub cursor: Option<String>,
-}
-
-fn etag(version: i64) -> header::ETag {
-    header::ETag(header::EntityTag::new_strong(version.to_string()))
-}
-
-/// The version named by `If-Match`, if the header is present.
-pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
-    let Some(value) = req.headers().get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|v| v.parse().ok())
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::BadRequest("If-Match must be the ETag of the resource, e.g. \"3\"".to_owned())
-        })
 }
 
 fn check_area_scope(role: Role, areas: &[Uuid]) -> Result<(), FieldError> {

@@ -11,6 +11,9 @@ pub enum StoreError {
     /// A uniqueness or state rule held by the database refused the write.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The record exists already; `existing` is its id, so the client can go to it.
+    #[error("exists: {message}")]
+    Exists { message: String, existing: String },
     /// The caller's `If-Match` version is not the current one: someone else changed the row.
     #[error("version mismatch: the row is at version {current}")]
     VersionMismatch { current: i64 },
@@ -36,12 +39,16 @@ impl From<DieselError> for StoreError {
         match error {
             DieselError::NotFound => StoreError::NotFound,
             DieselError::DatabaseError(kind, info) => match kind {
-                DatabaseErrorKind::UniqueViolation => StoreError::Conflict(
-                    info.constraint_name()
-                        .map(|c| format!("unique constraint {c} violated"))
-                        .unwrap_or_else(|| info.message().to_owned()),
-                ),
+                // Repositories turn the violations they expect into precise messages; any other is
+                // reported without naming tables or constraints.
+                DatabaseErrorKind::UniqueViolation => {
+                    StoreError::Conflict("the change conflicts with an existing record".to_owned())
+                }
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
+                    StoreError::Unavailable(info.message().to_owned())
+                }
+                // SQLite's write lock held longer than busy_timeout: busy, not broken.
+                _ if is_sqlite_busy(info.message()) => {
                     StoreError::Unavailable(info.message().to_owned())
                 }
                 _ => StoreError::Internal(format!("{kind:?}: {}", info.message())),
@@ -59,4 +66,8 @@ impl From<r2d2::Error> for StoreError {
         // r2d2 only fails to hand out a connection when none could be made in time.
         StoreError::Unavailable(error.to_string())
     }
+}
+
+fn is_sqlite_busy(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database is busy")
 }

@@ -11,6 +11,7 @@ pub mod households;
 pub mod idempotency;
 pub mod migrations;
 pub mod organisations;
+pub mod persons;
 pub mod rate_limits;
 pub mod schema;
 pub mod scope;

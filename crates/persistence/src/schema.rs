@@ -136,7 +136,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    persons (id) {
+        id -> Text,
+        national_id -> Text,
+        first_name -> Text,
+        last_name -> Text,
+        first_name_normalised -> Text,
+        last_name_normalised -> Text,
+        birth_date -> Date,
+        sex -> Text,
+        mobile -> Nullable<Text>,
+        education -> Nullable<Text>,
+        household_id -> Nullable<Text>,
+        household_role -> Nullable<Text>,
+        neighbourhood_id -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    household_memberships (id) {
+        id -> Text,
+        person_id -> Text,
+        household_id -> Text,
+        role -> Text,
+        started_on -> Date,
+        ended_on -> Nullable<Date>,
+        reason -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(households -> areas (neighbourhood_id));
+diesel::joinable!(persons -> households (household_id));
+diesel::joinable!(household_memberships -> persons (person_id));
 diesel::joinable!(users -> organisations (organisation_id));
 diesel::joinable!(user_areas -> users (user_id));
 diesel::joinable!(user_areas -> areas (area_id));
@@ -155,4 +191,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     households,
     idempotency_keys,
+    persons,
+    household_memberships,
 );

@@ -8,7 +8,7 @@ use crate::audit::{self, AuditContext, Event};
 use crate::db::DbConnection;
 use crate::error::StoreError;
 use crate::schema::{login_failures, refresh_tokens};
-use crate::tx::write_transaction;
+use crate::tx::{lock, write_transaction};
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_tokens)]
@@ -110,6 +110,13 @@ pub fn rotate(
             .user_id
             .parse()
             .map_err(|_| StoreError::Internal("refresh_tokens: bad user id".to_owned()))?;
+        // One user's session changes (rotation, logout, revocation) happen one at a time; read the
+        // token again under the lock, so a revocation committed meanwhile is seen.
+        lock(conn, &format!("sessions:{user_id}"))?;
+        let token: RefreshTokenRow = refresh_tokens::table
+            .find(&token.id)
+            .select(RefreshTokenRow::as_select())
+            .first(conn)?;
         if token.revoked_at.is_some() || token.expires_at <= now {
             return Ok(Rotation::Invalid);
         }
@@ -135,7 +142,8 @@ pub fn rotate(
         let marked = diesel::update(
             refresh_tokens::table
                 .find(&token.id)
-                .filter(refresh_tokens::used_at.is_null()),
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::revoked_at.is_null()),
         )
         .set(refresh_tokens::used_at.eq(now))
         .execute(conn)?;
@@ -176,6 +184,7 @@ pub fn revoke_by_token(
         let Some((family_id, user_id)) = found else {
             return Ok(None);
         };
+        lock(conn, &format!("sessions:{user_id}"))?;
         revoke_family(conn, &family_id)?;
         audit::append(
             conn,
@@ -192,8 +201,10 @@ pub fn revoke_by_token(
     })
 }
 
-/// Revokes every refresh token of a user (deactivation, password change).
+/// Revokes every refresh token of a user (deactivation, password change). Call it inside the
+/// transaction that makes the change.
 pub fn revoke_user(conn: &mut DbConnection, user_id: UserId) -> Result<(), StoreError> {
+    lock(conn, &format!("sessions:{user_id}"))?;
     diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::user_id.eq(user_id.to_string()))

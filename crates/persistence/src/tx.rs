@@ -43,3 +43,16 @@ where
         }
     }
 }
+
+/// Serialises transactions that touch the same `key` (e.g. one user's sessions) until commit. On
+/// PostgreSQL a transaction-scoped advisory lock; SQLite's write transactions are serial already.
+pub fn lock(conn: &mut DbConnection, key: &str) -> Result<(), StoreError> {
+    use diesel::RunQueryDsl;
+    use diesel::sql_types::Text;
+    if let DbConnection::Pg(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<Text, _>(key)
+            .execute(pg)?;
+    }
+    Ok(())
+}

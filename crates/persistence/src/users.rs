@@ -214,6 +214,8 @@ pub fn credentials(
         .first::<UserRow>(conn)
         .optional()?
     else {
+        // The same queries as for a known user, so the answer takes the same time.
+        areas_of(conn, "")?;
         return Ok(None);
     };
     let hash = std::mem::take(&mut row.password_hash);
@@ -301,7 +303,7 @@ pub fn update(
         areas.dedup();
         check_references(conn, organisation_id, role, &areas)?;
         let active = changes.active.unwrap_or(before.active);
-        diesel::update(
+        let updated = diesel::update(
             users::table
                 .find(id.to_string())
                 .filter(users::version.eq(before.version)),
@@ -311,13 +313,19 @@ pub fn update(
                 .display_name
                 .clone()
                 .unwrap_or_else(|| before.display_name.clone())),
-            users::role.eq(changes.role.unwrap_or(before.role).as_str()),
+            users::role.eq(role.as_str()),
             users::organisation_id.eq(organisation_id.to_string()),
             users::active.eq(active),
             users::version.eq(before.version + 1),
             users::updated_at.eq(crate::now()),
         ))
         .execute(conn)?;
+        // Someone else changed the user since it was read.
+        if updated == 0 {
+            return Err(StoreError::VersionMismatch {
+                current: before.version + 1,
+            });
+        }
         if changes.areas.is_some() {
             set_areas(conn, &id.to_string(), &areas)?;
         }

@@ -79,7 +79,7 @@ pub fn ensure_admin(
         return Ok(None);
     }
     drop(conn);
-    create_user(
+    let created = create_user(
         db,
         CliUser {
             username: "admin".to_owned(),
@@ -90,6 +90,17 @@ pub fn ensure_admin(
             areas: Vec::new(),
             password,
         },
-    )
-    .map(Some)
+    );
+    match created {
+        Ok(created) => Ok(Some(created)),
+        // Another replica starting at the same moment created it first.
+        Err(e) => {
+            let mut conn = db.get().map_err(|e| e.to_string())?;
+            if users::count(&mut conn).map_err(|e| e.to_string())? > 0 {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
 }

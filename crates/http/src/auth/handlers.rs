@@ -39,6 +39,9 @@ pub struct LoginPolicy {
     pub max_failures_per_address: i64,
     /// From this many failures on, each attempt is delayed a little more.
     pub slow_down_after: i64,
+    /// Take the client address from `Forwarded`/`X-Forwarded-For` (only behind a proxy that sets
+    /// them; otherwise clients could choose their own address).
+    pub trust_forwarded: bool,
 }
 
 impl Default for LoginPolicy {
@@ -49,6 +52,7 @@ impl Default for LoginPolicy {
             max_failures_per_username: 5,
             max_failures_per_address: 50,
             slow_down_after: 3,
+            trust_forwarded: false,
         }
     }
 }
@@ -119,21 +123,29 @@ fn after(duration: Duration) -> NaiveDateTime {
     now() + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::zero())
 }
 
-/// Refuses (429) or slows down the attempt according to recent failures for `key` from `address`.
-async fn throttle(state: &web::Data<AppState>, key: &str, address: &str) -> Result<(), ApiError> {
+/// Counts an attempt for `key` from `address` before the credentials are checked, so that
+/// parallel guesses cannot slip past the limit; then refuses (429) or slows it down according to
+/// the attempts in the window. A successful attempt clears the key's count ([`clear_attempts`]).
+async fn begin_attempt(
+    state: &web::Data<AppState>,
+    key: &str,
+    address: &str,
+) -> Result<(), ApiError> {
     let policy = state.login.clone();
     let window = chrono::Duration::from_std(policy.window).unwrap_or(chrono::Duration::minutes(15));
     let since = now() - window;
     let (key_owned, address_owned) = (key.to_owned(), address.to_owned());
     let counts = with_db(state, move |c| {
+        tokens::record_failure(c, &key_owned, &address_owned)?;
         tokens::failures_since(c, &key_owned, &address_owned, since)
     })
     .await?;
+    // The counts include this attempt.
     let mut oldest = None;
-    if counts.by_username >= policy.max_failures_per_username {
+    if counts.by_username > policy.max_failures_per_username {
         oldest = counts.oldest_username;
     }
-    if counts.by_address >= policy.max_failures_per_address {
+    if counts.by_address > policy.max_failures_per_address {
         oldest = oldest.max(counts.oldest_address);
     }
     if let Some(oldest) = oldest {
@@ -141,9 +153,9 @@ async fn throttle(state: &web::Data<AppState>, key: &str, address: &str) -> Resu
         let retry = (free_at - now()).num_seconds().max(1);
         return Err(ApiError::TooManyRequests(retry.unsigned_abs()));
     }
-    let failures = counts.by_username.max(counts.by_address);
-    if failures >= policy.slow_down_after {
-        let steps = u32::try_from(failures - policy.slow_down_after + 1).unwrap_or(u32::MAX);
+    let earlier = counts.by_username.max(counts.by_address) - 1;
+    if earlier >= policy.slow_down_after {
+        let steps = u32::try_from(earlier - policy.slow_down_after + 1).unwrap_or(u32::MAX);
         let delay = Duration::from_millis(250)
             .saturating_mul(steps)
             .min(Duration::from_secs(2));
@@ -152,13 +164,15 @@ async fn throttle(state: &web::Data<AppState>, key: &str, address: &str) -> Resu
     Ok(())
 }
 
-async fn record_failure(
-    state: &web::Data<AppState>,
-    key: &str,
-    address: &str,
-) -> Result<(), ApiError> {
-    let (key, address) = (key.to_owned(), address.to_owned());
-    with_db(state, move |c| tokens::record_failure(c, &key, &address)).await
+async fn clear_attempts(state: &web::Data<AppState>, key: &str) -> Result<(), ApiError> {
+    let key = key.to_owned();
+    let window =
+        chrono::Duration::from_std(state.login.window).unwrap_or(chrono::Duration::minutes(15));
+    let prune_before = now() - window;
+    with_db(state, move |c| {
+        tokens::clear_failures(c, &key, prune_before)
+    })
+    .await
 }
 
 async fn password_grant(
@@ -170,7 +184,7 @@ async fn password_grant(
 ) -> Result<HttpResponse, ApiError> {
     // A malformed username is treated like an unknown one: same work, same answer.
     let username = parse_username(&username).unwrap_or_else(|_| username.trim().to_lowercase());
-    throttle(&state, &username, &address).await?;
+    begin_attempt(&state, &username, &address).await?;
 
     let lookup = username.clone();
     let credentials = with_db(&state, move |c| users::credentials(c, &lookup)).await?;
@@ -185,10 +199,7 @@ async fn password_grant(
     .map_err(ApiError::internal)?;
     let user = match user {
         Some(user) if verified && user.active => user,
-        _ => {
-            record_failure(&state, &username, &address).await?;
-            return Err(invalid_credentials());
-        }
+        _ => return Err(invalid_credentials()),
     };
 
     let refresh_token = random_secret().map_err(ApiError::internal)?;
@@ -246,7 +257,7 @@ async fn client_credentials_grant(
     client_secret: String,
 ) -> Result<HttpResponse, ApiError> {
     let key = format!("client:{}", client_id.trim());
-    throttle(&state, &key, &address).await?;
+    begin_attempt(&state, &key, &address).await?;
     let lookup = client_id.trim().to_owned();
     let found = with_db(&state, move |c| api_clients::credentials(c, &lookup)).await?;
     let presented = hash_secret(&client_secret);
@@ -259,11 +270,9 @@ async fn client_credentials_grant(
         {
             client
         }
-        _ => {
-            record_failure(&state, &key, &address).await?;
-            return Err(invalid_credentials());
-        }
+        _ => return Err(invalid_credentials()),
     };
+    clear_attempts(&state, &key).await?;
     // The token never outlives the MoU: it expires at the end of the client's last day at most.
     let end_of_mou = client
         .expires_on
@@ -307,7 +316,14 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-fn client_address(req: &HttpRequest) -> String {
+/// The client's address for login throttling: the peer, or — behind a trusted reverse proxy
+/// (`TAVANA_TRUST_FORWARDED`) — the address it reports in `Forwarded`/`X-Forwarded-For`.
+pub(crate) fn client_address(state: &AppState, req: &HttpRequest) -> String {
+    if state.login.trust_forwarded
+        && let Some(address) = req.connection_info().realip_remote_addr()
+    {
+        return address.to_owned();
+    }
     req.peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".to_owned())
@@ -333,7 +349,7 @@ pub async fn token(
     req: HttpRequest,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let address = client_address(&req);
+    let address = client_address(&state, &req);
     match body.into_inner() {
         TokenRequest::Password { username, password } => {
             password_grant(state, &req, address, username, password).await
@@ -456,6 +472,7 @@ pub async fn me(
 #[put("/me/password")]
 pub async fn change_password(
     state: web::Data<AppState>,
+    req: HttpRequest,
     caller: Caller,
     body: web::Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -467,14 +484,14 @@ pub async fn change_password(
     let body = body.into_inner();
     let user = with_db(&state, move |c| users::get(c, id)).await?;
     check_password("new_password", &body.new_password, &user.username)?;
+    // Guessing the current password with a stolen access token is throttled like a login.
+    let key = format!("password-change:{id}");
+    begin_attempt(&state, &key, &client_address(&state, &req)).await?;
     let username = user.username.clone();
     let credentials = with_db(&state, move |c| users::credentials(c, &username)).await?;
-    let (verified, new_hash) = web::block(move || {
-        let verified = verify_password(
-            &body.current_password,
-            credentials.as_ref().map(|(_, h)| h.as_str()),
-        );
-        (verified, hash_password(&body.new_password))
+    let current = body.current_password;
+    let verified = web::block(move || {
+        verify_password(&current, credentials.as_ref().map(|(_, h)| h.as_str()))
     })
     .await
     .map_err(ApiError::internal)?;
@@ -483,6 +500,11 @@ pub async fn change_password(
             "the current password is wrong".to_owned(),
         ));
     }
+    clear_attempts(&state, &key).await?;
+    let new_password = body.new_password;
+    let new_hash = web::block(move || hash_password(&new_password))
+        .await
+        .map_err(ApiError::internal)?;
     let new_hash = new_hash.map_err(ApiError::internal)?;
     let context = caller.audit();
     with_db(&state, move |c| {

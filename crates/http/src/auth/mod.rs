@@ -220,5 +220,7 @@ pub mod perm {
         AuditRead,
         HouseholdRead,
         HouseholdWrite,
+        PersonRead,
+        PersonWrite,
     );
 }

@@ -24,13 +24,10 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
 /// Whether `password` matches `stored`. With `stored = None` (unknown user) a dummy hash is
 /// checked instead, so that an unknown username costs the same time as a wrong password.
 pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| {
-        hash_password("tavana-dummy-password-for-equal-timing").unwrap_or_default()
-    });
+    let dummy = dummy_hash();
     let (hash, real) = match stored {
         Some(hash) => (hash, true),
-        None => (dummy.as_str(), false),
+        None => (dummy, false),
     };
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
@@ -39,6 +36,18 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
         .verify_password(password.as_bytes(), &parsed)
         .is_ok();
     matches && real
+}
+
+/// A hash made with the same parameters as real ones, checked for unknown users.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY
+        .get_or_init(|| hash_password("tavana-dummy-password-for-equal-timing").unwrap_or_default())
+}
+
+/// Makes the dummy hash now, so that the first login with an unknown username does not pay for it.
+pub fn warm_up() {
+    dummy_hash();
 }
 
 /// A random secret of 32 bytes, URL-safe base64: refresh tokens, client secrets, passwords.

@@ -1,0 +1,39 @@
+//! Small pieces of the API conventions (DESIGN.md §4) that every resource uses: versions as
+//! `ETag`/`If-Match`, and PATCH fields that tell `null` from absent.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// The `ETag` of a resource at `version`.
+pub fn etag(version: i64) -> header::ETag {
+    header::ETag(header::EntityTag::new_strong(version.to_string()))
+}
+
+/// The version named by `If-Match`, if the header is present.
+pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::BadRequest("If-Match must be the ETag of the resource, e.g. \"3\"".to_owned())
+        })
+}
+
+/// For `#[serde(default, deserialize_with = "present")]`: an explicit `null` is `Some(None)`
+/// (clear the field), an absent field is `None` (keep it).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}

@@ -1,0 +1,712 @@
+//! The `persons` table and household memberships. Every query takes the caller's [`Scope`].
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde_json::json;
+use tavana_domain::FieldError;
+use tavana_domain::id::{AreaId, HouseholdId, PersonId};
+use tavana_domain::person::{Education, HouseholdRole, NewPerson, Person, PersonName, Sex};
+
+use crate::audit::{self, AuditContext, Event};
+use crate::db::{DbConnection, MultiBackend};
+use crate::error::StoreError;
+use crate::households::escape_like;
+use crate::schema::{areas, household_memberships, persons};
+use crate::scope::Scope;
+use crate::tx::write_transaction;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = persons)]
+struct PersonRow {
+    id: String,
+    national_id: String,
+    first_name: String,
+    last_name: String,
+    first_name_normalised: String,
+    last_name_normalised: String,
+    birth_date: NaiveDate,
+    sex: String,
+    mobile: Option<String>,
+    education: Option<String>,
+    household_id: Option<String>,
+    household_role: Option<String>,
+    neighbourhood_id: Option<String>,
+    version: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+fn to_person(row: PersonRow) -> Result<Person, StoreError> {
+    let corrupt = |what: &str| StoreError::Internal(format!("persons row {}: bad {what}", row.id));
+    Ok(Person {
+        id: row.id.parse().map_err(|_| corrupt("id"))?,
+        sex: row.sex.parse().map_err(|_| corrupt("sex"))?,
+        education: row
+            .education
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("education"))?,
+        household_id: row
+            .household_id
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("household_id"))?,
+        household_role: row
+            .household_role
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("household_role"))?,
+        neighbourhood_id: row
+            .neighbourhood_id
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("neighbourhood_id"))?,
+        national_id: row.national_id,
+        first_name: row.first_name,
+        last_name: row.last_name,
+        birth_date: row.birth_date,
+        mobile: row.mobile,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+/// What the audit log keeps of a person.
+fn snapshot(person: &Person) -> serde_json::Value {
+    json!({
+        "id": person.id.to_string(),
+        "national_id": person.national_id,
+        "first_name": person.first_name,
+        "last_name": person.last_name,
+        "birth_date": person.birth_date.to_string(),
+        "sex": person.sex.as_str(),
+        "mobile": person.mobile,
+        "education": person.education.map(Education::as_str),
+        "household_id": person.household_id.map(|h| h.to_string()),
+        "household_role": person.household_role.map(HouseholdRole::as_str),
+        "version": person.version,
+    })
+}
+
+fn scoped<'a>(scope: &Scope) -> persons::BoxedQuery<'a, MultiBackend> {
+    let mut query = persons::table.into_boxed();
+    if let Some(ids) = scope.neighbourhood_ids() {
+        query = query.filter(persons::neighbourhood_id.eq_any(ids));
+    }
+    query
+}
+
+fn existing_with_national_id(
+    conn: &mut DbConnection,
+    national_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(persons::table
+        .filter(persons::national_id.eq(national_id))
+        .select(persons::id)
+        .first(conn)
+        .optional()?)
+}
+
+fn national_id_taken(existing: String) -> StoreError {
+    StoreError::Exists {
+        message: "a person with this national ID is registered already".to_owned(),
+        existing,
+    }
+}
+
+fn head_of(conn: &mut DbConnection, household: &str) -> Result<Option<String>, StoreError> {
+    Ok(persons::table
+        .filter(persons::household_id.eq(household))
+        .filter(persons::household_role.eq(HouseholdRole::Head.as_str()))
+        .select(persons::id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Registers a person as a member of a household in the caller's scope.
+pub fn create(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    scope: &Scope,
+    new: NewPerson,
+) -> Result<Person, StoreError> {
+    write_transaction(conn, |conn| {
+        let household = match crate::households::get(conn, scope, new.household_id) {
+            Ok(household) => household,
+            Err(StoreError::NotFound) => {
+                return Err(FieldError::new(
+                    "household_id",
+                    "not_found",
+                    "no such household in your scope",
+                )
+                .into());
+            }
+            Err(other) => return Err(other),
+        };
+        if let Some(existing) = existing_with_national_id(conn, new.national_id.as_str())? {
+            return Err(national_id_taken(existing));
+        }
+        let household_id = household.id.to_string();
+        if new.household_role == HouseholdRole::Head
+            && let Some(head) = head_of(conn, &household_id)?
+        {
+            return Err(StoreError::Exists {
+                message: "the household has a head already; change it with POST /api/v1/households/{id}/head".to_owned(),
+                existing: head,
+            });
+        }
+        let now = crate::now();
+        let row = PersonRow {
+            id: PersonId::generate().to_string(),
+            national_id: new.national_id.as_str().to_owned(),
+            first_name: new.first_name.written,
+            last_name: new.last_name.written,
+            first_name_normalised: new.first_name.normalised,
+            last_name_normalised: new.last_name.normalised,
+            birth_date: new.birth_date,
+            sex: new.sex.as_str().to_owned(),
+            mobile: new.mobile.map(|m| m.to_string()),
+            education: new.education.map(|e| e.as_str().to_owned()),
+            household_id: Some(household_id.clone()),
+            household_role: Some(new.household_role.as_str().to_owned()),
+            neighbourhood_id: Some(household.neighbourhood_id.to_string()),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let inserted: PersonRow = match diesel::insert_into(persons::table)
+            .values(&row)
+            .returning(persons::all_columns)
+            .get_result(conn)
+        {
+            Ok(row) => row,
+            // A concurrent registration of the same national ID won the race.
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                return Err(StoreError::Conflict(
+                    "a person with this national ID or the household's head was registered at the same time; retry".to_owned(),
+                ));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        diesel::insert_into(household_memberships::table)
+            .values((
+                household_memberships::id.eq(uuid::Uuid::now_v7().to_string()),
+                household_memberships::person_id.eq(&inserted.id),
+                household_memberships::household_id.eq(&household_id),
+                household_memberships::role.eq(new.household_role.as_str()),
+                household_memberships::started_on.eq(new.member_since),
+                household_memberships::recorded_at.eq(now),
+            ))
+            .execute(conn)?;
+        let person = to_person(inserted)?;
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "person.create",
+                entity: "person",
+                entity_id: Some(person.id.to_string()),
+                before: None,
+                after: Some(snapshot(&person)),
+            },
+        )?;
+        Ok(person)
+    })
+}
+
+pub fn get(conn: &mut DbConnection, scope: &Scope, id: PersonId) -> Result<Person, StoreError> {
+    to_person(
+        scoped(scope)
+            .filter(persons::id.eq(id.to_string()))
+            .select(PersonRow::as_select())
+            .first(conn)?,
+    )
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PersonFilter {
+    pub neighbourhood_id: Option<AreaId>,
+    pub household_id: Option<HouseholdId>,
+    pub sex: Option<Sex>,
+    /// `Some(true)`: only women heads of household; `Some(false)`: everybody else.
+    pub woman_head: Option<bool>,
+    /// Normalised text found in the first name, the last name or "first last".
+    pub name: Option<String>,
+    /// Exact, normalised national ID.
+    pub national_id: Option<String>,
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &PersonFilter,
+    after: Option<PersonId>,
+    limit: usize,
+) -> Result<(Vec<Person>, bool), StoreError> {
+    let mut query = scoped(scope).select(PersonRow::as_select());
+    if let Some(neighbourhood) = filter.neighbourhood_id {
+        query = query.filter(persons::neighbourhood_id.eq(neighbourhood.to_string()));
+    }
+    if let Some(household) = filter.household_id {
+        query = query.filter(persons::household_id.eq(household.to_string()));
+    }
+    if let Some(sex) = filter.sex {
+        query = query.filter(persons::sex.eq(sex.as_str()));
+    }
+    match filter.woman_head {
+        Some(true) => {
+            query = query
+                .filter(persons::sex.eq(Sex::Female.as_str()))
+                .filter(persons::household_role.eq(HouseholdRole::Head.as_str()));
+        }
+        Some(false) => {
+            query = query.filter(
+                persons::sex
+                    .ne(Sex::Female.as_str())
+                    .or(persons::household_role.is_null())
+                    .or(persons::household_role.ne(HouseholdRole::Head.as_str())),
+            );
+        }
+        None => {}
+    }
+    if let Some(name) = &filter.name {
+        let pattern = format!("%{}%", escape_like(name));
+        query = query.filter(
+            persons::first_name_normalised
+                .like(pattern.clone())
+                .escape('\\')
+                .or(persons::last_name_normalised
+                    .like(pattern.clone())
+                    .escape('\\'))
+                .or(persons::first_name_normalised
+                    .concat(" ")
+                    .concat(persons::last_name_normalised)
+                    .like(pattern)
+                    .escape('\\')),
+        );
+    }
+    if let Some(national_id) = &filter.national_id {
+        query = query.filter(persons::national_id.eq(national_id.clone()));
+    }
+    if let Some(after) = after {
+        query = query.filter(persons::id.gt(after.to_string()));
+    }
+    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut rows: Vec<PersonRow> = query.order(persons::id.asc()).limit(fetch).load(conn)?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let list = rows.into_iter().map(to_person).collect::<Result<_, _>>()?;
+    Ok((list, more))
+}
+
+/// Persons who may be the same as `person`: the same normalised first and last name, born the same
+/// year, living in the same district.
+pub fn possible_duplicates(
+    conn: &mut DbConnection,
+    person: &Person,
+) -> Result<Vec<PersonId>, StoreError> {
+    use chrono::Datelike;
+    let Some(neighbourhood) = person.neighbourhood_id else {
+        return Ok(Vec::new());
+    };
+    let district: Option<Option<String>> = areas::table
+        .find(neighbourhood.to_string())
+        .select(areas::parent_id)
+        .first(conn)
+        .optional()?;
+    let Some(Some(district)) = district else {
+        return Ok(Vec::new());
+    };
+    let (first, last) = (
+        tavana_domain::text::normalise(&person.first_name),
+        tavana_domain::text::normalise(&person.last_name),
+    );
+    let year = person.birth_date.year();
+    let (Some(from), Some(to)) = (
+        NaiveDate::from_ymd_opt(year, 1, 1),
+        NaiveDate::from_ymd_opt(year, 12, 31),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let neighbourhoods = areas::table
+        .filter(areas::parent_id.eq(district))
+        .select(areas::id);
+    let ids: Vec<String> = persons::table
+        .filter(persons::neighbourhood_id.eq_any(neighbourhoods.nullable()))
+        .filter(persons::first_name_normalised.eq(first))
+        .filter(persons::last_name_normalised.eq(last))
+        .filter(persons::birth_date.between(from, to))
+        .filter(persons::id.ne(person.id.to_string()))
+        .select(persons::id)
+        .order(persons::id.asc())
+        .limit(20)
+        .load(conn)?;
+    ids.iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| StoreError::Internal(format!("persons: bad id {id}")))
+        })
+        .collect()
+}
+
+/// Changes to a person's own data; `None` keeps a field, `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default)]
+pub struct PersonChanges {
+    pub first_name: Option<PersonName>,
+    pub last_name: Option<PersonName>,
+    pub birth_date: Option<NaiveDate>,
+    pub sex: Option<Sex>,
+    pub mobile: Option<Option<String>>,
+    pub education: Option<Option<Education>>,
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    scope: &Scope,
+    id: PersonId,
+    expected_version: Option<i64>,
+    changes: PersonChanges,
+) -> Result<Person, StoreError> {
+    write_transaction(conn, |conn| {
+        let before = get(conn, scope, id)?;
+        if let Some(expected) = expected_version
+            && expected != before.version
+        {
+            return Err(StoreError::VersionMismatch {
+                current: before.version,
+            });
+        }
+        let first = changes.first_name.unwrap_or_else(|| PersonName {
+            normalised: tavana_domain::text::normalise(&before.first_name),
+            written: before.first_name.clone(),
+        });
+        let last = changes.last_name.unwrap_or_else(|| PersonName {
+            normalised: tavana_domain::text::normalise(&before.last_name),
+            written: before.last_name.clone(),
+        });
+        let updated = diesel::update(
+            persons::table
+                .find(id.to_string())
+                .filter(persons::version.eq(before.version)),
+        )
+        .set((
+            persons::first_name.eq(first.written),
+            persons::first_name_normalised.eq(first.normalised),
+            persons::last_name.eq(last.written),
+            persons::last_name_normalised.eq(last.normalised),
+            persons::birth_date.eq(changes.birth_date.unwrap_or(before.birth_date)),
+            persons::sex.eq(changes.sex.unwrap_or(before.sex).as_str()),
+            persons::mobile.eq(changes.mobile.unwrap_or_else(|| before.mobile.clone())),
+            persons::education.eq(changes
+                .education
+                .unwrap_or(before.education)
+                .map(Education::as_str)),
+            persons::version.eq(before.version + 1),
+            persons::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+        if updated == 0 {
+            return Err(StoreError::VersionMismatch {
+                current: before.version + 1,
+            });
+        }
+        let after = get(conn, scope, id)?;
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "person.update",
+                entity: "person",
+                entity_id: Some(id.to_string()),
+                before: Some(snapshot(&before)),
+                after: Some(snapshot(&after)),
+            },
+        )?;
+        Ok(after)
+    })
+}
+
+/// One stay of a person in a household.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Membership {
+    pub household_id: String,
+    pub role: String,
+    pub started_on: NaiveDate,
+    pub ended_on: Option<NaiveDate>,
+    pub reason: Option<String>,
+}
+
+/// A person's household history, oldest first.
+pub fn memberships(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: PersonId,
+) -> Result<Vec<Membership>, StoreError> {
+    get(conn, scope, id)?;
+    Ok(household_memberships::table
+        .filter(household_memberships::person_id.eq(id.to_string()))
+        .select((
+            household_memberships::household_id,
+            household_memberships::role,
+            household_memberships::started_on,
+            household_memberships::ended_on,
+            household_memberships::reason,
+        ))
+        .order((
+            household_memberships::started_on.asc(),
+            household_memberships::recorded_at.asc(),
+        ))
+        .load(conn)?)
+}
+
+/// Moves a person to another household (in scope) with a role, from `on`: the open membership
+/// ends, a new one starts, and the person's current household changes. Moving the head out leaves
+/// the old household without one.
+/// Where a person moves, as what, from when and why.
+#[derive(Debug, Clone)]
+pub struct Move {
+    pub household: HouseholdId,
+    pub role: HouseholdRole,
+    pub on: NaiveDate,
+    pub reason: Option<String>,
+}
+
+pub fn move_to(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    scope: &Scope,
+    id: PersonId,
+    to: Move,
+) -> Result<Person, StoreError> {
+    write_transaction(conn, |conn| {
+        let before = get(conn, scope, id)?;
+        let Move {
+            household: target,
+            role,
+            on,
+            reason,
+        } = to;
+        let household = match crate::households::get(conn, scope, target) {
+            Ok(household) => household,
+            Err(StoreError::NotFound) => {
+                return Err(FieldError::new(
+                    "household_id",
+                    "not_found",
+                    "no such household in your scope",
+                )
+                .into());
+            }
+            Err(other) => return Err(other),
+        };
+        if role == HouseholdRole::Head
+            && let Some(head) = head_of(conn, &household.id.to_string())?
+            && head != id.to_string()
+        {
+            return Err(StoreError::Exists {
+                message: "that household has a head already; change it with POST /api/v1/households/{id}/head".to_owned(),
+                existing: head,
+            });
+        }
+        end_open_membership(conn, id, on, reason.clone())?;
+        start_membership(conn, id, household.id, role, on, reason)?;
+        set_current(
+            conn,
+            id,
+            Some((household.id, role, household.neighbourhood_id)),
+        )?;
+        let after = get(conn, scope, id).or_else(|_| get(conn, &Scope::All, id))?;
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "person.move",
+                entity: "person",
+                entity_id: Some(id.to_string()),
+                before: Some(snapshot(&before)),
+                after: Some(snapshot(&after)),
+            },
+        )?;
+        Ok(after)
+    })
+}
+
+fn end_open_membership(
+    conn: &mut DbConnection,
+    id: PersonId,
+    on: NaiveDate,
+    reason: Option<String>,
+) -> Result<(), StoreError> {
+    let open: Option<NaiveDate> = household_memberships::table
+        .filter(household_memberships::person_id.eq(id.to_string()))
+        .filter(household_memberships::ended_on.is_null())
+        .select(household_memberships::started_on)
+        .first(conn)
+        .optional()?;
+    if let Some(started) = open
+        && on < started
+    {
+        return Err(FieldError::new(
+            "on",
+            "before_start",
+            format!("the current membership started on {started}"),
+        )
+        .into());
+    }
+    diesel::update(
+        household_memberships::table
+            .filter(household_memberships::person_id.eq(id.to_string()))
+            .filter(household_memberships::ended_on.is_null()),
+    )
+    .set((
+        household_memberships::ended_on.eq(on),
+        household_memberships::reason.eq(reason),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+fn start_membership(
+    conn: &mut DbConnection,
+    id: PersonId,
+    household: HouseholdId,
+    role: HouseholdRole,
+    on: NaiveDate,
+    reason: Option<String>,
+) -> Result<(), StoreError> {
+    diesel::insert_into(household_memberships::table)
+        .values((
+            household_memberships::id.eq(uuid::Uuid::now_v7().to_string()),
+            household_memberships::person_id.eq(id.to_string()),
+            household_memberships::household_id.eq(household.to_string()),
+            household_memberships::role.eq(role.as_str()),
+            household_memberships::started_on.eq(on),
+            household_memberships::reason.eq(reason),
+            household_memberships::recorded_at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn set_current(
+    conn: &mut DbConnection,
+    id: PersonId,
+    current: Option<(HouseholdId, HouseholdRole, AreaId)>,
+) -> Result<(), StoreError> {
+    let (household, role, neighbourhood) = match current {
+        Some((h, r, n)) => (Some(h.to_string()), Some(r.as_str()), Some(n.to_string())),
+        None => (None, None, None),
+    };
+    diesel::update(persons::table.find(id.to_string()))
+        .set((
+            persons::household_id.eq(household),
+            persons::household_role.eq(role),
+            persons::neighbourhood_id.eq(neighbourhood),
+            persons::version.eq(persons::version + 1),
+            persons::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)
+        .map_err(|e| match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                StoreError::Conflict("the household has a head already".to_owned())
+            }
+            other => other.into(),
+        })?;
+    Ok(())
+}
+
+/// Makes `new_head` (a member of the household) its head from `on`; the previous head, if any,
+/// becomes `previous_head_role`. Both changes are recorded in the membership history.
+pub fn change_head(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    scope: &Scope,
+    household: HouseholdId,
+    new_head: PersonId,
+    previous_head_role: HouseholdRole,
+    on: NaiveDate,
+) -> Result<(), StoreError> {
+    write_transaction(conn, |conn| {
+        let household = crate::households::get(conn, scope, household)?;
+        let household_id = household.id.to_string();
+        let person = get(conn, scope, new_head)?;
+        if person.household_id != Some(household.id) {
+            return Err(FieldError::new(
+                "person_id",
+                "not_a_member",
+                "the person is not a member of this household",
+            )
+            .into());
+        }
+        if person.household_role == Some(HouseholdRole::Head) {
+            return Ok(());
+        }
+        if previous_head_role == HouseholdRole::Head {
+            return Err(FieldError::new(
+                "previous_head_role",
+                "invalid",
+                "the previous head needs another role",
+            )
+            .into());
+        }
+        let old_head = head_of(conn, &household_id)?;
+        let reason = Some("change of head".to_owned());
+        // The old head steps down first, so that the one-head rule holds at every statement.
+        if let Some(old) = &old_head {
+            let old: PersonId = old
+                .parse()
+                .map_err(|_| StoreError::Internal("persons: bad id".to_owned()))?;
+            end_open_membership(conn, old, on, reason.clone())?;
+            start_membership(
+                conn,
+                old,
+                household.id,
+                previous_head_role,
+                on,
+                reason.clone(),
+            )?;
+            set_current(
+                conn,
+                old,
+                Some((household.id, previous_head_role, household.neighbourhood_id)),
+            )?;
+        }
+        end_open_membership(conn, new_head, on, reason.clone())?;
+        start_membership(
+            conn,
+            new_head,
+            household.id,
+            HouseholdRole::Head,
+            on,
+            reason,
+        )?;
+        set_current(
+            conn,
+            new_head,
+            Some((
+                household.id,
+                HouseholdRole::Head,
+                household.neighbourhood_id,
+            )),
+        )?;
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "household.change_head",
+                entity: "household",
+                entity_id: Some(household_id),
+                before: Some(json!({"head": old_head})),
+                after: Some(
+                    json!({"head": new_head.to_string(), "previous_head_role": previous_head_role.as_str(), "on": on.to_string()}),
+                ),
+            },
+        )
+    })
+}

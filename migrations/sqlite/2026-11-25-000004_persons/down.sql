@@ -1,0 +1,2 @@
+DROP TABLE household_memberships;
+DROP TABLE persons;

@@ -1,0 +1,476 @@
+//! Persons: national IDs, names as written and normalised, the derived woman head of household,
+//! possible duplicates, scope, versions and household history.
+
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, problem};
+use crate::households::{area, facilitator_token, two_neighbourhoods};
+
+backend_tests!(
+    registers_a_woman_head_of_household,
+    national_ids_are_checked_and_unique,
+    a_household_has_one_head,
+    possible_duplicates_match_across_arabic_and_persian_letters,
+    search_and_filters,
+    facilitators_cannot_see_other_neighbourhoods_people,
+    moving_and_changing_the_head_keep_history,
+    stale_if_match_on_a_person_is_412,
+);
+
+async fn household(app: &TestApp, neighbourhood: &Value) -> Value {
+    let response = app
+        .post_json(
+            "/api/v1/households",
+            &json!({"neighbourhood_id": neighbourhood["id"], "address": "کوچه گلستان"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    response.json().await.expect("household")
+}
+
+fn person(
+    national_id: &str,
+    first: &str,
+    last: &str,
+    sex: &str,
+    household: &Value,
+    role: &str,
+) -> Value {
+    json!({
+        "national_id": national_id, "first_name": first, "last_name": last,
+        "birth_date": "1360-05-12", "sex": sex, "household_id": household["id"], "household_role": role,
+    })
+}
+
+async fn create(app: &TestApp, body: &Value) -> Value {
+    let response = app.post_json("/api/v1/persons", body).await;
+    assert_eq!(response.status(), 201, "create person");
+    response.json().await.expect("person")
+}
+
+async fn registers_a_woman_head_of_household(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let home = household(&app, &n1).await;
+    let mut body = person("۰۴۹۹۳۷۰۸۹۹", "فاطمه", "رضايي", "female", &home, "head");
+    body["mobile"] = json!("+98 915 123 4567");
+    body["education"] = json!("diploma");
+    let created = create(&app, &body).await;
+    assert_eq!(created["national_id"], "0499370899");
+    assert_eq!(created["last_name"], "رضايي", "kept as written");
+    assert_eq!(created["birth_date"], "1981-08-03");
+    assert_eq!(created["birth_date_jalali"], "1360-05-12");
+    assert_eq!(created["mobile"], "09151234567");
+    assert_eq!(created["woman_head"], true);
+    assert_eq!(created["neighbourhood_id"], n1["id"]);
+    assert_eq!(created["possible_duplicates"], json!([]));
+
+    let spouse = create(
+        &app,
+        &person("0100000010", "علی", "رضایی", "male", &home, "spouse"),
+    )
+    .await;
+    assert_eq!(spouse["woman_head"], false);
+    let heads: Value = app
+        .get("/api/v1/persons?woman_head=true")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(heads["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(heads["items"][0]["id"], created["id"]);
+    let others: Value = app
+        .get("/api/v1/persons?woman_head=false")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(others["items"][0]["id"], spouse["id"]);
+}
+
+async fn national_ids_are_checked_and_unique(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let home = household(&app, &n1).await;
+    for (id, code) in [
+        ("0499370898", "check_digit"),
+        ("049937089", "length"),
+        ("3333333333", "invalid"),
+        ("04993-7O899", "format"),
+    ] {
+        let body = problem(
+            app.post_json(
+                "/api/v1/persons",
+                &person(id, "زهرا", "کریمی", "female", &home, "child"),
+            )
+            .await,
+            422,
+        )
+        .await;
+        assert_eq!(body["errors"][0]["field"], "national_id", "{id}");
+        assert_eq!(body["errors"][0]["code"], code, "{id}");
+    }
+    let first = create(
+        &app,
+        &person("0499370899", "زهرا", "کریمی", "female", &home, "child"),
+    )
+    .await;
+    // The same ID, typed in Persian digits, is the same person.
+    let body = problem(
+        app.post_json(
+            "/api/v1/persons",
+            &person("۰۴۹۹۳۷۰۸۹۹", "زهرا", "کریمی", "female", &home, "child"),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert_eq!(body["existing_id"], first["id"]);
+    assert_eq!(body["type"], "urn:tavana:problem:exists");
+}
+
+async fn a_household_has_one_head(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let home = household(&app, &n1).await;
+    let head = create(
+        &app,
+        &person("0499370899", "مریم", "احمدی", "female", &home, "head"),
+    )
+    .await;
+    let body = problem(
+        app.post_json(
+            "/api/v1/persons",
+            &person("0100000010", "رضا", "احمدی", "male", &home, "head"),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert_eq!(body["existing_id"], head["id"]);
+}
+
+async fn possible_duplicates_match_across_arabic_and_persian_letters(app: TestApp) {
+    let province = area(&app, "province", None, "KHR").await;
+    let city = area(&app, "city", Some(&province), "MSH").await;
+    let district = area(&app, "district", Some(&city), "D5").await;
+    let n1 = area(&app, "neighbourhood", Some(&district), "D5-N1").await;
+    let n2 = area(&app, "neighbourhood", Some(&district), "D5-N2").await;
+    let other_district = area(&app, "district", Some(&city), "D6").await;
+    let n3 = area(&app, "neighbourhood", Some(&other_district), "D6-N1").await;
+
+    let first = create(
+        &app,
+        &person(
+            "0499370899",
+            "علي",
+            "كريمي",
+            "female",
+            &household(&app, &n1).await,
+            "head",
+        ),
+    )
+    .await;
+    // Another ID, the same name written with Persian letters, born the same year, in the same
+    // district: possibly the same woman registered twice.
+    let second = create(
+        &app,
+        &person(
+            "0100000010",
+            "علی",
+            "کریمی",
+            "female",
+            &household(&app, &n2).await,
+            "head",
+        ),
+    )
+    .await;
+    assert_eq!(second["possible_duplicates"], json!([first["id"]]));
+    // In another district it is not flagged.
+    let third = create(
+        &app,
+        &person(
+            "0100000101",
+            "علی",
+            "کریمی",
+            "female",
+            &household(&app, &n3).await,
+            "head",
+        ),
+    )
+    .await;
+    assert_eq!(third["possible_duplicates"], json!([]));
+}
+
+async fn search_and_filters(app: TestApp) {
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let h1 = household(&app, &n1).await;
+    let h2 = household(&app, &n2).await;
+    create(
+        &app,
+        &person("0499370899", "كبري", "موسوي", "female", &h1, "head"),
+    )
+    .await;
+    create(
+        &app,
+        &person("0100000010", "حسن", "موسوی", "male", &h2, "head"),
+    )
+    .await;
+    let page: Value = app
+        .get("/api/v1/persons?name=%DA%A9%D8%A8%D8%B1%DB%8C")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(
+        page["items"].as_array().map(Vec::len),
+        Some(1),
+        "کبری finds كبري"
+    );
+    let page: Value = app
+        .get("/api/v1/persons?name=%D9%85%D9%88%D8%B3%D9%88%DB%8C")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(
+        page["items"].as_array().map(Vec::len),
+        Some(2),
+        "موسوی finds both spellings"
+    );
+    let page: Value = app.get("/api/v1/persons?national_id=%DB%B0%DB%B1%DB%B0%DB%B0%DB%B0%DB%B0%DB%B0%DB%B0%DB%B1%DB%B0").await.json().await.expect("page");
+    assert_eq!(
+        page["items"][0]["first_name"], "حسن",
+        "exact national ID, Persian digits"
+    );
+    let path = format!(
+        "/api/v1/persons?neighbourhood_id={}&sex=female",
+        n1["id"].as_str().expect("id")
+    );
+    let page: Value = app.get(&path).await.json().await.expect("page");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
+    problem(app.get("/api/v1/persons?national_id=123").await, 400).await;
+    problem(app.get("/api/v1/persons?womanhead=true").await, 400).await;
+}
+
+async fn facilitators_cannot_see_other_neighbourhoods_people(app: TestApp) {
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let theirs = create(
+        &app,
+        &person(
+            "0499370899",
+            "سمیه",
+            "نوری",
+            "female",
+            &household(&app, &n2).await,
+            "head",
+        ),
+    )
+    .await;
+    let mine_home = household(&app, &n1).await;
+    let token = facilitator_token(&app, "facilitator.one", &n1).await;
+    let path = format!("/api/v1/persons/{}", theirs["id"].as_str().expect("id"));
+    for path in [path.clone(), format!("{path}/memberships")] {
+        let response = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent");
+        problem(response, 404).await;
+    }
+    let response = app
+        .client
+        .post(app.url(&format!("{path}/move")))
+        .bearer_auth(&token)
+        .json(&json!({"household_id": mine_home["id"], "household_role": "other"}))
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 404).await;
+    let page: Value = app
+        .client
+        .get(app.url("/api/v1/persons?name=%D8%B3%D9%85%DB%8C%D9%87"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(page["items"], json!([]));
+    // Registering someone into another neighbourhood's household is refused too.
+    let response = app
+        .client
+        .post(app.url("/api/v1/persons"))
+        .bearer_auth(&token)
+        .json(&person(
+            "0100000010",
+            "سارا",
+            "نوری",
+            "female",
+            &json!({"id": theirs["household_id"]}),
+            "child",
+        ))
+        .send()
+        .await
+        .expect("sent");
+    let body = problem(response, 422).await;
+    assert_eq!(body["errors"][0]["field"], "household_id");
+}
+
+async fn moving_and_changing_the_head_keep_history(app: TestApp) {
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let first_home = household(&app, &n1).await;
+    let mut head_body = person("0499370899", "رضا", "نیکو", "male", &first_home, "head");
+    head_body["member_since"] = json!("1390-01-01");
+    let head = create(&app, &head_body).await;
+    let mut wife_body = person(
+        "0100000010",
+        "نرگس",
+        "نیکو",
+        "female",
+        &first_home,
+        "spouse",
+    );
+    wife_body["member_since"] = json!("1390-01-01");
+    let wife = create(&app, &wife_body).await;
+
+    // The wife becomes head of the household; the husband becomes the spouse.
+    let household_path = format!(
+        "/api/v1/households/{}/head",
+        first_home["id"].as_str().expect("id")
+    );
+    let response = app
+        .post_json(
+            &household_path,
+            &json!({"person_id": wife["id"], "previous_head_role": "spouse", "on": "1398-02-01"}),
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+    let wife_path = format!("/api/v1/persons/{}", wife["id"].as_str().expect("id"));
+    let read: Value = app.get(&wife_path).await.json().await.expect("person");
+    assert_eq!(read["household_role"], "head");
+    assert_eq!(read["woman_head"], true);
+    let husband: Value = app
+        .get(&format!(
+            "/api/v1/persons/{}",
+            head["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("person");
+    assert_eq!(husband["household_role"], "spouse");
+
+    // The husband moves to another household in another neighbourhood.
+    let second_home = household(&app, &n2).await;
+    let response = app
+        .post_json(
+            &format!("/api/v1/persons/{}/move", head["id"].as_str().expect("id")),
+            &json!({"household_id": second_home["id"], "household_role": "head", "on": "2019-06-01", "reason": "separation"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let moved: Value = response.json().await.expect("person");
+    assert_eq!(moved["household_id"], second_home["id"]);
+    assert_eq!(moved["neighbourhood_id"], n2["id"]);
+
+    let history: Value = app
+        .get(&format!(
+            "/api/v1/persons/{}/memberships",
+            head["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("history");
+    let stays: Vec<(String, String, Option<String>)> = history
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or("").to_owned(),
+                m["started_on"].as_str().unwrap_or("").to_owned(),
+                m["ended_on"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(stays.len(), 3, "{history}");
+    assert_eq!(
+        stays[1],
+        (
+            "spouse".into(),
+            "2019-04-21".into(),
+            Some("2019-06-01".into())
+        )
+    );
+    assert_eq!(stays[2], ("head".into(), "2019-06-01".into(), None));
+    assert_eq!(history[2]["household_id"], second_home["id"]);
+
+    // A move dated before the current stay began is refused.
+    let response = app
+        .post_json(
+            &format!("/api/v1/persons/{}/move", head["id"].as_str().expect("id")),
+            &json!({"household_id": first_home["id"], "household_role": "other", "on": "2019-01-01"}),
+        )
+        .await;
+    problem(response, 422).await;
+}
+
+async fn stale_if_match_on_a_person_is_412(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let created = create(
+        &app,
+        &person(
+            "0499370899",
+            "لیلا",
+            "صادقی",
+            "female",
+            &household(&app, &n1).await,
+            "head",
+        ),
+    )
+    .await;
+    let path = format!("/api/v1/persons/{}", created["id"].as_str().expect("id"));
+    let patch = |etag: &'static str, body: Value| {
+        app.client
+            .patch(app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .header("if-match", etag)
+            .json(&body)
+            .send()
+    };
+    let response = patch(
+        "\"1\"",
+        json!({"mobile": "09121234567", "education": "bachelor"}),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(response.status(), 200);
+    let updated: Value = response.json().await.expect("person");
+    assert_eq!(updated["mobile"], "09121234567");
+    problem(
+        patch("\"1\"", json!({"first_name": "لیلی"}))
+            .await
+            .expect("sent"),
+        412,
+    )
+    .await;
+    let cleared: Value = patch("\"2\"", json!({"mobile": null}))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("person");
+    assert_eq!(cleared["mobile"], Value::Null);
+    assert_eq!(cleared["education"], "bachelor");
+    let body = problem(
+        patch("\"3\"", json!({"birth_date": "1500-01-01", "mobile": "12"}))
+            .await
+            .expect("sent"),
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(2));
+}
