@@ -80,6 +80,44 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/persons/{id}/move",
         Some(Action::PersonWrite),
     ),
+    (
+        "get",
+        "/api/v1/persons/{id}/consents",
+        Some(Action::PersonRead),
+    ),
+    (
+        "post",
+        "/api/v1/persons/{id}/consents",
+        Some(Action::PersonWrite),
+    ),
+    (
+        "post",
+        "/api/v1/persons/{id}/consents/{consent_id}/withdraw",
+        Some(Action::PersonWrite),
+    ),
+    ("get", "/api/v1/programmes", Some(Action::ProgrammeRead)),
+    (
+        "get",
+        "/api/v1/programmes/{id}",
+        Some(Action::ProgrammeRead),
+    ),
+    ("get", "/api/v1/enrolments", Some(Action::EnrolmentRead)),
+    ("post", "/api/v1/enrolments", Some(Action::EnrolmentWrite)),
+    (
+        "get",
+        "/api/v1/enrolments/{id}",
+        Some(Action::EnrolmentRead),
+    ),
+    (
+        "get",
+        "/api/v1/enrolments/{id}/transitions",
+        Some(Action::EnrolmentRead),
+    ),
+    (
+        "post",
+        "/api/v1/enrolments/{id}/transitions",
+        Some(Action::EnrolmentWrite),
+    ),
 ];
 
 /// Operations any authenticated user may call (their own account).
@@ -112,7 +150,11 @@ async fn every_documented_operation_follows_the_matrix() {
                 "{method} {path}: security declared iff protected"
             );
             let Some(action) = action else { continue };
-            let url = app.url(&path.replace("{id}", "01936b2e-0000-7000-8000-000000000000"));
+            let url = app.url(
+                &path
+                    .replace("{id}", "01936b2e-0000-7000-8000-000000000000")
+                    .replace("{consent_id}", "01936b2e-0000-7000-8000-000000000001"),
+            );
             for role in Role::ALL {
                 let token = mint(&app.keys, role, &[]);
                 let request = app

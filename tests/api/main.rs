@@ -6,6 +6,7 @@ mod access;
 mod areas;
 mod auth;
 mod cli;
+mod enrolments;
 mod errors;
 mod households;
 mod migrations;

@@ -81,7 +81,7 @@ async fn database_outage_gives_503_and_the_service_recovers() {
 
     app.postgres_admin(&format!(
         "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
-         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+         SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '{name}';"
     ));
     let response = app.get("/health/ready").await;
     assert!(response.headers().contains_key("retry-after"));

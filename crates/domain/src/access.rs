@@ -140,10 +140,13 @@ pub enum Action {
     HouseholdWrite,
     PersonRead,
     PersonWrite,
+    ProgrammeRead,
+    EnrolmentRead,
+    EnrolmentWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 15] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -156,6 +159,9 @@ impl Action {
         Action::HouseholdWrite,
         Action::PersonRead,
         Action::PersonWrite,
+        Action::ProgrammeRead,
+        Action::EnrolmentRead,
+        Action::EnrolmentWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +178,9 @@ impl Action {
             Action::HouseholdWrite => "household:write",
             Action::PersonRead => "person:read",
             Action::PersonWrite => "person:write",
+            Action::ProgrammeRead => "programme:read",
+            Action::EnrolmentRead => "enrolment:read",
+            Action::EnrolmentWrite => "enrolment:write",
         }
     }
 
@@ -189,7 +198,10 @@ impl Action {
             | Action::HouseholdRead
             | Action::HouseholdWrite
             | Action::PersonRead
-            | Action::PersonWrite => None,
+            | Action::PersonWrite
+            | Action::EnrolmentRead
+            | Action::EnrolmentWrite => None,
+            Action::ProgrammeRead => Some(ClientScope::RegistryRead),
         }
     }
 }
@@ -237,6 +249,15 @@ pub const MATRIX: &[(Action, &[Role])] = &[
         &[Admin, ProgrammeManager, Facilitator, Auditor],
     ),
     (Action::PersonWrite, &[Admin, ProgrammeManager, Facilitator]),
+    (Action::ProgrammeRead, STAFF),
+    (
+        Action::EnrolmentRead,
+        &[Admin, ProgrammeManager, Facilitator, Auditor],
+    ),
+    (
+        Action::EnrolmentWrite,
+        &[Admin, ProgrammeManager, Facilitator],
+    ),
 ];
 
 /// Whether a user with `role` may perform `action`.

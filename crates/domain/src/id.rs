@@ -71,6 +71,18 @@ id_type!(
     /// Identifies a row of `persons`.
     PersonId
 );
+id_type!(
+    /// Identifies a row of `consents`.
+    ConsentId
+);
+id_type!(
+    /// Identifies a row of `programmes`.
+    ProgrammeId
+);
+id_type!(
+    /// Identifies a row of `enrolments`.
+    EnrolmentId
+);
 
 #[cfg(test)]
 mod tests {

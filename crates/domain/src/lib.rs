@@ -6,6 +6,8 @@
 pub mod access;
 pub mod area;
 pub mod calendar;
+pub mod consent;
+pub mod enrolment;
 pub mod error;
 pub mod household;
 pub mod id;

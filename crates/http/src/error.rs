@@ -44,6 +44,9 @@ pub struct Problem {
     /// On a 409 because the record exists already: the existing record's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub existing_id: Option<String>,
+    /// On a 409 for a state change the rules forbid: the changes that are allowed now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
 }
 
 /// One invalid input field.
@@ -93,6 +96,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    /// A state change the rules forbid now; the answer lists the allowed ones.
+    #[error("{message}")]
+    NotAllowed {
+        message: String,
+        allowed: Vec<String>,
+    },
     /// The record exists already: the answer names it.
     #[error("{message}")]
     Exists {
@@ -128,6 +137,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::Exists { .. } => "exists",
+            ApiError::NotAllowed { .. } => "transition-not-allowed",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unavailable(_) => "unavailable",
@@ -162,6 +172,7 @@ pub fn problem(status: StatusCode, slug: &str, detail: Option<String>) -> Proble
         request_id: current_request_id().unwrap_or_default(),
         errors: Vec::new(),
         existing_id: None,
+        allowed: None,
     }
 }
 
@@ -188,7 +199,9 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) | ApiError::Exists { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Exists { .. } | ApiError::NotAllowed { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -204,6 +217,9 @@ impl ResponseError for ApiError {
         }
         let status = self.status_code();
         let mut body = problem(status, self.slug(), self.detail());
+        if let ApiError::NotAllowed { allowed, .. } = self {
+            body.allowed = Some(allowed.clone());
+        }
         if let ApiError::Exists { existing_id, .. } = self {
             body.existing_id = Some(existing_id.clone());
         }

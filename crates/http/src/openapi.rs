@@ -31,6 +31,8 @@ parameters are refused with 400.",
         (name = "api-clients", description = "Machine credentials for partner agencies and scripts (administrators)"),
         (name = "households", description = "Households in the caller's neighbourhoods"),
         (name = "persons", description = "Persons in the caller's neighbourhoods and their household history"),
+        (name = "programmes", description = "Programmes and their targets"),
+        (name = "enrolments", description = "Households in programmes and their transitions"),
         (name = "audit", description = "The hash-chained audit log (auditors, administrators)"),
     ),
 )]

@@ -22,7 +22,8 @@ use crate::observe::{REQUEST_ID_HEADER, observe};
 use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
 use crate::{
-    AppState, api_clients, areas, audit, auth, health, households, organisations, persons, users,
+    AppState, api_clients, areas, audit, auth, consents, enrolments, health, households,
+    organisations, persons, programmes, users,
 };
 
 /// How the HTTP side is configured.
@@ -104,7 +105,10 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(api_clients::routes)
                 .configure(audit::routes)
                 .configure(households::routes)
-                .configure(persons::routes),
+                .configure(persons::routes)
+                .configure(consents::routes)
+                .configure(programmes::routes)
+                .configure(enrolments::routes),
         )
 }
 

@@ -27,7 +27,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             Actor::User(_) => "user",
             Actor::Client(_) => "client",
@@ -35,7 +35,7 @@ impl Actor {
         }
     }
 
-    fn id(&self) -> Option<String> {
+    pub fn id(&self) -> Option<String> {
         match self {
             Actor::User(id) | Actor::Client(id) => Some(id.clone()),
             Actor::System => None,

@@ -5,13 +5,16 @@
 pub mod api_clients;
 pub mod areas;
 pub mod audit;
+pub mod consents;
 pub mod db;
+pub mod enrolments;
 pub mod error;
 pub mod households;
 pub mod idempotency;
 pub mod migrations;
 pub mod organisations;
 pub mod persons;
+pub mod programmes;
 pub mod rate_limits;
 pub mod schema;
 pub mod scope;

@@ -170,7 +170,89 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    consents (id) {
+        id -> Text,
+        person_id -> Text,
+        purpose -> Text,
+        share_with_partners -> Bool,
+        given_on -> Date,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        withdrawn_on -> Nullable<Date>,
+        withdrawn_by -> Nullable<Text>,
+        withdrawal_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    programmes (id) {
+        id -> Text,
+        code -> Text,
+        name_fa -> Text,
+        name_en -> Text,
+        jalali_year -> Integer,
+        area_id -> Nullable<Text>,
+        target_households -> Nullable<Integer>,
+        starts_on -> Date,
+        ends_on -> Date,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    programme_targets (programme_id, stage) {
+        programme_id -> Text,
+        stage -> Text,
+        target -> Integer,
+    }
+}
+
+diesel::table! {
+    programme_partners (programme_id, organisation_id) {
+        programme_id -> Text,
+        organisation_id -> Text,
+    }
+}
+
+diesel::table! {
+    enrolments (id) {
+        id -> Text,
+        programme_id -> Text,
+        household_id -> Text,
+        neighbourhood_id -> Text,
+        state -> Text,
+        state_since -> Date,
+        resume_to -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    enrolment_transitions (id) {
+        id -> Text,
+        enrolment_id -> Text,
+        seq -> Integer,
+        from_state -> Nullable<Text>,
+        to_state -> Text,
+        effective_on -> Date,
+        reason -> Nullable<Text>,
+        actor_kind -> Text,
+        actor_id -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(households -> areas (neighbourhood_id));
+diesel::joinable!(consents -> persons (person_id));
+diesel::joinable!(programme_targets -> programmes (programme_id));
+diesel::joinable!(enrolments -> programmes (programme_id));
+diesel::joinable!(enrolments -> households (household_id));
+diesel::joinable!(enrolment_transitions -> enrolments (enrolment_id));
 diesel::joinable!(persons -> households (household_id));
 diesel::joinable!(household_memberships -> persons (person_id));
 diesel::joinable!(users -> organisations (organisation_id));
@@ -193,4 +275,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     persons,
     household_memberships,
+    consents,
+    programmes,
+    programme_targets,
+    programme_partners,
+    enrolments,
+    enrolment_transitions,
 );

@@ -222,5 +222,8 @@ pub mod perm {
         HouseholdWrite,
         PersonRead,
         PersonWrite,
+        ProgrammeRead,
+        EnrolmentRead,
+        EnrolmentWrite,
     );
 }

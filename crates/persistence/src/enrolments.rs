@@ -1,0 +1,405 @@
+//! The `enrolments` table and its transition history. Every query takes the caller's [`Scope`].
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde_json::json;
+use tavana_domain::FieldError;
+use tavana_domain::enrolment::{
+    Enrolment, EnrolmentState, Transition, TransitionContext, TransitionError, check_transition,
+};
+use tavana_domain::id::{AreaId, EnrolmentId, HouseholdId, ProgrammeId};
+
+use crate::audit::{self, AuditContext, Event};
+use crate::db::{DbConnection, MultiBackend};
+use crate::error::StoreError;
+use crate::schema::{enrolment_transitions, enrolments};
+use crate::scope::Scope;
+use crate::tx::write_transaction;
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = enrolments)]
+struct EnrolmentRow {
+    id: String,
+    programme_id: String,
+    household_id: String,
+    neighbourhood_id: String,
+    state: String,
+    state_since: NaiveDate,
+    resume_to: Option<String>,
+    version: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+fn to_enrolment(row: EnrolmentRow) -> Result<Enrolment, StoreError> {
+    let corrupt =
+        |what: &str| StoreError::Internal(format!("enrolments row {}: bad {what}", row.id));
+    Ok(Enrolment {
+        id: row.id.parse().map_err(|_| corrupt("id"))?,
+        programme_id: row
+            .programme_id
+            .parse()
+            .map_err(|_| corrupt("programme_id"))?,
+        household_id: row
+            .household_id
+            .parse()
+            .map_err(|_| corrupt("household_id"))?,
+        neighbourhood_id: row
+            .neighbourhood_id
+            .parse()
+            .map_err(|_| corrupt("neighbourhood_id"))?,
+        state: row.state.parse().map_err(|_| corrupt("state"))?,
+        state_since: row.state_since,
+        resume_to: row
+            .resume_to
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("resume_to"))?,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = enrolment_transitions)]
+struct TransitionRow {
+    id: String,
+    enrolment_id: String,
+    seq: i32,
+    from_state: Option<String>,
+    to_state: String,
+    effective_on: NaiveDate,
+    reason: Option<String>,
+    actor_kind: String,
+    actor_id: Option<String>,
+    recorded_at: NaiveDateTime,
+}
+
+fn to_transition(row: TransitionRow) -> Result<Transition, StoreError> {
+    let corrupt = |what: &str| {
+        StoreError::Internal(format!("enrolment_transitions row {}: bad {what}", row.id))
+    };
+    Ok(Transition {
+        seq: row.seq,
+        from: row
+            .from_state
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("from_state"))?,
+        to: row.to_state.parse().map_err(|_| corrupt("to_state"))?,
+        on: row.effective_on,
+        reason: row.reason,
+        actor_id: row.actor_id,
+        recorded_at: row.recorded_at,
+    })
+}
+
+fn snapshot(enrolment: &Enrolment) -> serde_json::Value {
+    json!({
+        "id": enrolment.id.to_string(),
+        "programme_id": enrolment.programme_id.to_string(),
+        "household_id": enrolment.household_id.to_string(),
+        "state": enrolment.state.as_str(),
+        "state_since": enrolment.state_since.to_string(),
+        "version": enrolment.version,
+    })
+}
+
+fn scoped<'a>(scope: &Scope) -> enrolments::BoxedQuery<'a, MultiBackend> {
+    let mut query = enrolments::table.into_boxed();
+    if let Some(ids) = scope.neighbourhood_ids() {
+        query = query.filter(enrolments::neighbourhood_id.eq_any(ids));
+    }
+    query
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_transition(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    enrolment: &str,
+    seq: i32,
+    from: Option<EnrolmentState>,
+    to: EnrolmentState,
+    on: NaiveDate,
+    reason: Option<String>,
+) -> Result<(), StoreError> {
+    diesel::insert_into(enrolment_transitions::table)
+        .values(TransitionRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            enrolment_id: enrolment.to_owned(),
+            seq,
+            from_state: from.map(|s| s.as_str().to_owned()),
+            to_state: to.as_str().to_owned(),
+            effective_on: on,
+            reason,
+            actor_kind: context.actor.kind().to_owned(),
+            actor_id: context.actor.id(),
+            recorded_at: crate::now(),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Identifies a household (in scope) for a programme, from `on`.
+pub fn create(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    scope: &Scope,
+    programme: ProgrammeId,
+    household: HouseholdId,
+    on: NaiveDate,
+    reason: Option<String>,
+) -> Result<Enrolment, StoreError> {
+    write_transaction(conn, |conn| {
+        let household = match crate::households::get(conn, scope, household) {
+            Ok(household) => household,
+            Err(StoreError::NotFound) => {
+                return Err(FieldError::new(
+                    "household_id",
+                    "not_found",
+                    "no such household in your scope",
+                )
+                .into());
+            }
+            Err(other) => return Err(other),
+        };
+        match crate::programmes::get(conn, programme) {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                return Err(
+                    FieldError::new("programme_id", "not_found", "no such programme").into(),
+                );
+            }
+            Err(other) => return Err(other),
+        }
+        let existing: Option<String> = enrolments::table
+            .filter(enrolments::programme_id.eq(programme.to_string()))
+            .filter(enrolments::household_id.eq(household.id.to_string()))
+            .select(enrolments::id)
+            .first(conn)
+            .optional()?;
+        if let Some(existing) = existing {
+            return Err(StoreError::Exists {
+                message: "the household is enrolled in this programme already".to_owned(),
+                existing,
+            });
+        }
+        let now = crate::now();
+        let row = EnrolmentRow {
+            id: EnrolmentId::generate().to_string(),
+            programme_id: programme.to_string(),
+            household_id: household.id.to_string(),
+            neighbourhood_id: household.neighbourhood_id.to_string(),
+            state: EnrolmentState::Identified.as_str().to_owned(),
+            state_since: on,
+            resume_to: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let inserted: EnrolmentRow = diesel::insert_into(enrolments::table)
+            .values(&row)
+            .returning(enrolments::all_columns)
+            .get_result(conn)
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    StoreError::Conflict(
+                        "the household was enrolled in this programme at the same time".to_owned(),
+                    )
+                }
+                other => other.into(),
+            })?;
+        record_transition(
+            conn,
+            context,
+            &inserted.id,
+            1,
+            None,
+            EnrolmentState::Identified,
+            on,
+            reason,
+        )?;
+        let enrolment = to_enrolment(inserted)?;
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "enrolment.create",
+                entity: "enrolment",
+                entity_id: Some(enrolment.id.to_string()),
+                before: None,
+                after: Some(snapshot(&enrolment)),
+            },
+        )?;
+        Ok(enrolment)
+    })
+}
+
+pub fn get(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: EnrolmentId,
+) -> Result<Enrolment, StoreError> {
+    to_enrolment(
+        scoped(scope)
+            .filter(enrolments::id.eq(id.to_string()))
+            .select(EnrolmentRow::as_select())
+            .first(conn)?,
+    )
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EnrolmentFilter {
+    pub programme_id: Option<ProgrammeId>,
+    pub household_id: Option<HouseholdId>,
+    pub neighbourhood_id: Option<AreaId>,
+    pub state: Option<EnrolmentState>,
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &EnrolmentFilter,
+    after: Option<EnrolmentId>,
+    limit: usize,
+) -> Result<(Vec<Enrolment>, bool), StoreError> {
+    let mut query = scoped(scope).select(EnrolmentRow::as_select());
+    if let Some(programme) = filter.programme_id {
+        query = query.filter(enrolments::programme_id.eq(programme.to_string()));
+    }
+    if let Some(household) = filter.household_id {
+        query = query.filter(enrolments::household_id.eq(household.to_string()));
+    }
+    if let Some(neighbourhood) = filter.neighbourhood_id {
+        query = query.filter(enrolments::neighbourhood_id.eq(neighbourhood.to_string()));
+    }
+    if let Some(state) = filter.state {
+        query = query.filter(enrolments::state.eq(state.as_str()));
+    }
+    if let Some(after) = after {
+        query = query.filter(enrolments::id.gt(after.to_string()));
+    }
+    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut rows: Vec<EnrolmentRow> = query.order(enrolments::id.asc()).limit(fetch).load(conn)?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let list = rows
+        .into_iter()
+        .map(to_enrolment)
+        .collect::<Result<_, _>>()?;
+    Ok((list, more))
+}
+
+/// Every transition of an enrolment, in order.
+pub fn history(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: EnrolmentId,
+) -> Result<Vec<Transition>, StoreError> {
+    get(conn, scope, id)?;
+    enrolment_transitions::table
+        .filter(enrolment_transitions::enrolment_id.eq(id.to_string()))
+        .select(TransitionRow::as_select())
+        .order(enrolment_transitions::seq.asc())
+        .load::<TransitionRow>(conn)?
+        .into_iter()
+        .map(to_transition)
+        .collect()
+}
+
+/// A transition refused by the rules: the caller gets the reason and, where it applies, the
+/// states that are allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransitionOutcome {
+    Done(Enrolment),
+    Refused(TransitionError),
+}
+
+/// Moves an enrolment to `to` from `on`, if the rules allow it. Honours `expected_version`.
+#[allow(clippy::too_many_arguments)]
+pub fn transition(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    scope: &Scope,
+    id: EnrolmentId,
+    expected_version: Option<i64>,
+    to: EnrolmentState,
+    on: NaiveDate,
+    reason: Option<String>,
+) -> Result<TransitionOutcome, StoreError> {
+    write_transaction(conn, |conn| {
+        let before = get(conn, scope, id)?;
+        if let Some(expected) = expected_version
+            && expected != before.version
+        {
+            return Err(StoreError::VersionMismatch {
+                current: before.version,
+            });
+        }
+        let head_consents = crate::consents::head_consents_on(conn, before.household_id, on)?;
+        let last_seq: Option<i32> = enrolment_transitions::table
+            .filter(enrolment_transitions::enrolment_id.eq(id.to_string()))
+            .select(diesel::dsl::max(enrolment_transitions::seq))
+            .first(conn)?;
+        let checked = check_transition(
+            before.state,
+            to,
+            on,
+            TransitionContext {
+                resume_to: before.resume_to,
+                head_consents,
+                previous_on: before.state_since,
+            },
+        );
+        if let Err(refusal) = checked {
+            return Ok(TransitionOutcome::Refused(refusal));
+        }
+        let resume_to = (to == EnrolmentState::Paused).then(|| before.state.as_str());
+        let updated = diesel::update(
+            enrolments::table
+                .find(id.to_string())
+                .filter(enrolments::version.eq(before.version)),
+        )
+        .set((
+            enrolments::state.eq(to.as_str()),
+            enrolments::state_since.eq(on),
+            enrolments::resume_to.eq(resume_to),
+            enrolments::version.eq(before.version + 1),
+            enrolments::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+        if updated == 0 {
+            return Err(StoreError::VersionMismatch {
+                current: before.version + 1,
+            });
+        }
+        record_transition(
+            conn,
+            context,
+            &id.to_string(),
+            last_seq.unwrap_or(0) + 1,
+            Some(before.state),
+            to,
+            on,
+            reason,
+        )?;
+        let after = get(conn, scope, id)?;
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "enrolment.transition",
+                entity: "enrolment",
+                entity_id: Some(id.to_string()),
+                before: Some(snapshot(&before)),
+                after: Some(snapshot(&after)),
+            },
+        )?;
+        Ok(TransitionOutcome::Done(after))
+    })
+}
