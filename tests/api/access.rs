@@ -95,6 +95,16 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/persons/{id}/consents/{consent_id}/withdraw",
         Some(Action::PersonWrite),
     ),
+    (
+        "get",
+        "/api/v1/persons/{id}/assessments",
+        Some(Action::PersonRead),
+    ),
+    (
+        "post",
+        "/api/v1/persons/{id}/assessments",
+        Some(Action::PersonWrite),
+    ),
     ("get", "/api/v1/programmes", Some(Action::ProgrammeRead)),
     (
         "get",

@@ -16,6 +16,7 @@ backend_tests!(
     facilitators_cannot_see_other_neighbourhoods_people,
     moving_and_changing_the_head_keep_history,
     stale_if_match_on_a_person_is_412,
+    assessments_have_one_baseline_then_follow_ups,
 );
 
 async fn household(app: &TestApp, neighbourhood: &Value) -> Value {
@@ -473,4 +474,92 @@ async fn stale_if_match_on_a_person_is_412(app: TestApp) {
     )
     .await;
     assert_eq!(body["errors"].as_array().map(Vec::len), Some(2));
+}
+
+async fn assessments_have_one_baseline_then_follow_ups(app: TestApp) {
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let created = create(
+        &app,
+        &person(
+            "0499370899",
+            "مهری",
+            "جعفری",
+            "female",
+            &household(&app, &n1).await,
+            "head",
+        ),
+    )
+    .await;
+    let path = format!(
+        "/api/v1/persons/{}/assessments",
+        created["id"].as_str().expect("id")
+    );
+    let survey = |kind: &str, on: &str, status: &str| {
+        json!({"kind": kind, "assessed_on": on, "employment_status": status, "income_band": "under_20m",
+               "social_insurance": false, "welfare_services": ["relief_committee", "cash_subsidy", "relief_committee"],
+               "skills": "خیاطی", "dependants": 3})
+    };
+    let body = problem(
+        app.post_json(&path, &survey("follow_up", "1398-03-01", "employed"))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "baseline_missing");
+
+    let baseline = app
+        .post_json(&path, &survey("baseline", "1398-02-01", "unemployed"))
+        .await;
+    assert_eq!(baseline.status(), 201);
+    let baseline: Value = baseline.json().await.expect("assessment");
+    assert_eq!(baseline["assessed_on"], "2019-04-21");
+    assert_eq!(baseline["assessed_on_jalali"], "1398-02-01");
+    assert_eq!(baseline["neighbourhood_id"], n1["id"]);
+    assert_eq!(
+        baseline["welfare_services"],
+        json!(["relief_committee", "cash_subsidy"])
+    );
+
+    let body = problem(
+        app.post_json(&path, &survey("baseline", "1398-02-02", "unemployed"))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "baseline_exists");
+    let body = problem(
+        app.post_json(&path, &survey("follow_up", "1398-01-01", "employed"))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "before_baseline");
+    let body = problem(app.post_json(&path, &json!({"kind": "baseline", "employment_status": "unemployed", "income_band": "none", "social_insurance": false, "dependants": 99})).await, 422).await;
+    assert_eq!(body["errors"][0]["field"], "dependants");
+    assert_eq!(
+        app.post_json(&path, &survey("follow_up", "1398-08-01", "employed"))
+            .await
+            .status(),
+        201
+    );
+
+    let list: Value = app.get(&path).await.json().await.expect("list");
+    let statuses: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["employment_status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["unemployed", "employed"]);
+
+    // A facilitator of another neighbourhood sees nothing of it.
+    let token = facilitator_token(&app, "facilitator.n2", &n2).await;
+    let response = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 404).await;
 }

@@ -83,6 +83,10 @@ id_type!(
     /// Identifies a row of `enrolments`.
     EnrolmentId
 );
+id_type!(
+    /// Identifies a row of `assessments`.
+    AssessmentId
+);
 
 #[cfg(test)]
 mod tests {

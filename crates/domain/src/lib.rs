@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod area;
+pub mod assessment;
 pub mod calendar;
 pub mod consent;
 pub mod enrolment;

@@ -4,6 +4,7 @@
 
 pub mod api_clients;
 pub mod areas;
+pub mod assessments;
 pub mod audit;
 pub mod auth;
 pub mod consents;

@@ -22,8 +22,8 @@ use crate::observe::{REQUEST_ID_HEADER, observe};
 use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
 use crate::{
-    AppState, api_clients, areas, audit, auth, consents, enrolments, health, households,
-    organisations, persons, programmes, users,
+    AppState, api_clients, areas, assessments, audit, auth, consents, enrolments, health,
+    households, organisations, persons, programmes, users,
 };
 
 /// How the HTTP side is configured.
@@ -107,6 +107,7 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(households::routes)
                 .configure(persons::routes)
                 .configure(consents::routes)
+                .configure(assessments::routes)
                 .configure(programmes::routes)
                 .configure(enrolments::routes),
         )

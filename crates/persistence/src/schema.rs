@@ -247,7 +247,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    assessments (id) {
+        id -> Text,
+        person_id -> Text,
+        neighbourhood_id -> Nullable<Text>,
+        kind -> Text,
+        assessed_on -> Date,
+        employment_status -> Text,
+        income_band -> Text,
+        social_insurance -> Bool,
+        welfare_services -> Text,
+        skills -> Nullable<Text>,
+        disability -> Bool,
+        dependants -> Integer,
+        recorded_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(households -> areas (neighbourhood_id));
+diesel::joinable!(assessments -> persons (person_id));
 diesel::joinable!(consents -> persons (person_id));
 diesel::joinable!(programme_targets -> programmes (programme_id));
 diesel::joinable!(enrolments -> programmes (programme_id));
@@ -281,4 +301,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     programme_partners,
     enrolments,
     enrolment_transitions,
+    assessments,
 );
