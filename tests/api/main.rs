@@ -6,6 +6,7 @@ mod access;
 mod areas;
 mod auth;
 mod cli;
+mod demo;
 mod enrolments;
 mod errors;
 mod households;

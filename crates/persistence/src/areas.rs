@@ -14,16 +14,16 @@ use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = areas)]
-struct AreaRow {
-    id: String,
-    parent_id: Option<String>,
-    level: String,
-    code: String,
-    name_fa: String,
-    name_en: String,
-    version: i64,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+pub(crate) struct AreaRow {
+    pub(crate) id: String,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) level: String,
+    pub(crate) code: String,
+    pub(crate) name_fa: String,
+    pub(crate) name_en: String,
+    pub(crate) version: i64,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) updated_at: NaiveDateTime,
 }
 
 impl TryFrom<AreaRow> for Area {

@@ -18,21 +18,21 @@ use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = assessments)]
-struct AssessmentRow {
-    id: String,
-    person_id: String,
-    neighbourhood_id: Option<String>,
-    kind: String,
-    assessed_on: NaiveDate,
-    employment_status: String,
-    income_band: String,
-    social_insurance: bool,
-    welfare_services: String,
-    skills: Option<String>,
-    disability: bool,
-    dependants: i32,
-    recorded_by: Option<String>,
-    created_at: NaiveDateTime,
+pub(crate) struct AssessmentRow {
+    pub(crate) id: String,
+    pub(crate) person_id: String,
+    pub(crate) neighbourhood_id: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) assessed_on: NaiveDate,
+    pub(crate) employment_status: String,
+    pub(crate) income_band: String,
+    pub(crate) social_insurance: bool,
+    pub(crate) welfare_services: String,
+    pub(crate) skills: Option<String>,
+    pub(crate) disability: bool,
+    pub(crate) dependants: i32,
+    pub(crate) recorded_by: Option<String>,
+    pub(crate) created_at: NaiveDateTime,
 }
 
 fn to_assessment(row: AssessmentRow) -> Result<Assessment, StoreError> {

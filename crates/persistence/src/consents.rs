@@ -17,17 +17,17 @@ use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = consents)]
-struct ConsentRow {
-    id: String,
-    person_id: String,
-    purpose: String,
-    share_with_partners: bool,
-    given_on: NaiveDate,
-    recorded_by: Option<String>,
-    recorded_at: NaiveDateTime,
-    withdrawn_on: Option<NaiveDate>,
-    withdrawn_by: Option<String>,
-    withdrawal_reason: Option<String>,
+pub(crate) struct ConsentRow {
+    pub(crate) id: String,
+    pub(crate) person_id: String,
+    pub(crate) purpose: String,
+    pub(crate) share_with_partners: bool,
+    pub(crate) given_on: NaiveDate,
+    pub(crate) recorded_by: Option<String>,
+    pub(crate) recorded_at: NaiveDateTime,
+    pub(crate) withdrawn_on: Option<NaiveDate>,
+    pub(crate) withdrawn_by: Option<String>,
+    pub(crate) withdrawal_reason: Option<String>,
 }
 
 fn to_consent(row: ConsentRow) -> Result<Consent, StoreError> {

@@ -19,17 +19,17 @@ use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = enrolments)]
-struct EnrolmentRow {
-    id: String,
-    programme_id: String,
-    household_id: String,
-    neighbourhood_id: String,
-    state: String,
-    state_since: NaiveDate,
-    resume_to: Option<String>,
-    version: i64,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+pub(crate) struct EnrolmentRow {
+    pub(crate) id: String,
+    pub(crate) programme_id: String,
+    pub(crate) household_id: String,
+    pub(crate) neighbourhood_id: String,
+    pub(crate) state: String,
+    pub(crate) state_since: NaiveDate,
+    pub(crate) resume_to: Option<String>,
+    pub(crate) version: i64,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) updated_at: NaiveDateTime,
 }
 
 fn to_enrolment(row: EnrolmentRow) -> Result<Enrolment, StoreError> {
@@ -65,17 +65,17 @@ fn to_enrolment(row: EnrolmentRow) -> Result<Enrolment, StoreError> {
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = enrolment_transitions)]
-struct TransitionRow {
-    id: String,
-    enrolment_id: String,
-    seq: i32,
-    from_state: Option<String>,
-    to_state: String,
-    effective_on: NaiveDate,
-    reason: Option<String>,
-    actor_kind: String,
-    actor_id: Option<String>,
-    recorded_at: NaiveDateTime,
+pub(crate) struct TransitionRow {
+    pub(crate) id: String,
+    pub(crate) enrolment_id: String,
+    pub(crate) seq: i32,
+    pub(crate) from_state: Option<String>,
+    pub(crate) to_state: String,
+    pub(crate) effective_on: NaiveDate,
+    pub(crate) reason: Option<String>,
+    pub(crate) actor_kind: String,
+    pub(crate) actor_id: Option<String>,
+    pub(crate) recorded_at: NaiveDateTime,
 }
 
 fn to_transition(row: TransitionRow) -> Result<Transition, StoreError> {

@@ -16,15 +16,15 @@ use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = households)]
-struct HouseholdRow {
-    id: String,
-    neighbourhood_id: String,
-    address: String,
-    address_normalised: String,
-    postal_code: Option<String>,
-    version: i64,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+pub(crate) struct HouseholdRow {
+    pub(crate) id: String,
+    pub(crate) neighbourhood_id: String,
+    pub(crate) address: String,
+    pub(crate) address_normalised: String,
+    pub(crate) postal_code: Option<String>,
+    pub(crate) version: i64,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) updated_at: NaiveDateTime,
 }
 
 impl TryFrom<HouseholdRow> for Household {

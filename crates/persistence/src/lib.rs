@@ -8,6 +8,7 @@ pub mod assessments;
 pub mod audit;
 pub mod consents;
 pub mod db;
+pub mod demo;
 pub mod enrolments;
 pub mod error;
 pub mod households;

@@ -15,13 +15,13 @@ use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = organisations)]
-struct OrganisationRow {
-    id: String,
-    name: String,
-    kind: String,
-    version: i64,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+pub(crate) struct OrganisationRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) version: i64,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) updated_at: NaiveDateTime,
 }
 
 impl TryFrom<OrganisationRow> for Organisation {

@@ -18,23 +18,23 @@ use crate::tx::write_transaction;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = persons)]
-struct PersonRow {
-    id: String,
-    national_id: String,
-    first_name: String,
-    last_name: String,
-    first_name_normalised: String,
-    last_name_normalised: String,
-    birth_date: NaiveDate,
-    sex: String,
-    mobile: Option<String>,
-    education: Option<String>,
-    household_id: Option<String>,
-    household_role: Option<String>,
-    neighbourhood_id: Option<String>,
-    version: i64,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+pub(crate) struct PersonRow {
+    pub(crate) id: String,
+    pub(crate) national_id: String,
+    pub(crate) first_name: String,
+    pub(crate) last_name: String,
+    pub(crate) first_name_normalised: String,
+    pub(crate) last_name_normalised: String,
+    pub(crate) birth_date: NaiveDate,
+    pub(crate) sex: String,
+    pub(crate) mobile: Option<String>,
+    pub(crate) education: Option<String>,
+    pub(crate) household_id: Option<String>,
+    pub(crate) household_role: Option<String>,
+    pub(crate) neighbourhood_id: Option<String>,
+    pub(crate) version: i64,
+    pub(crate) created_at: NaiveDateTime,
+    pub(crate) updated_at: NaiveDateTime,
 }
 
 fn to_person(row: PersonRow) -> Result<Person, StoreError> {
