@@ -28,8 +28,11 @@ use crate::tx::write_transaction;
 /// The seeded programme "Women heads of household 1398".
 const WHH_1398: &str = "0169a6c0-0000-7000-8000-000000000001";
 
+/// A name in Persian and in English.
+type Names = (&'static str, &'static str);
+
 /// Districts of Mashhad's margins and some of their neighbourhoods.
-const DISTRICTS: &[(&str, &str, &[(&str, &str)])] = &[
+const DISTRICTS: &[(&str, &str, &[Names])] = &[
     (
         "منطقه ۲",
         "District 2",
