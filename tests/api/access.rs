@@ -166,7 +166,7 @@ async fn every_documented_operation_follows_the_matrix() {
                     .replace("{consent_id}", "01936b2e-0000-7000-8000-000000000001"),
             );
             for role in Role::ALL {
-                let token = mint(&app.keys, role, &[]);
+                let token = mint(&app.keys, role);
                 let request = app
                     .client
                     .request(method.to_uppercase().parse().expect("method"), &url)

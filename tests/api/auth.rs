@@ -97,7 +97,6 @@ fn forged(keys: &TokenKeys, secret: &[u8], edit: impl FnOnce(&mut Claims)) -> St
             Some("admin".into()),
             uuid::Uuid::now_v7().to_string(),
             None,
-            vec![],
             Duration::from_secs(900),
         )
         .expect("signs");

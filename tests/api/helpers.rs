@@ -101,7 +101,7 @@ impl TestApp {
         let server = tavana_http::build(db.clone(), settings, listener).expect("server builds");
         let handle = server.handle();
         tokio::spawn(server);
-        let admin_token = mint(&keys, Role::Admin, &[]);
+        let admin_token = mint(&keys, Role::Admin);
         Some(TestApp {
             db,
             keys,
@@ -227,14 +227,14 @@ pub fn test_settings() -> tavana_http::Settings {
     }
 }
 
-/// An access token for a made-up user with `role`, signed with the test key.
-pub fn mint(keys: &TokenKeys, role: Role, areas: &[AreaId]) -> String {
+/// An access token for a made-up user with `role`, signed with the test key. Area-scoped roles
+/// see nothing: the made-up user has no assigned neighbourhoods.
+pub fn mint(keys: &TokenKeys, role: Role) -> String {
     keys.issue(
         UserId::generate().to_string(),
         Some(role.as_str().to_owned()),
         OrganisationId::generate().to_string(),
         None,
-        areas.iter().map(ToString::to_string).collect(),
         Duration::from_secs(900),
     )
     .expect("token signs")

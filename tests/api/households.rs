@@ -14,6 +14,7 @@ backend_tests!(
     idempotency_key_replays_and_never_creates_twice,
     search_matches_arabic_and_persian_letters,
     households_belong_to_neighbourhoods,
+    a_new_assignment_applies_to_the_next_request,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -357,4 +358,57 @@ async fn households_belong_to_neighbourhoods(app: TestApp) {
     )
     .await;
     assert_eq!(body["errors"].as_array().map(Vec::len), Some(2));
+}
+
+/// Scope is read from the user's assignments by each query, so moving a facilitator to another
+/// neighbourhood takes effect at once, even for a token issued before.
+async fn a_new_assignment_applies_to_the_next_request(app: TestApp) {
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let h1: Value = app
+        .post_json(
+            "/api/v1/households",
+            &json!({"neighbourhood_id": n1["id"], "address": "یک"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("household");
+    let h2: Value = app
+        .post_json(
+            "/api/v1/households",
+            &json!({"neighbourhood_id": n2["id"], "address": "دو"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("household");
+    let token = facilitator_token(&app, "moving.facilitator", &n1).await;
+    let me: Value = get_as(&app, &token, "/api/v1/me")
+        .await
+        .json()
+        .await
+        .expect("me");
+    let path = |h: &Value| format!("/api/v1/households/{}", h["id"].as_str().expect("id"));
+    assert_eq!(get_as(&app, &token, &path(&h1)).await.status(), 200);
+    assert_eq!(get_as(&app, &token, &path(&h2)).await.status(), 404);
+
+    let response = app
+        .client
+        .patch(app.url(&format!("/api/v1/users/{}", me["id"].as_str().expect("id"))))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"areas": [n2["id"]]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        get_as(&app, &token, &path(&h1)).await.status(),
+        404,
+        "no longer theirs"
+    );
+    assert_eq!(
+        get_as(&app, &token, &path(&h2)).await.status(),
+        200,
+        "theirs now"
+    );
 }

@@ -219,7 +219,7 @@ async fn rate_limit_refuses_a_busy_caller_only(backend: Backend) {
     let body = problem(response, 429).await;
     assert_eq!(body["type"], "urn:tavana:problem:too-many-requests");
 
-    let other = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Auditor, &[]);
+    let other = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Auditor);
     let response = app
         .client
         .get(app.url("/api/v1/areas"))

@@ -593,6 +593,12 @@ pub fn load(
         )?;
         Ok(summary)
     })
+    .and_then(|summary| {
+        // Fresh statistics, so the planner knows the tables are no longer empty.
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute("ANALYZE")?;
+        Ok(summary)
+    })
 }
 
 #[cfg(test)]

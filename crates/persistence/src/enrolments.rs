@@ -14,7 +14,7 @@ use crate::audit::{self, AuditContext, Event};
 use crate::db::{DbConnection, MultiBackend};
 use crate::error::StoreError;
 use crate::schema::{enrolment_transitions, enrolments};
-use crate::scope::Scope;
+use crate::scope::{Scope, assigned_to};
 use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
@@ -111,8 +111,8 @@ fn snapshot(enrolment: &Enrolment) -> serde_json::Value {
 
 fn scoped<'a>(scope: &Scope) -> enrolments::BoxedQuery<'a, MultiBackend> {
     let mut query = enrolments::table.into_boxed();
-    if let Some(ids) = scope.neighbourhood_ids() {
-        query = query.filter(enrolments::neighbourhood_id.eq_any(ids));
+    if let Scope::UserAreas(user) = scope {
+        query = query.filter(enrolments::neighbourhood_id.eq_any(assigned_to(*user)));
     }
     query
 }

@@ -11,7 +11,7 @@ use crate::audit::{self, AuditContext, Event};
 use crate::db::DbConnection;
 use crate::error::StoreError;
 use crate::schema::{areas, households};
-use crate::scope::Scope;
+use crate::scope::{Scope, assigned_to};
 use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
@@ -61,8 +61,8 @@ fn snapshot(household: &Household) -> serde_json::Value {
 /// The households the scope allows, as a boxed query to filter further.
 fn scoped<'a>(scope: &Scope) -> households::BoxedQuery<'a, crate::db::MultiBackend> {
     let mut query = households::table.into_boxed();
-    if let Some(ids) = scope.neighbourhood_ids() {
-        query = query.filter(households::neighbourhood_id.eq_any(ids));
+    if let Scope::UserAreas(user) = scope {
+        query = query.filter(households::neighbourhood_id.eq_any(assigned_to(*user)));
     }
     query
 }
@@ -79,7 +79,7 @@ fn check_neighbourhood(
         .first(conn)
         .optional()?;
     match level.as_deref() {
-        Some("neighbourhood") if scope.covers(id) => Ok(()),
+        Some("neighbourhood") if scope.covers(conn, id)? => Ok(()),
         Some("neighbourhood") | None => Err(FieldError::new(
             "neighbourhood_id",
             "not_found",

@@ -12,7 +12,7 @@ use crate::audit::{self, AuditContext, Event};
 use crate::db::{DbConnection, MultiBackend};
 use crate::error::StoreError;
 use crate::households::escape_like;
-use crate::schema::{areas, household_memberships, persons};
+use crate::schema::{areas, household_memberships, persons, user_areas};
 use crate::scope::Scope;
 use crate::tx::write_transaction;
 
@@ -96,8 +96,14 @@ fn snapshot(person: &Person) -> serde_json::Value {
 
 fn scoped<'a>(scope: &Scope) -> persons::BoxedQuery<'a, MultiBackend> {
     let mut query = persons::table.into_boxed();
-    if let Some(ids) = scope.neighbourhood_ids() {
-        query = query.filter(persons::neighbourhood_id.eq_any(ids));
+    if let Scope::UserAreas(user) = scope {
+        query = query.filter(
+            persons::neighbourhood_id.eq_any(
+                user_areas::table
+                    .filter(user_areas::user_id.eq(user.to_string()))
+                    .select(user_areas::area_id.nullable()),
+            ),
+        );
     }
     query
 }
@@ -221,12 +227,24 @@ pub fn create(
 }
 
 pub fn get(conn: &mut DbConnection, scope: &Scope, id: PersonId) -> Result<Person, StoreError> {
-    to_person(
-        scoped(scope)
-            .filter(persons::id.eq(id.to_string()))
-            .select(PersonRow::as_select())
+    // Two queries of fixed shape rather than a boxed one: fixed shapes are prepared once per
+    // connection and cached. The scope is part of the query either way.
+    let by_id = persons::table
+        .find(id.to_string())
+        .select(PersonRow::as_select());
+    let row: PersonRow = match scope {
+        Scope::All => by_id.first(conn)?,
+        Scope::UserAreas(user) => by_id
+            .filter(
+                persons::neighbourhood_id.eq_any(
+                    user_areas::table
+                        .filter(user_areas::user_id.eq(user.to_string()))
+                        .select(user_areas::area_id.nullable()),
+                ),
+            )
             .first(conn)?,
-    )
+    };
+    to_person(row)
 }
 
 #[derive(Debug, Clone, Default)]

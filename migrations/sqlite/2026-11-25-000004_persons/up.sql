@@ -28,6 +28,8 @@ CREATE TABLE persons (
 CREATE INDEX persons_neighbourhood_id_idx ON persons (neighbourhood_id, id);
 CREATE INDEX persons_household_id_idx ON persons (household_id);
 CREATE INDEX persons_name_idx ON persons (last_name_normalised, first_name_normalised);
+-- Lists filtered by sex and role (women heads of household) in id order, without a sort.
+CREATE INDEX persons_sex_role_id_idx ON persons (sex, household_role, id);
 -- A household has at most one head.
 CREATE UNIQUE INDEX persons_one_head_idx ON persons (household_id) WHERE household_role = 'head';
 

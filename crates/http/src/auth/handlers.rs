@@ -225,11 +225,6 @@ fn user_token(
     refresh_token: Option<String>,
 ) -> Result<TokenResponse, ApiError> {
     let ttl = state.tokens.access_ttl;
-    let areas = if user.role.is_area_scoped() {
-        user.areas.iter().map(ToString::to_string).collect()
-    } else {
-        Vec::new()
-    };
     let access_token = state
         .tokens
         .issue(
@@ -237,7 +232,6 @@ fn user_token(
             Some(user.role.as_str().to_owned()),
             user.organisation_id.to_string(),
             None,
-            areas,
             ttl,
         )
         .map_err(ApiError::internal)?;
@@ -294,7 +288,6 @@ async fn client_credentials_grant(
             None,
             client.organisation_id.to_string(),
             Some(scope.clone()),
-            Vec::new(),
             ttl,
         )
         .map_err(ApiError::internal)?;

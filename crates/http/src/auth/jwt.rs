@@ -18,9 +18,6 @@ pub struct Claims {
     /// An API client's scopes, space-separated; absent for users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// The areas an area-scoped user is limited to.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub areas: Vec<String>,
     pub iat: u64,
     pub exp: u64,
     pub iss: String,
@@ -69,14 +66,12 @@ impl TokenKeys {
     }
 
     /// Fills in the registered claims and signs.
-    #[allow(clippy::too_many_arguments)]
     pub fn issue(
         &self,
         sub: String,
         role: Option<String>,
         org: String,
         scope: Option<String>,
-        areas: Vec<String>,
         ttl: Duration,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = jsonwebtoken::get_current_timestamp();
@@ -85,7 +80,6 @@ impl TokenKeys {
             role,
             org,
             scope,
-            areas,
             iat: now,
             exp: now + ttl.as_secs(),
             iss: self.issuer.clone(),
@@ -117,7 +111,6 @@ mod tests {
             Some("admin".into()),
             "o1".into(),
             None,
-            vec![],
             keys.access_ttl,
         )
         .expect("signs")

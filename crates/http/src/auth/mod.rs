@@ -17,7 +17,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use tavana_domain::access::{Action, ClientScope, Role, role_allows, scopes_allow};
-use tavana_domain::id::{AreaId, OrganisationId, UserId};
+use tavana_domain::id::{OrganisationId, UserId};
 use tavana_persistence::{Actor, AuditContext, Scope};
 
 use crate::AppState;
@@ -31,8 +31,6 @@ pub enum Principal {
         id: UserId,
         role: Role,
         organisation_id: OrganisationId,
-        /// Empty for roles that are not area-scoped.
-        areas: Vec<AreaId>,
     },
     Client {
         client_id: String,
@@ -78,9 +76,8 @@ impl Caller {
     /// The neighbourhoods this caller's data access is limited to.
     pub fn scope(&self) -> Scope {
         match &self.principal {
-            Principal::User { role, areas, .. } if role.is_area_scoped() => {
-                Scope::Neighbourhoods(areas.clone())
-            }
+            // Read from the user's assignments by each query, not from the token.
+            Principal::User { id, role, .. } if role.is_area_scoped() => Scope::UserAreas(*id),
             Principal::User { .. } | Principal::Client { .. } => Scope::All,
         }
     }
@@ -123,12 +120,6 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
             id: claims.sub.parse().map_err(|_| bad())?,
             role: role.parse().map_err(|_| bad())?,
             organisation_id,
-            areas: claims
-                .areas
-                .iter()
-                .map(|a| a.parse())
-                .collect::<Result<_, _>>()
-                .map_err(|_| bad())?,
         },
         None => Principal::Client {
             client_id: claims.sub,
