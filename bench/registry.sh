@@ -9,6 +9,7 @@
 #   bench/registry.sh                      # both backends (PostgreSQL if 127.0.0.1:5432 answers)
 #   HOUSEHOLDS=20000 DURATION=5s bench/registry.sh
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres bench/registry.sh
+#   BACKENDS=postgres TAVANA_DB_POOL_SIZE=16 bench/registry.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -100,10 +101,15 @@ run_backend() {
     server=""
 }
 
+BACKENDS=${BACKENDS:-sqlite postgres}
 echo "Tavana registry benchmark: $HOUSEHOLDS households, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) cores"
-run_backend sqlite "sqlite://$workdir/bench.db"
+if [[ " $BACKENDS " == *" sqlite "* ]]; then
+    run_backend sqlite "sqlite://$workdir/bench.db"
+fi
 
-if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+if [[ " $BACKENDS " != *" postgres "* ]]; then
+    :
+elif pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     name="tavana_bench_$$"
     psql -q "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $name" >/dev/null
     pg_url="${BENCH_POSTGRES_URL%/*}/$name"

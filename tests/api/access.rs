@@ -31,6 +31,11 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/organisations/{id}",
         Some(Action::OrganisationRead),
     ),
+    (
+        "patch",
+        "/api/v1/organisations/{id}",
+        Some(Action::OrganisationWrite),
+    ),
     ("get", "/api/v1/users", Some(Action::UserRead)),
     ("post", "/api/v1/users", Some(Action::UserWrite)),
     ("get", "/api/v1/users/{id}", Some(Action::UserRead)),

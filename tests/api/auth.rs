@@ -24,6 +24,7 @@ backend_tests!(
     writes_are_audited_with_actor_and_request_id,
     admins_manage_users_with_versions,
     audit_verify_finds_edited_and_missing_rows,
+    organisations_are_renamed_with_versions,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -586,4 +587,68 @@ async fn audit_verify_finds_edited_and_missing_rows(app: TestApp) {
     })
     .await
     .expect("joined");
+}
+
+async fn organisations_are_renamed_with_versions(app: TestApp) {
+    let first: Value = app
+        .post_json(
+            "/api/v1/organisations",
+            &json!({"name": "دفتر تسهیلگری طلاب", "kind": "facilitation_office"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("org");
+    app.post_json(
+        "/api/v1/organisations",
+        &json!({"name": "Jahad Daneshgahi", "kind": "partner_agency"}),
+    )
+    .await;
+    let path = format!(
+        "/api/v1/organisations/{}",
+        first["id"].as_str().expect("id")
+    );
+    let response = app.get(&path).await;
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let patch = |etag: &'static str, body: Value| {
+        app.client
+            .patch(app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .header("if-match", etag)
+            .json(&body)
+            .send()
+    };
+    let renamed: Value = patch("\"1\"", json!({"name": "دفتر تسهیلگری طلاب و پنج‌تن"}))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("org");
+    assert_eq!(renamed["version"], 2);
+    problem(
+        patch("\"1\"", json!({"name": "Other"}))
+            .await
+            .expect("sent"),
+        412,
+    )
+    .await;
+    problem(
+        patch("\"2\"", json!({"name": "Jahad Daneshgahi"}))
+            .await
+            .expect("sent"),
+        409,
+    )
+    .await;
+    problem(
+        patch("\"2\"", json!({"name": "  "})).await.expect("sent"),
+        422,
+    )
+    .await;
+    let audit: Value = app
+        .get("/api/v1/audit?action=organisation.update")
+        .await
+        .json()
+        .await
+        .expect("audit");
+    assert_eq!(audit["items"][0]["before"]["name"], "دفتر تسهیلگری طلاب");
 }

@@ -1,7 +1,7 @@
 //! `/api/v1/organisations`: the labour office, facilitation offices, partner agencies, …
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tavana_domain::id::OrganisationId;
@@ -11,12 +11,16 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
+use crate::conventions::{etag, if_match};
 use crate::error::{ApiError, Problem};
 use crate::pagination::{self, Page};
 use crate::{AppState, with_db};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(list).service(create).service(read);
+    cfg.service(list)
+        .service(create)
+        .service(read)
+        .service(update);
 }
 
 /// The kind of organisation (GLOSSARY.md).
@@ -91,6 +95,14 @@ pub struct CreateOrganisationRequest {
     pub kind: OrganisationKindDto,
 }
 
+/// Fields to change; absent fields stay. Send the current `version` in `If-Match`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrganisationRequest {
+    pub name: Option<String>,
+    pub kind: Option<OrganisationKindDto>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -137,7 +149,7 @@ pub async fn list(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The organisation's id")),
     responses(
-        (status = 200, description = "The organisation", body = OrganisationResponse),
+        (status = 200, description = "The organisation; `ETag` carries its version", body = OrganisationResponse),
         (status = 404, description = "No such organisation", body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -146,10 +158,12 @@ pub async fn read(
     _auth: Auth<perm::OrganisationRead>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-) -> Result<web::Json<OrganisationResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = OrganisationId::from(id.into_inner());
     let org = with_db(&state, move |c| organisations::get(c, id)).await?;
-    Ok(web::Json(org.into()))
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(org.version))
+        .json(OrganisationResponse::from(org)))
 }
 
 /// Register an organisation.
@@ -182,5 +196,50 @@ pub async fn create(
             header::LOCATION,
             format!("/api/v1/organisations/{}", org.id),
         ))
+        .json(OrganisationResponse::from(org)))
+}
+
+/// Rename an organisation or correct its kind. Honours `If-Match`. Organisations are never
+/// deleted: users, clients and the audit log refer to them.
+#[utoipa::path(
+    tag = "organisations",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The organisation's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag last read; refused with 412 if it changed since"),
+    ),
+    request_body = UpdateOrganisationRequest,
+    responses(
+        (status = 200, description = "Updated", body = OrganisationResponse),
+        (status = 404, description = "No such organisation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Changed since the ETag was read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[patch("/organisations/{id}")]
+pub async fn update(
+    auth: Auth<perm::OrganisationWrite>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateOrganisationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = OrganisationId::from(id.into_inner());
+    let expected = if_match(&req)?;
+    let body = body.into_inner();
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| parse_name("name", n))
+        .transpose()?;
+    let kind = body.kind.map(Into::into);
+    let context = auth.audit();
+    let org = with_db(&state, move |c| {
+        organisations::update(c, &context, id, expected, name, kind)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(org.version))
         .json(OrganisationResponse::from(org)))
 }

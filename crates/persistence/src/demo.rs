@@ -594,9 +594,14 @@ pub fn load(
         Ok(summary)
     })
     .and_then(|summary| {
-        // Fresh statistics, so the planner knows the tables are no longer empty.
+        // Fresh statistics, so the planner knows the tables are no longer empty; on PostgreSQL
+        // also set hint bits and the visibility map now rather than during the first reads.
         use diesel::connection::SimpleConnection;
-        conn.batch_execute("ANALYZE")?;
+        let maintenance = match conn {
+            DbConnection::Pg(_) => "VACUUM ANALYZE",
+            DbConnection::Sqlite(_) => "ANALYZE",
+        };
+        conn.batch_execute(maintenance)?;
         Ok(summary)
     })
 }

@@ -136,3 +136,61 @@ pub fn list(
         .collect::<Result<_, _>>()?;
     Ok((orgs, more))
 }
+
+/// Renames an organisation or corrects its kind, if it is still at `expected_version`.
+pub fn update(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    id: OrganisationId,
+    expected_version: Option<i64>,
+    name: Option<String>,
+    kind: Option<OrganisationKind>,
+) -> Result<Organisation, StoreError> {
+    write_transaction(conn, |conn| {
+        let before = get(conn, id)?;
+        if let Some(expected) = expected_version
+            && expected != before.version
+        {
+            return Err(StoreError::VersionMismatch {
+                current: before.version,
+            });
+        }
+        let new_name = name.unwrap_or_else(|| before.name.clone());
+        let updated = diesel::update(
+            organisations::table
+                .find(id.to_string())
+                .filter(organisations::version.eq(before.version)),
+        )
+        .set((
+            organisations::name.eq(&new_name),
+            organisations::kind.eq(kind.unwrap_or(before.kind).as_str()),
+            organisations::version.eq(before.version + 1),
+            organisations::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)
+        .map_err(|e| match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                StoreError::Conflict(format!("an organisation named {new_name} already exists"))
+            }
+            other => other.into(),
+        })?;
+        if updated == 0 {
+            return Err(StoreError::VersionMismatch {
+                current: before.version + 1,
+            });
+        }
+        let after = get(conn, id)?;
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "organisation.update",
+                entity: "organisation",
+                entity_id: Some(id.to_string()),
+                before: Some(snapshot(&before)),
+                after: Some(snapshot(&after)),
+            },
+        )?;
+        Ok(after)
+    })
+}
