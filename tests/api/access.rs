@@ -110,6 +110,26 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/persons/{id}/assessments",
         Some(Action::PersonWrite),
     ),
+    (
+        "get",
+        "/api/v1/persons/{id}/outcomes",
+        Some(Action::PersonRead),
+    ),
+    (
+        "post",
+        "/api/v1/persons/{id}/outcomes",
+        Some(Action::PersonWrite),
+    ),
+    (
+        "post",
+        "/api/v1/outcomes/{id}/verify",
+        Some(Action::OutcomeVerify),
+    ),
+    (
+        "post",
+        "/api/v1/outcomes/{id}/follow-ups/{months}",
+        Some(Action::PersonWrite),
+    ),
     ("get", "/api/v1/programmes", Some(Action::ProgrammeRead)),
     (
         "get",
@@ -168,7 +188,8 @@ async fn every_documented_operation_follows_the_matrix() {
             let url = app.url(
                 &path
                     .replace("{id}", "01936b2e-0000-7000-8000-000000000000")
-                    .replace("{consent_id}", "01936b2e-0000-7000-8000-000000000001"),
+                    .replace("{consent_id}", "01936b2e-0000-7000-8000-000000000001")
+                    .replace("{months}", "3"),
             );
             for role in Role::ALL {
                 let token = mint(&app.keys, role);

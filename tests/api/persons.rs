@@ -17,6 +17,7 @@ backend_tests!(
     moving_and_changing_the_head_keep_history,
     stale_if_match_on_a_person_is_412,
     assessments_have_one_baseline_then_follow_ups,
+    outcomes_are_verified_by_someone_else_and_followed_up,
 );
 
 async fn household(app: &TestApp, neighbourhood: &Value) -> Value {
@@ -558,6 +559,125 @@ async fn assessments_have_one_baseline_then_follow_ups(app: TestApp) {
         .client
         .get(app.url(&path))
         .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 404).await;
+}
+
+async fn outcomes_are_verified_by_someone_else_and_followed_up(app: TestApp) {
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let created = create(
+        &app,
+        &person(
+            "0499370899",
+            "صدیقه",
+            "رحیمی",
+            "female",
+            &household(&app, &n1).await,
+            "head",
+        ),
+    )
+    .await;
+    let path = format!(
+        "/api/v1/persons/{}/outcomes",
+        created["id"].as_str().expect("id")
+    );
+    let response = app
+        .post_json(&path, &json!({"kind": "home_business", "started_on": "1398-06-09", "evidence": "permit_and_sales", "evidence_reference": "HB-1398-0042"}))
+        .await;
+    assert_eq!(response.status(), 201);
+    let outcome: Value = response.json().await.expect("outcome");
+    assert_eq!(outcome["started_on"], "2019-08-31");
+    assert_eq!(outcome["verified"], false);
+    let due: Vec<&str> = outcome["follow_ups"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|f| f["due_on"].as_str())
+        .collect();
+    assert_eq!(due, ["2019-11-30", "2020-02-29", "2020-08-31"]);
+
+    let outcome_path = format!("/api/v1/outcomes/{}", outcome["id"].as_str().expect("id"));
+    // Whoever recorded it does not verify it.
+    let body = problem(
+        app.post_json(&format!("{outcome_path}/verify"), &json!({}))
+            .await,
+        409,
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("someone other"))
+    );
+    let manager = crate::helpers::mint(&app.keys, tavana_domain::access::Role::ProgrammeManager);
+    let verify = || {
+        app.client
+            .post(app.url(&format!("{outcome_path}/verify")))
+            .bearer_auth(&manager)
+            .json(&json!({"on": "1398-07-01"}))
+            .send()
+    };
+    let verified: Value = verify().await.expect("sent").json().await.expect("outcome");
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["verified_on"], "2019-09-23");
+    problem(verify().await.expect("sent"), 409).await;
+
+    let follow = |months: u32, body: Value| {
+        app.client
+            .post(app.url(&format!("{outcome_path}/follow-ups/{months}")))
+            .bearer_auth(&app.admin_token)
+            .json(&body)
+            .send()
+    };
+    let after: Value = follow(
+        3,
+        json!({"done_on": "1398-09-10", "still_employed": true, "notes": "فروش خوب"}),
+    )
+    .await
+    .expect("sent")
+    .json()
+    .await
+    .expect("outcome");
+    assert_eq!(after["follow_ups"][0]["still_employed"], true);
+    assert_eq!(after["follow_ups"][1]["done_on"], Value::Null);
+    problem(
+        follow(3, json!({"still_employed": false}))
+            .await
+            .expect("sent"),
+        409,
+    )
+    .await;
+    problem(
+        follow(4, json!({"still_employed": false}))
+            .await
+            .expect("sent"),
+        404,
+    )
+    .await;
+    problem(
+        follow(6, json!({"still_employed": true, "done_on": "2099-01-01"}))
+            .await
+            .expect("sent"),
+        422,
+    )
+    .await;
+
+    let token = facilitator_token(&app, "facilitator.elsewhere", &n2).await;
+    let response = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 404).await;
+    let response = app
+        .client
+        .post(app.url(&format!("{outcome_path}/follow-ups/6")))
+        .bearer_auth(&token)
+        .json(&json!({"still_employed": true}))
         .send()
         .await
         .expect("sent");

@@ -143,10 +143,11 @@ pub enum Action {
     ProgrammeRead,
     EnrolmentRead,
     EnrolmentWrite,
+    OutcomeVerify,
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 16] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -162,6 +163,7 @@ impl Action {
         Action::ProgrammeRead,
         Action::EnrolmentRead,
         Action::EnrolmentWrite,
+        Action::OutcomeVerify,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -181,6 +183,7 @@ impl Action {
             Action::ProgrammeRead => "programme:read",
             Action::EnrolmentRead => "enrolment:read",
             Action::EnrolmentWrite => "enrolment:write",
+            Action::OutcomeVerify => "outcome:verify",
         }
     }
 
@@ -200,7 +203,8 @@ impl Action {
             | Action::PersonRead
             | Action::PersonWrite
             | Action::EnrolmentRead
-            | Action::EnrolmentWrite => None,
+            | Action::EnrolmentWrite
+            | Action::OutcomeVerify => None,
             Action::ProgrammeRead => Some(ClientScope::RegistryRead),
         }
     }
@@ -258,6 +262,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
         Action::EnrolmentWrite,
         &[Admin, ProgrammeManager, Facilitator],
     ),
+    (Action::OutcomeVerify, &[Admin, ProgrammeManager]),
 ];
 
 /// Whether a user with `role` may perform `action`.

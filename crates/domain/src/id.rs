@@ -87,6 +87,10 @@ id_type!(
     /// Identifies a row of `assessments`.
     AssessmentId
 );
+id_type!(
+    /// Identifies a row of `employment_outcomes`.
+    OutcomeId
+);
 
 #[cfg(test)]
 mod tests {

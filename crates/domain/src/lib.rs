@@ -15,6 +15,7 @@ pub mod id;
 pub mod mobile;
 pub mod national_id;
 pub mod organisation;
+pub mod outcome;
 pub mod person;
 pub mod text;
 

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod organisations;
+pub mod outcomes;
 pub mod pagination;
 pub mod persons;
 pub mod programmes;

@@ -23,7 +23,7 @@ use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
 use crate::{
     AppState, api_clients, areas, assessments, audit, auth, consents, enrolments, health,
-    households, organisations, persons, programmes, users,
+    households, organisations, outcomes, persons, programmes, users,
 };
 
 /// How the HTTP side is configured.
@@ -108,6 +108,7 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(persons::routes)
                 .configure(consents::routes)
                 .configure(assessments::routes)
+                .configure(outcomes::routes)
                 .configure(programmes::routes)
                 .configure(enrolments::routes),
         )

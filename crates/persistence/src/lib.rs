@@ -15,6 +15,7 @@ pub mod households;
 pub mod idempotency;
 pub mod migrations;
 pub mod organisations;
+pub mod outcomes;
 pub mod persons;
 pub mod programmes;
 pub mod rate_limits;

@@ -266,7 +266,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    employment_outcomes (id) {
+        id -> Text,
+        person_id -> Text,
+        neighbourhood_id -> Nullable<Text>,
+        kind -> Text,
+        started_on -> Date,
+        evidence -> Text,
+        evidence_reference -> Nullable<Text>,
+        recorded_by -> Nullable<Text>,
+        verified_by -> Nullable<Text>,
+        verified_on -> Nullable<Date>,
+        version -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outcome_follow_ups (outcome_id, months) {
+        outcome_id -> Text,
+        months -> Integer,
+        due_on -> Date,
+        done_on -> Nullable<Date>,
+        still_employed -> Nullable<Bool>,
+        notes -> Nullable<Text>,
+        recorded_by -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(households -> areas (neighbourhood_id));
+diesel::joinable!(employment_outcomes -> persons (person_id));
+diesel::joinable!(outcome_follow_ups -> employment_outcomes (outcome_id));
 diesel::joinable!(assessments -> persons (person_id));
 diesel::joinable!(consents -> persons (person_id));
 diesel::joinable!(programme_targets -> programmes (programme_id));
@@ -302,4 +333,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     enrolments,
     enrolment_transitions,
     assessments,
+    employment_outcomes,
+    outcome_follow_ups,
 );

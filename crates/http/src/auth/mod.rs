@@ -216,5 +216,6 @@ pub mod perm {
         ProgrammeRead,
         EnrolmentRead,
         EnrolmentWrite,
+        OutcomeVerify,
     );
 }

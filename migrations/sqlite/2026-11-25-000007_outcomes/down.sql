@@ -1,0 +1,2 @@
+DROP TABLE outcome_follow_ups;
+DROP TABLE employment_outcomes;
