@@ -130,6 +130,11 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/outcomes/{id}/follow-ups/{months}",
         Some(Action::PersonWrite),
     ),
+    (
+        "post",
+        "/api/v1/households/{id}/split",
+        Some(Action::HouseholdWrite),
+    ),
     ("get", "/api/v1/programmes", Some(Action::ProgrammeRead)),
     (
         "get",

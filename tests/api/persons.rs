@@ -18,6 +18,7 @@ backend_tests!(
     stale_if_match_on_a_person_is_412,
     assessments_have_one_baseline_then_follow_ups,
     outcomes_are_verified_by_someone_else_and_followed_up,
+    splitting_a_household_moves_members_with_history,
 );
 
 async fn household(app: &TestApp, neighbourhood: &Value) -> Value {
@@ -682,4 +683,83 @@ async fn outcomes_are_verified_by_someone_else_and_followed_up(app: TestApp) {
         .await
         .expect("sent");
     problem(response, 404).await;
+}
+
+async fn splitting_a_household_moves_members_with_history(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let home = household(&app, &n1).await;
+    let mut mother_body = person("0499370899", "عفت", "کاظمی", "female", &home, "head");
+    mother_body["member_since"] = json!("1380-01-01");
+    create(&app, &mother_body).await;
+    let mut daughter_body = person("0100000010", "مینا", "کاظمی", "female", &home, "child");
+    daughter_body["member_since"] = json!("1380-01-01");
+    let daughter = create(&app, &daughter_body).await;
+    let mut grandchild_body = person("0100000101", "نازنین", "کاظمی", "female", &home, "other");
+    grandchild_body["member_since"] = json!("1380-01-01");
+    let grandchild = create(&app, &grandchild_body).await;
+
+    let path = format!(
+        "/api/v1/households/{}/split",
+        home["id"].as_str().expect("id")
+    );
+    // Two heads, or nobody left behind, are refused.
+    let body = problem(app.post_json(&path, &json!({"address": "کوچه نو", "members": [
+        {"person_id": daughter["id"], "household_role": "head"}, {"person_id": grandchild["id"], "household_role": "head"}]})).await, 422).await;
+    assert_eq!(body["errors"][0]["code"], "one_head");
+
+    let response = app.post_json(&path, &json!({"address": "کوچه نو، پلاک ۲", "on": "1398-05-01", "members": [
+        {"person_id": daughter["id"], "household_role": "head"}, {"person_id": grandchild["id"], "household_role": "child"}]})).await;
+    assert_eq!(response.status(), 201);
+    let new_home: Value = response.json().await.expect("household");
+    assert_eq!(new_home["neighbourhood_id"], n1["id"]);
+
+    let daughter_now: Value = app
+        .get(&format!(
+            "/api/v1/persons/{}",
+            daughter["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("person");
+    assert_eq!(daughter_now["household_id"], new_home["id"]);
+    assert_eq!(daughter_now["woman_head"], true);
+    let history: Value = app
+        .get(&format!(
+            "/api/v1/persons/{}/memberships",
+            grandchild["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("history");
+    assert_eq!(history[0]["ended_on"], "2019-07-23");
+    assert_eq!(history[1]["household_id"], new_home["id"]);
+    assert_eq!(history[1]["role"], "child");
+    let left: Value = app
+        .get(&format!(
+            "/api/v1/persons?household_id={}",
+            home["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(
+        left["items"].as_array().map(Vec::len),
+        Some(1),
+        "the mother stays"
+    );
+
+    // The mother cannot leave alone: someone must stay.
+    let body = problem(
+        app.post_json(
+            &format!("/api/v1/households/{}/split", new_home["id"].as_str().expect("id")),
+            &json!({"address": "x", "members": [{"person_id": daughter["id"], "household_role": "head"}, {"person_id": grandchild["id"], "household_role": "child"}]}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "nobody_left");
 }

@@ -31,7 +31,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(update)
         .service(history)
         .service(move_person)
-        .service(change_head);
+        .service(change_head)
+        .service(split_household);
 }
 
 /// Declares an API enum mirroring a domain one, with conversions both ways.
@@ -534,4 +535,91 @@ pub async fn change_head(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// One member going to the new household of a split.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitMember {
+    pub person_id: Uuid,
+    pub household_role: HouseholdRoleDto,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitHouseholdRequest {
+    /// The new household's address (same neighbourhood).
+    pub address: String,
+    pub postal_code: Option<String>,
+    /// Who moves to the new household; exactly one as its head, and someone must stay.
+    pub members: Vec<SplitMember>,
+    /// From when (default: today).
+    pub on: Option<String>,
+}
+
+/// Split a household: some members form a new household in the same neighbourhood. Every member's
+/// history records the move.
+#[utoipa::path(
+    tag = "households",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The household being split")),
+    request_body = SplitHouseholdRequest,
+    responses(
+        (status = 201, description = "The new household", body = crate::households::HouseholdResponse),
+        (status = 404, description = "No such household or person in the caller's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not exactly one head, a non-member, nobody left, or invalid fields", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/households/{id}/split")]
+pub async fn split_household(
+    auth: Auth<perm::HouseholdWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: web::Json<SplitHouseholdRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let household = HouseholdId::from(id.into_inner());
+    let body = body.into_inner();
+    let mut errors = ValidationErrors::default();
+    let address = errors.check(tavana_domain::household::Address::parse(
+        "address",
+        &body.address,
+    ));
+    let postal_code = body.postal_code.as_deref().and_then(|p| {
+        errors.check(tavana_domain::household::parse_postal_code(
+            "postal_code",
+            p,
+        ))
+    });
+    if body.members.is_empty() {
+        errors.push(tavana_domain::FieldError::new(
+            "members",
+            "required",
+            "name who moves",
+        ));
+    }
+    errors.clone().into_result()?;
+    let Some(address) = address else {
+        return Err(errors.into());
+    };
+    let split = persons::Split {
+        address,
+        postal_code,
+        members: body
+            .members
+            .into_iter()
+            .map(|m| (PersonId::from(m.person_id), m.household_role.into()))
+            .collect(),
+        on: day("on", body.on.as_deref())?,
+    };
+    let (context, scope) = (auth.audit(), auth.scope());
+    let created = with_db(&state, move |c| {
+        persons::split(c, &context, &scope, household, split)
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/households/{}", created.id),
+        ))
+        .json(crate::households::HouseholdResponse::from(created)))
 }

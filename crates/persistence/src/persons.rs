@@ -728,3 +728,106 @@ pub fn change_head(
         )
     })
 }
+
+/// Splits a household: the given members (one of them its head) move into a new household at
+/// `address` in the same neighbourhood, from `on`. The history of every member records the move.
+/// The new household of a split and who goes there, as what, from when.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub address: tavana_domain::household::Address,
+    pub postal_code: Option<String>,
+    pub members: Vec<(PersonId, HouseholdRole)>,
+    pub on: NaiveDate,
+}
+
+pub fn split(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    scope: &Scope,
+    from: HouseholdId,
+    split: Split,
+) -> Result<tavana_domain::household::Household, StoreError> {
+    let Split {
+        address,
+        postal_code,
+        members,
+        on,
+    } = split;
+    write_transaction(conn, |conn| {
+        let source = crate::households::get(conn, scope, from)?;
+        let heads = members
+            .iter()
+            .filter(|(_, role)| *role == HouseholdRole::Head)
+            .count();
+        if heads != 1 {
+            return Err(FieldError::new(
+                "members",
+                "one_head",
+                "exactly one of the members must be the new household's head",
+            )
+            .into());
+        }
+        let mut seen = Vec::new();
+        for (person, _) in &members {
+            if seen.contains(person) {
+                return Err(
+                    FieldError::new("members", "repeated", "a person is listed twice").into(),
+                );
+            }
+            seen.push(*person);
+            let member = get(conn, scope, *person)?;
+            if member.household_id != Some(source.id) {
+                return Err(FieldError::new(
+                    "members",
+                    "not_a_member",
+                    format!("{person} is not a member of this household"),
+                )
+                .into());
+            }
+        }
+        let remaining: i64 = persons::table
+            .filter(persons::household_id.eq(source.id.to_string()))
+            .count()
+            .get_result(conn)?;
+        if usize::try_from(remaining).unwrap_or(0) <= members.len() {
+            return Err(FieldError::new(
+                "members",
+                "nobody_left",
+                "at least one member must stay in the household",
+            )
+            .into());
+        }
+        let new = tavana_domain::household::NewHousehold {
+            neighbourhood_id: source.neighbourhood_id,
+            address,
+            postal_code,
+        };
+        let created = crate::households::create(conn, context, scope, new)?;
+        let reason = Some(format!("split from household {}", source.id));
+        for (person, role) in &members {
+            end_open_membership(conn, *person, on, reason.clone())?;
+            start_membership(conn, *person, created.id, *role, on, reason.clone())?;
+            set_current(
+                conn,
+                *person,
+                Some((created.id, *role, created.neighbourhood_id)),
+            )?;
+        }
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "household.split",
+                entity: "household",
+                entity_id: Some(source.id.to_string()),
+                before: None,
+                after: Some(json!({
+                    "new_household": created.id.to_string(),
+                    "members": members.iter().map(|(p, r)| json!({"person_id": p.to_string(), "role": r.as_str()})).collect::<Vec<_>>(),
+                    "on": on.to_string(),
+                })),
+            },
+        )?;
+        Ok(created)
+    })
+}
