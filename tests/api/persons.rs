@@ -19,6 +19,7 @@ backend_tests!(
     assessments_have_one_baseline_then_follow_ups,
     outcomes_are_verified_by_someone_else_and_followed_up,
     splitting_a_household_moves_members_with_history,
+    auditors_see_identifiers_masked,
 );
 
 async fn household(app: &TestApp, neighbourhood: &Value) -> Value {
@@ -762,4 +763,47 @@ async fn splitting_a_household_moves_members_with_history(app: TestApp) {
     )
     .await;
     assert_eq!(body["errors"][0]["code"], "nobody_left");
+}
+
+async fn auditors_see_identifiers_masked(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let mut body = person(
+        "0499370899",
+        "هما",
+        "طاهری",
+        "female",
+        &household(&app, &n1).await,
+        "head",
+    );
+    body["mobile"] = json!("09151234567");
+    let created = create(&app, &body).await;
+    let auditor = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Auditor);
+    let path = format!("/api/v1/persons/{}", created["id"].as_str().expect("id"));
+    let seen: Value = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("person");
+    assert_eq!(seen["national_id"], "******0899");
+    assert_eq!(seen["mobile"], "*******4567");
+    assert_eq!(seen["last_name"], "طاهری");
+    let page: Value = app
+        .client
+        .get(app.url("/api/v1/persons"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(page["items"][0]["national_id"], "******0899");
+    // A programme manager sees them in full.
+    let full: Value = app.get(&path).await.json().await.expect("person");
+    assert_eq!(full["national_id"], "0499370899");
 }

@@ -273,6 +273,22 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         .is_some_and(|(_, roles)| roles.contains(&role))
 }
 
+/// Whether a role sees a person's identifiers (national ID, mobile number) in full. Others see
+/// them masked: auditors check records, they do not contact people.
+pub fn sees_identifiers(role: Role) -> bool {
+    matches!(role, Admin | ProgrammeManager | Facilitator)
+}
+
+/// Masks all but the last four characters.
+pub fn mask(value: &str) -> String {
+    let count = value.chars().count();
+    value
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i + 4 < count { '*' } else { c })
+        .collect()
+}
+
 /// Whether an API client holding `scopes` may perform `action`.
 pub fn scopes_allow(scopes: &[ClientScope], action: Action) -> bool {
     action.client_scope().is_some_and(|s| scopes.contains(&s))
@@ -314,6 +330,15 @@ mod tests {
             Action::AreaRead
         ));
         assert!(!scopes_allow(&ClientScope::ALL, Action::UserWrite));
+    }
+
+    #[test]
+    fn identifiers_are_masked_for_roles_that_do_not_need_them() {
+        assert!(sees_identifiers(Facilitator));
+        assert!(!sees_identifiers(Auditor));
+        assert_eq!(mask("0499370899"), "******0899");
+        assert_eq!(mask("09151234567"), "*******4567");
+        assert_eq!(mask("123"), "123");
     }
 
     #[test]

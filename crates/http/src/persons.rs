@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tavana_domain::ValidationErrors;
+use tavana_domain::access::{mask, sees_identifiers};
 use tavana_domain::calendar::{parse_date, to_jalali};
 use tavana_domain::id::{AreaId, HouseholdId, PersonId};
 use tavana_domain::mobile::Mobile;
@@ -118,6 +119,22 @@ impl From<Person> for PersonResponse {
             created_at: person.created_at.and_utc(),
             updated_at: person.updated_at.and_utc(),
         }
+    }
+}
+
+impl PersonResponse {
+    /// The person as this caller may see it: identifiers masked for roles that do not need them.
+    pub fn for_caller(person: Person, caller: &crate::auth::Caller) -> Self {
+        let mut response = Self::from(person);
+        let full = match &caller.principal {
+            crate::auth::Principal::User { role, .. } => sees_identifiers(*role),
+            crate::auth::Principal::Client { .. } => false,
+        };
+        if !full {
+            response.national_id = mask(&response.national_id);
+            response.mobile = response.mobile.as_deref().map(mask);
+        }
+        response
     }
 }
 
@@ -284,7 +301,10 @@ pub async fn list(
     .await?;
     let next_cursor = pagination::next_cursor(more, items.last().map(|p| p.id.to_string()));
     Ok(web::Json(Page {
-        items: items.into_iter().map(Into::into).collect(),
+        items: items
+            .into_iter()
+            .map(|p| PersonResponse::for_caller(p, &auth))
+            .collect(),
         next_cursor,
     }))
 }
@@ -310,7 +330,7 @@ pub async fn read(
     let person = with_db(&state, move |c| persons::get(c, &scope, id)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(person.version))
-        .json(PersonResponse::from(person)))
+        .json(PersonResponse::for_caller(person, &auth)))
 }
 
 /// Register a person as a member of a household. A national ID registered already is a 409 naming
