@@ -135,6 +135,17 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/households/{id}/split",
         Some(Action::HouseholdWrite),
     ),
+    ("get", "/api/v1/duplicates", Some(Action::DuplicateReview)),
+    (
+        "post",
+        "/api/v1/duplicates/dismiss",
+        Some(Action::DuplicateReview),
+    ),
+    (
+        "post",
+        "/api/v1/persons/{id}/merge",
+        Some(Action::DuplicateReview),
+    ),
     ("get", "/api/v1/programmes", Some(Action::ProgrammeRead)),
     (
         "get",

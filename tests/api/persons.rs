@@ -20,6 +20,7 @@ backend_tests!(
     outcomes_are_verified_by_someone_else_and_followed_up,
     splitting_a_household_moves_members_with_history,
     auditors_see_identifiers_masked,
+    duplicates_are_reviewed_dismissed_or_merged,
 );
 
 async fn household(app: &TestApp, neighbourhood: &Value) -> Value {
@@ -806,4 +807,192 @@ async fn auditors_see_identifiers_masked(app: TestApp) {
     // A programme manager sees them in full.
     let full: Value = app.get(&path).await.json().await.expect("person");
     assert_eq!(full["national_id"], "0499370899");
+}
+
+async fn duplicates_are_reviewed_dismissed_or_merged(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h1 = household(&app, &n1).await;
+    let h2 = household(&app, &n1).await;
+    let h3 = household(&app, &n1).await;
+    let first = create(
+        &app,
+        &person("0499370899", "رقیه", "قاسمي", "female", &h1, "head"),
+    )
+    .await;
+    let second = create(
+        &app,
+        &person("0100000010", "رقیه", "قاسمی", "female", &h2, "head"),
+    )
+    .await;
+    let third = create(
+        &app,
+        &person("0100000101", "رقيه", "قاسمی", "female", &h3, "head"),
+    )
+    .await;
+    assert_eq!(second["possible_duplicates"], json!([first["id"]]));
+    assert_eq!(
+        third["possible_duplicates"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    let open: Value = app
+        .get("/api/v1/duplicates")
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(open.as_array().map(Vec::len), Some(3), "{open}");
+
+    // The third is somebody else.
+    let response = app
+        .post_json(
+            "/api/v1/duplicates/dismiss",
+            &json!({"person_id": third["id"], "candidate_id": first["id"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+    problem(
+        app.post_json(
+            "/api/v1/duplicates/dismiss",
+            &json!({"person_id": third["id"], "candidate_id": first["id"]}),
+        )
+        .await,
+        404,
+    )
+    .await;
+
+    // The second is the first, registered twice: merge, keeping the first.
+    let consent_path = format!(
+        "/api/v1/persons/{}/consents",
+        second["id"].as_str().expect("id")
+    );
+    app.post_json(
+        &consent_path,
+        &json!({"purpose": "programme", "share_with_partners": true, "given_on": "1398-02-01"}),
+    )
+    .await;
+    let merge_path = format!(
+        "/api/v1/persons/{}/merge",
+        first["id"].as_str().expect("id")
+    );
+    let body = problem(
+        app.post_json(
+            &merge_path,
+            &json!({"from": second["id"], "on": "1398-03-01"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(
+        body["errors"][0]["code"], "before_start",
+        "the stay being closed began today"
+    );
+    let response = app
+        .post_json(&merge_path, &json!({"from": second["id"]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let consents: Value = app
+        .get(&format!(
+            "/api/v1/persons/{}/consents",
+            first["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("consents");
+    assert_eq!(
+        consents.as_array().map(Vec::len),
+        Some(1),
+        "the consent moved to the remaining record"
+    );
+    let history: Value = app
+        .get(&format!(
+            "/api/v1/persons/{}/memberships",
+            first["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("history");
+    assert_eq!(
+        history.as_array().map(Vec::len),
+        Some(2),
+        "both household stays are kept"
+    );
+
+    let merged: Value = app
+        .get(&format!(
+            "/api/v1/persons/{}",
+            second["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("person");
+    assert_eq!(merged["merged_into"], first["id"]);
+    assert_eq!(merged["household_id"], Value::Null);
+    let listed: Value = app
+        .get("/api/v1/persons?limit=200")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert!(
+        listed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|p| p["id"] != second["id"]),
+        "merged records are not listed"
+    );
+    // Registering the merged ID again points at the remaining person.
+    let body = problem(
+        app.post_json(
+            "/api/v1/persons",
+            &person("0100000010", "رقیه", "قاسمی", "female", &h2, "child"),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert_eq!(body["existing_id"], first["id"]);
+    problem(
+        app.post_json(&merge_path, &json!({"from": second["id"]}))
+            .await,
+        409,
+    )
+    .await;
+    problem(
+        app.post_json(&merge_path, &json!({"from": first["id"]}))
+            .await,
+        422,
+    )
+    .await;
+
+    let reviewed: Value = app
+        .get("/api/v1/duplicates?status=merged")
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(reviewed.as_array().map(Vec::len), Some(1));
+    let audit: Value = app
+        .get("/api/v1/audit?action=person.merge")
+        .await
+        .json()
+        .await
+        .expect("audit");
+    assert_eq!(audit["items"][0]["after"]["moved"]["consents"], 1);
+
+    // Facilitators do not review duplicates.
+    let facilitator = facilitator_token(&app, "facilitator.dup", &n1).await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/duplicates"))
+        .bearer_auth(&facilitator)
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 403).await;
 }

@@ -144,10 +144,11 @@ pub enum Action {
     EnrolmentRead,
     EnrolmentWrite,
     OutcomeVerify,
+    DuplicateReview,
 }
 
 impl Action {
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 17] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -164,6 +165,7 @@ impl Action {
         Action::EnrolmentRead,
         Action::EnrolmentWrite,
         Action::OutcomeVerify,
+        Action::DuplicateReview,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -184,6 +186,7 @@ impl Action {
             Action::EnrolmentRead => "enrolment:read",
             Action::EnrolmentWrite => "enrolment:write",
             Action::OutcomeVerify => "outcome:verify",
+            Action::DuplicateReview => "duplicate:review",
         }
     }
 
@@ -204,7 +207,8 @@ impl Action {
             | Action::PersonWrite
             | Action::EnrolmentRead
             | Action::EnrolmentWrite
-            | Action::OutcomeVerify => None,
+            | Action::OutcomeVerify
+            | Action::DuplicateReview => None,
             Action::ProgrammeRead => Some(ClientScope::RegistryRead),
         }
     }
@@ -263,6 +267,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
         &[Admin, ProgrammeManager, Facilitator],
     ),
     (Action::OutcomeVerify, &[Admin, ProgrammeManager]),
+    (Action::DuplicateReview, &[Admin, ProgrammeManager]),
 ];
 
 /// Whether a user with `role` may perform `action`.

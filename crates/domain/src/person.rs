@@ -129,6 +129,8 @@ pub struct Person {
     pub household_id: Option<HouseholdId>,
     pub household_role: Option<HouseholdRole>,
     pub neighbourhood_id: Option<AreaId>,
+    /// Set when a reviewer merged this record into another person's.
+    pub merged_into: Option<PersonId>,
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

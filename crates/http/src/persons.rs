@@ -13,8 +13,8 @@ use tavana_domain::person::{
     Education, HouseholdRole, NewPerson, Person, PersonInput, PersonName, Sex, parse_birth_date,
 };
 use tavana_domain::text::normalise;
-use tavana_persistence::idempotency;
 use tavana_persistence::persons::{self, Membership, Move, PersonChanges, PersonFilter};
+use tavana_persistence::{duplicates, idempotency};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -33,7 +33,10 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(history)
         .service(move_person)
         .service(change_head)
-        .service(split_household);
+        .service(split_household)
+        .service(list_duplicates)
+        .service(dismiss_duplicate)
+        .service(merge);
 }
 
 /// Declares an API enum mirroring a domain one, with conversions both ways.
@@ -94,6 +97,8 @@ pub struct PersonResponse {
     pub neighbourhood_id: Option<Uuid>,
     /// Derived: a woman who is the head of her household.
     pub woman_head: bool,
+    /// Set when this record was merged into another person's (the id to use instead).
+    pub merged_into: Option<Uuid>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -115,6 +120,7 @@ impl From<Person> for PersonResponse {
             household_id: person.household_id.map(|h| h.as_uuid()),
             household_role: person.household_role.map(Into::into),
             neighbourhood_id: person.neighbourhood_id.map(|n| n.as_uuid()),
+            merged_into: person.merged_into.map(|p| p.as_uuid()),
             version: person.version,
             created_at: person.created_at.and_utc(),
             updated_at: person.updated_at.and_utc(),
@@ -387,6 +393,7 @@ pub async fn create(
             |c| {
                 let person = persons::create(c, &context, &scope, new)?;
                 let duplicates = persons::possible_duplicates(c, &person)?;
+                duplicates::queue(c, &person, &duplicates)?;
                 Ok((person, duplicates))
             },
             render,
@@ -642,4 +649,154 @@ pub async fn split_household(
             format!("/api/v1/households/{}", created.id),
         ))
         .json(crate::households::HouseholdResponse::from(created)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DuplicateResponse {
+    /// The person registered later.
+    pub person_id: String,
+    /// The person they may be the same as.
+    pub candidate_id: String,
+    pub neighbourhood_id: Option<String>,
+    /// `open`, `dismissed` or `merged`.
+    pub status: String,
+    pub detected_at: DateTime<Utc>,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+}
+
+impl From<duplicates::Candidate> for DuplicateResponse {
+    fn from(c: duplicates::Candidate) -> Self {
+        Self {
+            person_id: c.person_id,
+            candidate_id: c.candidate_id,
+            neighbourhood_id: c.neighbourhood_id,
+            status: c.status,
+            detected_at: c.detected_at.and_utc(),
+            reviewed_by: c.reviewed_by,
+            reviewed_at: c.reviewed_at.map(|t| t.and_utc()),
+        }
+    }
+}
+
+/// Review status of possible duplicates.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateStatusDto {
+    Open,
+    Dismissed,
+    Merged,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListDuplicatesQuery {
+    /// Default: `open`.
+    pub status: Option<DuplicateStatusDto>,
+    /// At most this many (1–200, default 50).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DismissDuplicateRequest {
+    pub person_id: Uuid,
+    pub candidate_id: Uuid,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The record merged into this one; it keeps existing, pointing here.
+    pub from: Uuid,
+    /// Default: today.
+    pub on: Option<String>,
+}
+
+/// The review list of possible duplicates, oldest first.
+#[utoipa::path(
+    tag = "persons",
+    security(("bearer" = [])),
+    params(ListDuplicatesQuery),
+    responses((status = 200, description = "Pairs to review", body = Vec<DuplicateResponse>)),
+)]
+#[get("/duplicates")]
+pub async fn list_duplicates(
+    auth: Auth<perm::DuplicateReview>,
+    state: web::Data<AppState>,
+    query: web::Query<ListDuplicatesQuery>,
+) -> Result<web::Json<Vec<DuplicateResponse>>, ApiError> {
+    let query = query.into_inner();
+    let limit = pagination::limit(query.limit)?;
+    let status = match query.status.unwrap_or(DuplicateStatusDto::Open) {
+        DuplicateStatusDto::Open => "open",
+        DuplicateStatusDto::Dismissed => "dismissed",
+        DuplicateStatusDto::Merged => "merged",
+    };
+    let scope = auth.scope();
+    let pairs = with_db(&state, move |c| duplicates::list(c, &scope, status, limit)).await?;
+    Ok(web::Json(pairs.into_iter().map(Into::into).collect()))
+}
+
+/// Record that two persons flagged as possible duplicates are different people.
+#[utoipa::path(
+    tag = "persons",
+    security(("bearer" = [])),
+    request_body = DismissDuplicateRequest,
+    responses(
+        (status = 204, description = "Dismissed"),
+        (status = 404, description = "No such open pair in the caller's scope", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/duplicates/dismiss")]
+pub async fn dismiss_duplicate(
+    auth: Auth<perm::DuplicateReview>,
+    state: web::Data<AppState>,
+    body: web::Json<DismissDuplicateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let (person, candidate) = (
+        PersonId::from(body.person_id),
+        PersonId::from(body.candidate_id),
+    );
+    let (context, scope) = (auth.audit(), auth.scope());
+    with_db(&state, move |c| {
+        duplicates::dismiss(c, &context, &scope, person, candidate)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Merge another person's record into this one: consents, assessments, outcomes and household
+/// history move here; the other record stays, pointing here. Audited.
+#[utoipa::path(
+    tag = "persons",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The person who remains")),
+    request_body = MergeRequest,
+    responses(
+        (status = 200, description = "Merged; the remaining person", body = PersonResponse),
+        (status = 404, description = "No such person in the caller's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "One of them is merged already, or both have a baseline", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Merging a person into itself", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/persons/{id}/merge")]
+pub async fn merge(
+    auth: Auth<perm::DuplicateReview>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: web::Json<MergeRequest>,
+) -> Result<web::Json<PersonResponse>, ApiError> {
+    let into = PersonId::from(id.into_inner());
+    let body = body.into_inner();
+    let from = PersonId::from(body.from);
+    let on = day("on", body.on.as_deref())?;
+    let (context, scope) = (auth.audit(), auth.scope());
+    let person = with_db(&state, move |c| {
+        duplicates::merge(c, &context, &scope, into, from, on)
+    })
+    .await?;
+    Ok(web::Json(PersonResponse::for_caller(person, &auth)))
 }

@@ -453,6 +453,7 @@ pub fn load(
                         household_id: Some(household_id.clone()),
                         household_role: Some(role.to_owned()),
                         neighbourhood_id: Some(hood.clone()),
+                        merged_into: None,
                         version: 1,
                         created_at: created,
                         updated_at: created,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod consents;
 pub mod db;
 pub mod demo;
+pub mod duplicates;
 pub mod enrolments;
 pub mod error;
 pub mod households;

@@ -32,6 +32,7 @@ pub(crate) struct PersonRow {
     pub(crate) household_id: Option<String>,
     pub(crate) household_role: Option<String>,
     pub(crate) neighbourhood_id: Option<String>,
+    pub(crate) merged_into: Option<String>,
     pub(crate) version: i64,
     pub(crate) created_at: NaiveDateTime,
     pub(crate) updated_at: NaiveDateTime,
@@ -66,6 +67,12 @@ fn to_person(row: PersonRow) -> Result<Person, StoreError> {
             .map(str::parse)
             .transpose()
             .map_err(|_| corrupt("neighbourhood_id"))?,
+        merged_into: row
+            .merged_into
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("merged_into"))?,
         national_id: row.national_id,
         first_name: row.first_name,
         last_name: row.last_name,
@@ -112,11 +119,13 @@ fn existing_with_national_id(
     conn: &mut DbConnection,
     national_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(persons::table
+    let found: Option<(String, Option<String>)> = persons::table
         .filter(persons::national_id.eq(national_id))
-        .select(persons::id)
+        .select((persons::id, persons::merged_into))
         .first(conn)
-        .optional()?)
+        .optional()?;
+    // A merged record answers with the person it was merged into.
+    Ok(found.map(|(id, merged_into)| merged_into.unwrap_or(id)))
 }
 
 fn national_id_taken(existing: String) -> StoreError {
@@ -182,6 +191,7 @@ pub fn create(
             household_id: Some(household_id.clone()),
             household_role: Some(new.household_role.as_str().to_owned()),
             neighbourhood_id: Some(household.neighbourhood_id.to_string()),
+            merged_into: None,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -267,7 +277,10 @@ pub fn list(
     after: Option<PersonId>,
     limit: usize,
 ) -> Result<(Vec<Person>, bool), StoreError> {
-    let mut query = scoped(scope).select(PersonRow::as_select());
+    // Records merged into another are not listed; they stay readable by id.
+    let mut query = scoped(scope)
+        .filter(persons::merged_into.is_null())
+        .select(PersonRow::as_select());
     if let Some(neighbourhood) = filter.neighbourhood_id {
         query = query.filter(persons::neighbourhood_id.eq(neighbourhood.to_string()));
     }
@@ -555,7 +568,7 @@ pub fn move_to(
     })
 }
 
-fn end_open_membership(
+pub(crate) fn end_open_membership(
     conn: &mut DbConnection,
     id: PersonId,
     on: NaiveDate,

@@ -151,9 +151,22 @@ diesel::table! {
         household_id -> Nullable<Text>,
         household_role -> Nullable<Text>,
         neighbourhood_id -> Nullable<Text>,
+        merged_into -> Nullable<Text>,
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    duplicate_candidates (person_id, candidate_id) {
+        person_id -> Text,
+        candidate_id -> Text,
+        neighbourhood_id -> Nullable<Text>,
+        status -> Text,
+        detected_at -> Timestamp,
+        reviewed_by -> Nullable<Text>,
+        reviewed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -325,6 +338,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     households,
     idempotency_keys,
     persons,
+    duplicate_candidates,
     household_memberships,
     consents,
     programmes,

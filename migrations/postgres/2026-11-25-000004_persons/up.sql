@@ -19,6 +19,8 @@ CREATE TABLE persons (
     household_role        TEXT CHECK (household_role IS NULL OR household_role IN ('head',
                               'spouse', 'child', 'other')),
     neighbourhood_id      TEXT REFERENCES areas (id),
+    -- Set when a reviewer merged this record into another one (the survivor).
+    merged_into           TEXT REFERENCES persons (id),
     version               BIGINT NOT NULL DEFAULT 1 CHECK (version > 0),
     created_at            TIMESTAMP NOT NULL,
     updated_at            TIMESTAMP NOT NULL,
@@ -46,5 +48,19 @@ CREATE TABLE household_memberships (
 );
 CREATE INDEX household_memberships_person_id_idx ON household_memberships (person_id, started_on);
 CREATE INDEX household_memberships_household_id_idx ON household_memberships (household_id, started_on);
+-- Possible duplicates found on registration, for a reviewer to dismiss or merge.
+CREATE TABLE duplicate_candidates (
+    person_id        TEXT NOT NULL REFERENCES persons (id),
+    candidate_id     TEXT NOT NULL REFERENCES persons (id),
+    neighbourhood_id TEXT REFERENCES areas (id),
+    status           TEXT NOT NULL CHECK (status IN ('open', 'dismissed', 'merged')),
+    detected_at      TIMESTAMP NOT NULL,
+    reviewed_by      TEXT,
+    reviewed_at      TIMESTAMP,
+    PRIMARY KEY (person_id, candidate_id),
+    CHECK (person_id <> candidate_id)
+);
+CREATE INDEX duplicate_candidates_status_idx ON duplicate_candidates (status, neighbourhood_id);
+
 -- At most one open membership per person.
 CREATE UNIQUE INDEX household_memberships_open_idx ON household_memberships (person_id) WHERE ended_on IS NULL;

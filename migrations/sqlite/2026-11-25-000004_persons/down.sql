@@ -1,2 +1,3 @@
+DROP TABLE duplicate_candidates;
 DROP TABLE household_memberships;
 DROP TABLE persons;

@@ -217,5 +217,6 @@ pub mod perm {
         EnrolmentRead,
         EnrolmentWrite,
         OutcomeVerify,
+        DuplicateReview,
     );
 }
