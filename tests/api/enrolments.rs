@@ -393,6 +393,29 @@ async fn enrolments_respect_scope_versions_and_idempotency(app: TestApp) {
         .json()
         .await
         .expect("page");
+    // Persons filtered by programme and enrolment state.
+    let in_programme: Value = app
+        .get(&format!(
+            "/api/v1/persons?programme_id={WHH}&enrolment_state=identified"
+        ))
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(
+        in_programme["items"].as_array().map(Vec::len),
+        Some(2),
+        "the two heads"
+    );
+    let none: Value = app
+        .get(&format!(
+            "/api/v1/persons?programme_id={WHH}&enrolment_state=employed"
+        ))
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(none["items"], json!([]));
     assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(mine["items"][0]["id"], first["id"]);
 

@@ -246,6 +246,10 @@ pub struct ListPersonsQuery {
     pub name: Option<String>,
     /// An exact national ID (any digit script).
     pub national_id: Option<String>,
+    /// Only members of households enrolled in this programme.
+    pub programme_id: Option<Uuid>,
+    /// Only members of households whose enrolment is in this state.
+    pub enrolment_state: Option<crate::enrolments::EnrolmentStateDto>,
     /// Page size, 1–200 (default 50).
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -299,6 +303,8 @@ pub async fn list(
             .map(normalise)
             .filter(|n| !n.is_empty()),
         national_id,
+        programme_id: query.programme_id.map(tavana_domain::id::ProgrammeId::from),
+        enrolment_state: query.enrolment_state.map(Into::into),
     };
     let scope = auth.scope();
     let (items, more) = with_db(&state, move |c| {

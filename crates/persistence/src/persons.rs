@@ -12,7 +12,7 @@ use crate::audit::{self, AuditContext, Event};
 use crate::db::{DbConnection, MultiBackend};
 use crate::error::StoreError;
 use crate::households::escape_like;
-use crate::schema::{areas, household_memberships, persons, user_areas};
+use crate::schema::{areas, enrolments, household_memberships, persons, user_areas};
 use crate::scope::Scope;
 use crate::tx::write_transaction;
 
@@ -268,6 +268,10 @@ pub struct PersonFilter {
     pub name: Option<String>,
     /// Exact, normalised national ID.
     pub national_id: Option<String>,
+    /// Only members of households enrolled in this programme …
+    pub programme_id: Option<tavana_domain::id::ProgrammeId>,
+    /// … whose enrolment is in this state (with or without a programme).
+    pub enrolment_state: Option<tavana_domain::enrolment::EnrolmentState>,
 }
 
 pub fn list(
@@ -325,6 +329,25 @@ pub fn list(
     if let Some(national_id) = &filter.national_id {
         query = query.filter(persons::national_id.eq(national_id.clone()));
     }
+    // Subqueries of fixed shape (boxed subqueries do not go through the two-backend connection).
+    let enrolled = enrolments::table.select(enrolments::household_id.nullable());
+    query = match (filter.programme_id, filter.enrolment_state) {
+        (Some(programme), Some(state)) => query.filter(
+            persons::household_id.eq_any(
+                enrolled
+                    .filter(enrolments::programme_id.eq(programme.to_string()))
+                    .filter(enrolments::state.eq(state.as_str())),
+            ),
+        ),
+        (Some(programme), None) => query.filter(
+            persons::household_id
+                .eq_any(enrolled.filter(enrolments::programme_id.eq(programme.to_string()))),
+        ),
+        (None, Some(state)) => query.filter(
+            persons::household_id.eq_any(enrolled.filter(enrolments::state.eq(state.as_str()))),
+        ),
+        (None, None) => query,
+    };
     if let Some(after) = after {
         query = query.filter(persons::id.gt(after.to_string()));
     }
