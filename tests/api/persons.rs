@@ -511,10 +511,20 @@ async fn assessments_have_one_baseline_then_follow_ups(app: TestApp) {
     .await;
     assert_eq!(body["errors"][0]["code"], "baseline_missing");
 
-    let baseline = app
-        .post_json(&path, &survey("baseline", "1398-02-01", "unemployed"))
-        .await;
+    let send_baseline = || {
+        app.client
+            .post(app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .header("idempotency-key", "survey-2019-row-7")
+            .json(&survey("baseline", "1398-02-01", "unemployed"))
+            .send()
+    };
+    let baseline = send_baseline().await.expect("sent");
     assert_eq!(baseline.status(), 201);
+    // A retried import row is answered from the first time, not refused as a second baseline.
+    let replay = send_baseline().await.expect("sent");
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
     let baseline: Value = baseline.json().await.expect("assessment");
     assert_eq!(baseline["assessed_on"], "2019-04-21");
     assert_eq!(baseline["assessed_on_jalali"], "1398-02-01");

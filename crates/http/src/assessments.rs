@@ -8,12 +8,13 @@ use tavana_domain::assessment::{
 };
 use tavana_domain::calendar::{parse_date, to_jalali};
 use tavana_domain::id::PersonId;
-use tavana_persistence::assessments;
+use tavana_persistence::{assessments, idempotency};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
 use crate::error::{ApiError, Problem};
+use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::{AppState, with_db};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -108,7 +109,7 @@ impl From<Assessment> for AssessmentResponse {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordAssessmentRequest {
     pub kind: AssessmentKindDto,
@@ -153,7 +154,10 @@ pub async fn list(
 #[utoipa::path(
     tag = "persons",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The person's id")),
+    params(
+        ("id" = Uuid, Path, description = "The person's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key and body returns the first answer and records nothing twice"),
+    ),
     request_body = RecordAssessmentRequest,
     responses(
         (status = 201, description = "Recorded", body = AssessmentResponse),
@@ -166,10 +170,16 @@ pub async fn record(
     auth: Auth<perm::PersonWrite>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
+    key: IdempotencyKey,
     body: web::Json<RecordAssessmentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let person = PersonId::from(id.into_inner());
     let body = body.into_inner();
+    let request = key.request(
+        &auth,
+        &format!("POST /api/v1/persons/{person}/assessments"),
+        &body,
+    )?;
     let today = Utc::now().date_naive();
     let assessed_on = match body.assessed_on.as_deref() {
         Some(text) => parse_date("assessed_on", text)?,
@@ -188,9 +198,18 @@ pub async fn record(
     }
     .check(today)?;
     let (context, scope) = (auth.audit(), auth.scope());
-    let assessment = with_db(&state, move |c| {
-        assessments::record(c, &context, &scope, person, new)
+    let location = format!("/api/v1/persons/{person}/assessments");
+    let render =
+        move |a: &Assessment| created(location.clone(), &AssessmentResponse::from(a.clone()));
+    let stored = render.clone();
+    let outcome = with_db(&state, move |c| {
+        idempotency::run(
+            c,
+            request.as_ref(),
+            |c| assessments::record(c, &context, &scope, person, new),
+            stored,
+        )
     })
     .await?;
-    Ok(HttpResponse::Created().json(AssessmentResponse::from(assessment)))
+    respond(outcome, render)
 }

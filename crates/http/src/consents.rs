@@ -7,11 +7,13 @@ use tavana_domain::calendar::{parse_date, to_jalali};
 use tavana_domain::consent::{Consent, ConsentPurpose};
 use tavana_domain::id::{ConsentId, PersonId};
 use tavana_persistence::consents::{self, NewConsent};
+use tavana_persistence::idempotency;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
 use crate::error::{ApiError, Problem};
+use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::{AppState, with_db};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -81,7 +83,7 @@ impl From<Consent> for ConsentResponse {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordConsentRequest {
     pub purpose: ConsentPurposeDto,
@@ -131,7 +133,10 @@ pub async fn list(
 #[utoipa::path(
     tag = "persons",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The person's id")),
+    params(
+        ("id" = Uuid, Path, description = "The person's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key and body returns the first answer and records nothing twice"),
+    ),
     request_body = RecordConsentRequest,
     responses(
         (status = 201, description = "Recorded", body = ConsentResponse),
@@ -144,10 +149,16 @@ pub async fn record(
     auth: Auth<perm::PersonWrite>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
+    key: IdempotencyKey,
     body: web::Json<RecordConsentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let person = PersonId::from(id.into_inner());
     let body = body.into_inner();
+    let request = key.request(
+        &auth,
+        &format!("POST /api/v1/persons/{person}/consents"),
+        &body,
+    )?;
     let given_on = day("given_on", body.given_on.as_deref())?;
     if given_on > Utc::now().date_naive() {
         return Err(tavana_domain::FieldError::new(
@@ -163,11 +174,20 @@ pub async fn record(
         given_on,
     };
     let (context, scope) = (auth.audit(), auth.scope());
-    let consent = with_db(&state, move |c| {
-        consents::record(c, &context, &scope, person, new)
+    let location = format!("/api/v1/persons/{person}/consents");
+    let render =
+        move |consent: &Consent| created(location.clone(), &ConsentResponse::from(consent.clone()));
+    let stored = render.clone();
+    let outcome = with_db(&state, move |c| {
+        idempotency::run(
+            c,
+            request.as_ref(),
+            |c| consents::record(c, &context, &scope, person, new),
+            stored,
+        )
     })
     .await?;
-    Ok(HttpResponse::Created().json(ConsentResponse::from(consent)))
+    respond(outcome, render)
 }
 
 /// Withdraw a consent. Enrolment steps that need it are refused from that day on.

@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 use tavana_domain::calendar::{parse_date, to_jalali};
 use tavana_domain::id::{OutcomeId, PersonId};
 use tavana_domain::outcome::{Evidence, FollowUp, Outcome, OutcomeKind};
+use tavana_persistence::idempotency;
 use tavana_persistence::outcomes::{self, NewOutcome};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
 use crate::error::{ApiError, Problem};
+use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::{AppState, with_db};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -147,7 +149,7 @@ impl From<Outcome> for OutcomeResponse {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordOutcomeRequest {
     pub kind: OutcomeKindDto,
@@ -222,7 +224,10 @@ pub async fn list(
 #[utoipa::path(
     tag = "persons",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The person's id")),
+    params(
+        ("id" = Uuid, Path, description = "The person's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key and body returns the first answer and records nothing twice"),
+    ),
     request_body = RecordOutcomeRequest,
     responses(
         (status = 201, description = "Recorded", body = OutcomeResponse),
@@ -235,10 +240,16 @@ pub async fn record(
     auth: Auth<perm::PersonWrite>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
+    key: IdempotencyKey,
     body: web::Json<RecordOutcomeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let person = PersonId::from(id.into_inner());
     let body = body.into_inner();
+    let request = key.request(
+        &auth,
+        &format!("POST /api/v1/persons/{person}/outcomes"),
+        &body,
+    )?;
     let new = NewOutcome {
         kind: body.kind.into(),
         started_on: day("started_on", Some(&body.started_on))?,
@@ -246,11 +257,19 @@ pub async fn record(
         evidence_reference: text(body.evidence_reference),
     };
     let (context, scope) = (auth.audit(), auth.scope());
-    let outcome = with_db(&state, move |c| {
-        outcomes::record(c, &context, &scope, person, new)
+    let location = format!("/api/v1/persons/{person}/outcomes");
+    let render = move |o: &Outcome| created(location.clone(), &OutcomeResponse::from(o.clone()));
+    let stored = render.clone();
+    let result = with_db(&state, move |c| {
+        idempotency::run(
+            c,
+            request.as_ref(),
+            |c| outcomes::record(c, &context, &scope, person, new),
+            stored,
+        )
     })
     .await?;
-    Ok(HttpResponse::Created().json(OutcomeResponse::from(outcome)))
+    respond(result, render)
 }
 
 /// Verify an outcome's evidence (programme managers). Only verified outcomes count as employment;
