@@ -11,6 +11,7 @@ backend_tests!(
     duplicate_code_is_409,
     parent_must_exist_and_be_one_level_up,
     lists_page_by_cursor_and_filter,
+    creates_replay_under_an_idempotency_key,
 );
 
 async fn create(app: &TestApp, level: &str, parent: Option<&str>, code: &str) -> Value {
@@ -163,4 +164,56 @@ async fn lists_page_by_cursor_and_filter(app: TestApp) {
         .expect("page");
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(page["next_cursor"], Value::Null);
+}
+
+/// Areas, organisations and users replay under an Idempotency-Key, with the same ETag.
+async fn creates_replay_under_an_idempotency_key(app: TestApp) {
+    for (path, body) in [
+        (
+            "/api/v1/areas",
+            json!({"level": "province", "code": "KHR", "name_fa": "خراسان", "name_en": "Khorasan"}),
+        ),
+        (
+            "/api/v1/organisations",
+            json!({"name": "Labour office", "kind": "labour_office"}),
+        ),
+    ] {
+        let send = || {
+            app.client
+                .post(app.url(path))
+                .bearer_auth(&app.admin_token)
+                .header("idempotency-key", format!("setup-{path}"))
+                .json(&body)
+                .send()
+        };
+        let first = send().await.expect("sent");
+        assert_eq!(first.status(), 201, "{path}");
+        assert_eq!(first.headers()["etag"], "\"1\"");
+        let again = send().await.expect("sent");
+        assert_eq!(again.status(), 201, "{path}: replayed, not a 409");
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(again.headers()["etag"], "\"1\"");
+        assert_eq!(again.headers()["location"], first.headers()["location"]);
+    }
+    let org: Value = app
+        .get("/api/v1/organisations")
+        .await
+        .json()
+        .await
+        .expect("page");
+    let user = json!({"username": "pm.one", "display_name": "PM", "password": "a long enough password",
+                      "role": "programme_manager", "organisation_id": org["items"][0]["id"]});
+    let send = || {
+        app.client
+            .post(app.url("/api/v1/users"))
+            .bearer_auth(&app.admin_token)
+            .header("idempotency-key", "user-1")
+            .json(&user)
+            .send()
+    };
+    assert_eq!(send().await.expect("sent").status(), 201);
+    let replay = send().await.expect("sent");
+    assert_eq!(replay.status(), 201);
+    let text = replay.text().await.expect("body");
+    assert!(!text.contains("a long enough password"), "{text}");
 }

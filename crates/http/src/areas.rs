@@ -1,18 +1,19 @@
 //! `/api/v1/areas`: the province → city → district → neighbourhood hierarchy.
 
-use actix_web::http::header;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tavana_domain::area::{Area, AreaLevel, NewArea};
 use tavana_domain::id::AreaId;
 use tavana_persistence::areas::{self, AreaFilter};
+use tavana_persistence::idempotency;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
 use crate::conventions::etag;
 use crate::error::{ApiError, Problem};
+use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::pagination::{self, Page};
 use crate::{AppState, with_db};
 
@@ -86,7 +87,7 @@ impl From<Area> for AreaResponse {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAreaRequest {
     pub level: AreaLevelDto,
@@ -184,6 +185,7 @@ pub async fn read(
 #[utoipa::path(
     tag = "areas",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key and body returns the first answer and creates nothing")),
     request_body = CreateAreaRequest,
     responses(
         (status = 201, description = "Created; `Location` points to it", body = AreaResponse),
@@ -196,9 +198,11 @@ pub async fn read(
 pub async fn create(
     auth: Auth<perm::AreaWrite>,
     state: web::Data<AppState>,
+    key: IdempotencyKey,
     body: web::Json<CreateAreaRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let request = key.request(&auth, "POST /api/v1/areas", &body)?;
     let new = NewArea::parse(
         body.level.into(),
         body.parent_id.map(AreaId::from),
@@ -207,9 +211,20 @@ pub async fn create(
         &body.name_en,
     )?;
     let context = auth.audit();
-    let area = with_db(&state, move |conn| areas::create(conn, &context, new)).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/areas/{}", area.id)))
-        .insert_header(etag(area.version))
-        .json(AreaResponse::from(area)))
+    let render = |area: &Area| {
+        created(
+            format!("/api/v1/areas/{}", area.id),
+            &AreaResponse::from(area.clone()),
+        )
+    };
+    let outcome = with_db(&state, move |c| {
+        idempotency::run(
+            c,
+            request.as_ref(),
+            |c| areas::create(c, &context, new),
+            render,
+        )
+    })
+    .await?;
+    respond(outcome, render)
 }

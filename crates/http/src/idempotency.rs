@@ -101,5 +101,12 @@ pub fn respond<T>(
     if replayed {
         response.insert_header((REPLAYED, "true"));
     }
+    // The created resource's version, as for a read, on the first answer and on replays alike.
+    if let Some(version) = serde_json::from_str::<serde_json::Value>(&stored.body)
+        .ok()
+        .and_then(|body| body.get("version").and_then(serde_json::Value::as_i64))
+    {
+        response.insert_header(crate::conventions::etag(version));
+    }
     Ok(response.body(stored.body))
 }

@@ -1,18 +1,18 @@
 //! `/api/v1/organisations`: the labour office, facilitation offices, partner agencies, …
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tavana_domain::id::OrganisationId;
 use tavana_domain::organisation::{Organisation, OrganisationKind, parse_name};
-use tavana_persistence::organisations;
+use tavana_persistence::{idempotency, organisations};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
 use crate::conventions::{etag, if_match};
 use crate::error::{ApiError, Problem};
+use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::pagination::{self, Page};
 use crate::{AppState, with_db};
 
@@ -87,7 +87,7 @@ impl From<Organisation> for OrganisationResponse {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganisationRequest {
     #[schema(example = "Jahad Daneshgahi, Khorasan Razavi")]
@@ -170,6 +170,7 @@ pub async fn read(
 #[utoipa::path(
     tag = "organisations",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key and body returns the first answer and creates nothing")),
     request_body = CreateOrganisationRequest,
     responses(
         (status = 201, description = "Created", body = OrganisationResponse),
@@ -181,22 +182,30 @@ pub async fn read(
 pub async fn create(
     auth: Auth<perm::OrganisationWrite>,
     state: web::Data<AppState>,
+    key: IdempotencyKey,
     body: web::Json<CreateOrganisationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let request = key.request(&auth, "POST /api/v1/organisations", &body)?;
     let name = parse_name("name", &body.name)?;
     let kind = body.kind.into();
     let context = auth.audit();
-    let org = with_db(&state, move |c| {
-        organisations::create(c, &context, &name, kind)
+    let render = |org: &Organisation| {
+        created(
+            format!("/api/v1/organisations/{}", org.id),
+            &OrganisationResponse::from(org.clone()),
+        )
+    };
+    let outcome = with_db(&state, move |c| {
+        idempotency::run(
+            c,
+            request.as_ref(),
+            |c| organisations::create(c, &context, &name, kind),
+            render,
+        )
     })
     .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            header::LOCATION,
-            format!("/api/v1/organisations/{}", org.id),
-        ))
-        .json(OrganisationResponse::from(org)))
+    respond(outcome, render)
 }
 
 /// Rename an organisation or correct its kind. Honours `If-Match`. Organisations are never

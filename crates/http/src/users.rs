@@ -1,6 +1,5 @@
 //! `/api/v1/users`: staff accounts, managed by administrators.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,6 +7,7 @@ use tavana_domain::access::Role;
 use tavana_domain::id::{AreaId, OrganisationId, UserId};
 use tavana_domain::organisation::{User, check_password, parse_name, parse_username};
 use tavana_domain::{FieldError, ValidationErrors};
+use tavana_persistence::idempotency;
 use tavana_persistence::users::{self, NewUser, UserChanges, UserFilter};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -16,6 +16,7 @@ use crate::auth::password::hash_password;
 use crate::auth::{Auth, perm};
 use crate::conventions::{etag, if_match};
 use crate::error::{ApiError, Problem};
+use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::pagination::{self, Page};
 use crate::{AppState, with_db};
 
@@ -104,7 +105,7 @@ impl From<User> for UserResponse {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// 3–64 Latin letters, digits, `.`, `_`, `-`; case-insensitive.
@@ -113,6 +114,8 @@ pub struct CreateUserRequest {
     #[schema(example = "فاطمه رضایی")]
     pub display_name: String,
     /// At least 12 characters, not the username. Never stored or shown: only its argon2id hash is.
+    /// (Left out of the Idempotency-Key request hash, so not even a fast hash of it is kept.)
+    #[serde(skip_serializing)]
     pub password: String,
     pub role: RoleDto,
     pub organisation_id: Uuid,
@@ -215,6 +218,7 @@ pub async fn read(
 #[utoipa::path(
     tag = "users",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key and body returns the first answer and creates nothing")),
     request_body = CreateUserRequest,
     responses(
         (status = 201, description = "Created", body = UserResponse),
@@ -226,9 +230,11 @@ pub async fn read(
 pub async fn create(
     auth: Auth<perm::UserWrite>,
     state: web::Data<AppState>,
+    key: IdempotencyKey,
     body: web::Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let request = key.request(&auth, "POST /api/v1/users", &body)?;
     let role: Role = body.role.into();
     let mut errors = ValidationErrors::default();
     let username = errors.check(parse_username(&body.username));
@@ -253,11 +259,22 @@ pub async fn create(
         areas: body.areas.into_iter().map(AreaId::from).collect(),
     };
     let context = auth.audit();
-    let user = with_db(&state, move |c| users::create(c, &context, new)).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/users/{}", user.id)))
-        .insert_header(etag(user.version))
-        .json(UserResponse::from(user)))
+    let render = |user: &User| {
+        created(
+            format!("/api/v1/users/{}", user.id),
+            &UserResponse::from(user.clone()),
+        )
+    };
+    let outcome = with_db(&state, move |c| {
+        idempotency::run(
+            c,
+            request.as_ref(),
+            |c| users::create(c, &context, new),
+            render,
+        )
+    })
+    .await?;
+    respond(outcome, render)
 }
 
 /// Change a user's name, role, organisation, areas or active flag. Honours `If-Match`.

@@ -98,6 +98,9 @@ pub fn run<T>(
                 created_at: crate::now(),
             })
             .execute(conn)?;
+        // Keys are kept for a day; forgetting the old ones here keeps the table small without a
+        // scheduler.
+        prune(conn, crate::now() - chrono::Duration::hours(KEEP_HOURS))?;
         Ok(Outcome::Fresh(value))
     });
     match result {
@@ -111,7 +114,10 @@ pub fn run<T>(
     }
 }
 
-/// Forgets keys older than `before` (kept 24 hours by the caller's choice).
+/// How long a key is remembered.
+pub const KEEP_HOURS: i64 = 24;
+
+/// Forgets keys older than `before`.
 pub fn prune(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, StoreError> {
     Ok(
         diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(before)))
