@@ -36,6 +36,16 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/organisations/{id}",
         Some(Action::OrganisationWrite),
     ),
+    (
+        "get",
+        "/api/v1/organisations/{id}/areas",
+        Some(Action::OrganisationRead),
+    ),
+    (
+        "put",
+        "/api/v1/organisations/{id}/areas",
+        Some(Action::AreaWrite),
+    ),
     ("get", "/api/v1/users", Some(Action::UserRead)),
     ("post", "/api/v1/users", Some(Action::UserWrite)),
     ("get", "/api/v1/users/{id}", Some(Action::UserRead)),

@@ -15,6 +15,7 @@ backend_tests!(
     search_matches_arabic_and_persian_letters,
     households_belong_to_neighbourhoods,
     a_new_assignment_applies_to_the_next_request,
+    facilitation_offices_cover_neighbourhoods,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -411,4 +412,86 @@ async fn a_new_assignment_applies_to_the_next_request(app: TestApp) {
         200,
         "theirs now"
     );
+}
+
+async fn facilitation_offices_cover_neighbourhoods(app: TestApp) {
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let office: Value = app
+        .post_json(
+            "/api/v1/organisations",
+            &json!({"name": "دفتر تسهیلگری ۱", "kind": "facilitation_office"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("org");
+    let bureau: Value = app
+        .post_json(
+            "/api/v1/organisations",
+            &json!({"name": "امور بانوان", "kind": "womens_affairs_bureau"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("org");
+    let path = format!(
+        "/api/v1/organisations/{}/areas",
+        office["id"].as_str().expect("id")
+    );
+    let put = |path: String, body: Value| {
+        app.client
+            .put(app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .json(&body)
+            .send()
+    };
+    let set: Value = put(
+        path.clone(),
+        json!({"areas": [n1["id"], n2["id"], n1["id"]]}),
+    )
+    .await
+    .expect("sent")
+    .json()
+    .await
+    .expect("coverage");
+    assert_eq!(set["areas"].as_array().map(Vec::len), Some(2));
+    let read: Value = app.get(&path).await.json().await.expect("coverage");
+    assert_eq!(read, set);
+    let province: Value = app
+        .get("/api/v1/areas?level=province")
+        .await
+        .json()
+        .await
+        .expect("page");
+    let body = problem(
+        put(path.clone(), json!({"areas": [province["items"][0]["id"]]}))
+            .await
+            .expect("sent"),
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "not_found");
+    let bureau_path = format!(
+        "/api/v1/organisations/{}/areas",
+        bureau["id"].as_str().expect("id")
+    );
+    let body = problem(
+        put(bureau_path, json!({"areas": [n1["id"]]}))
+            .await
+            .expect("sent"),
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "not_a_facilitation_office");
+    // A facilitator does not redraw the map.
+    let token = facilitator_token(&app, "facilitator.map", &n1).await;
+    let response = app
+        .client
+        .put(app.url(&path))
+        .bearer_auth(&token)
+        .json(&json!({"areas": []}))
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 403).await;
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/organisations`: the labour office, facilitation offices, partner agencies, …
 
-use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tavana_domain::id::OrganisationId;
@@ -20,7 +20,9 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list)
         .service(create)
         .service(read)
-        .service(update);
+        .service(update)
+        .service(coverage)
+        .service(set_coverage);
 }
 
 /// The kind of organisation (GLOSSARY.md).
@@ -251,4 +253,74 @@ pub async fn update(
     Ok(HttpResponse::Ok()
         .insert_header(etag(org.version))
         .json(OrganisationResponse::from(org)))
+}
+
+/// The neighbourhoods a facilitation office covers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Coverage {
+    pub areas: Vec<Uuid>,
+}
+
+fn to_coverage(ids: Vec<String>) -> Result<Coverage, ApiError> {
+    let areas = ids
+        .iter()
+        .map(|id| Uuid::parse_str(id).map_err(ApiError::internal))
+        .collect::<Result<_, _>>()?;
+    Ok(Coverage { areas })
+}
+
+/// The neighbourhoods a facilitation office covers.
+#[utoipa::path(
+    tag = "organisations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The organisation's id")),
+    responses(
+        (status = 200, description = "Covered neighbourhoods", body = Coverage),
+        (status = 404, description = "No such organisation", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/organisations/{id}/areas")]
+pub async fn coverage(
+    _auth: Auth<perm::OrganisationRead>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Coverage>, ApiError> {
+    let id = OrganisationId::from(id.into_inner());
+    let ids = with_db(&state, move |c| organisations::coverage(c, id)).await?;
+    Ok(web::Json(to_coverage(ids)?))
+}
+
+/// Set the neighbourhoods a facilitation office covers (administrators and programme managers).
+#[utoipa::path(
+    tag = "organisations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The organisation's id")),
+    request_body = Coverage,
+    responses(
+        (status = 200, description = "The new coverage", body = Coverage),
+        (status = 404, description = "No such organisation", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a facilitation office, or an area that is not a neighbourhood", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[put("/organisations/{id}/areas")]
+pub async fn set_coverage(
+    auth: Auth<perm::AreaWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: web::Json<Coverage>,
+) -> Result<web::Json<Coverage>, ApiError> {
+    let id = OrganisationId::from(id.into_inner());
+    let areas: Vec<String> = body
+        .into_inner()
+        .areas
+        .iter()
+        .map(Uuid::to_string)
+        .collect();
+    let context = auth.audit();
+    let ids = with_db(&state, move |c| {
+        organisations::set_coverage(c, &context, id, &areas)
+    })
+    .await?;
+    Ok(web::Json(to_coverage(ids)?))
 }

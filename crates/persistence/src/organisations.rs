@@ -10,7 +10,7 @@ use tavana_domain::organisation::{Organisation, OrganisationKind};
 use crate::audit::{self, AuditContext, Event};
 use crate::db::DbConnection;
 use crate::error::StoreError;
-use crate::schema::organisations;
+use crate::schema::{areas, organisation_areas, organisations};
 use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
@@ -192,5 +192,77 @@ pub fn update(
             },
         )?;
         Ok(after)
+    })
+}
+
+/// The neighbourhoods a facilitation office covers.
+pub fn coverage(conn: &mut DbConnection, id: OrganisationId) -> Result<Vec<String>, StoreError> {
+    get(conn, id)?;
+    Ok(organisation_areas::table
+        .filter(organisation_areas::organisation_id.eq(id.to_string()))
+        .select(organisation_areas::area_id)
+        .order(organisation_areas::area_id.asc())
+        .load(conn)?)
+}
+
+/// Replaces the neighbourhoods a facilitation office covers.
+pub fn set_coverage(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    id: OrganisationId,
+    neighbourhoods: &[String],
+) -> Result<Vec<String>, StoreError> {
+    write_transaction(conn, |conn| {
+        let org = get(conn, id)?;
+        if org.kind != OrganisationKind::FacilitationOffice {
+            return Err(tavana_domain::FieldError::new(
+                "areas",
+                "not_a_facilitation_office",
+                "only facilitation offices cover neighbourhoods",
+            )
+            .into());
+        }
+        let mut wanted = neighbourhoods.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        let found: i64 = areas::table
+            .filter(areas::id.eq_any(&wanted))
+            .filter(areas::level.eq("neighbourhood"))
+            .count()
+            .get_result(conn)?;
+        if usize::try_from(found).ok() != Some(wanted.len()) {
+            return Err(tavana_domain::FieldError::new(
+                "areas",
+                "not_found",
+                "every area must be an existing neighbourhood",
+            )
+            .into());
+        }
+        let before = coverage(conn, id)?;
+        diesel::delete(
+            organisation_areas::table
+                .filter(organisation_areas::organisation_id.eq(id.to_string())),
+        )
+        .execute(conn)?;
+        for area in &wanted {
+            diesel::insert_into(organisation_areas::table)
+                .values((
+                    organisation_areas::organisation_id.eq(id.to_string()),
+                    organisation_areas::area_id.eq(area),
+                ))
+                .execute(conn)?;
+        }
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "organisation.coverage",
+                entity: "organisation",
+                entity_id: Some(id.to_string()),
+                before: Some(json!({"areas": before})),
+                after: Some(json!({"areas": wanted})),
+            },
+        )?;
+        Ok(wanted)
     })
 }

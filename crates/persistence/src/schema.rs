@@ -308,6 +308,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    organisation_areas (organisation_id, area_id) {
+        organisation_id -> Text,
+        area_id -> Text,
+    }
+}
+
 diesel::joinable!(households -> areas (neighbourhood_id));
 diesel::joinable!(employment_outcomes -> persons (person_id));
 diesel::joinable!(outcome_follow_ups -> employment_outcomes (outcome_id));
@@ -349,4 +356,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     assessments,
     employment_outcomes,
     outcome_follow_ups,
+    organisation_areas,
 );
