@@ -157,6 +157,12 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         Some(Action::DuplicateReview),
     ),
     ("get", "/api/v1/programmes", Some(Action::ProgrammeRead)),
+    ("post", "/api/v1/programmes", Some(Action::ProgrammeWrite)),
+    (
+        "patch",
+        "/api/v1/programmes/{id}",
+        Some(Action::ProgrammeWrite),
+    ),
     (
         "get",
         "/api/v1/programmes/{id}",

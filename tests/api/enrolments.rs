@@ -13,6 +13,7 @@ backend_tests!(
     forbidden_transitions_list_the_allowed_ones,
     a_pause_resumes_where_it_left_off,
     enrolments_respect_scope_versions_and_idempotency,
+    programmes_are_created_with_targets_and_partners,
 );
 
 const WHH: &str = "0169a6c0-0000-7000-8000-000000000001";
@@ -434,4 +435,66 @@ async fn enrolments_respect_scope_versions_and_idempotency(app: TestApp) {
     };
     assert_eq!(with_etag("assessed").await.expect("sent").status(), 200);
     problem(with_etag("paused").await.expect("sent"), 412).await;
+}
+
+async fn programmes_are_created_with_targets_and_partners(app: TestApp) {
+    let partner: Value = app
+        .post_json(
+            "/api/v1/organisations",
+            &json!({"name": "Jahad Daneshgahi", "kind": "partner_agency"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("org");
+    let body = json!({
+        "code": "whh-1399", "name_fa": "بانوان سرپرست خانوار ۱۳۹۹", "name_en": "Women heads of household 1399",
+        "jalali_year": 1399, "target_households": 800,
+        "targets": [{"stage": "enrolled", "target": 800}, {"stage": "employed", "target": 500}],
+        "partners": [partner["id"]],
+    });
+    let response = app.post_json("/api/v1/programmes", &body).await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("programme");
+    assert_eq!(created["code"], "WHH-1399");
+    assert_eq!(created["starts_on"], "2020-03-20");
+    assert_eq!(created["ends_on"], "2021-03-20");
+    assert_eq!(created["partners"], json!([partner["id"]]));
+    assert_eq!(created["targets"].as_array().map(Vec::len), Some(2));
+    problem(app.post_json("/api/v1/programmes", &body).await, 409).await;
+
+    let mut bad = body.clone();
+    bad["code"] = json!("X-1");
+    bad["targets"] = json!([{"stage": "paused", "target": 5}]);
+    bad["jalali_year"] = json!(1999);
+    let problem_body = problem(app.post_json("/api/v1/programmes", &bad).await, 422).await;
+    assert_eq!(problem_body["errors"].as_array().map(Vec::len), Some(2));
+
+    let path = format!("/api/v1/programmes/{}", created["id"].as_str().expect("id"));
+    let patch = |etag: &'static str, body: Value| {
+        app.client
+            .patch(app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .header("if-match", etag)
+            .json(&body)
+            .send()
+    };
+    let updated: Value = patch("\"1\"", json!({"target_households": 900, "partners": []}))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("programme");
+    assert_eq!(updated["target_households"], 900);
+    assert_eq!(updated["partners"], json!([]));
+    assert_eq!(
+        updated["targets"].as_array().map(Vec::len),
+        Some(2),
+        "absent lists stay"
+    );
+    problem(
+        patch("\"1\"", json!({"name_en": "x"})).await.expect("sent"),
+        412,
+    )
+    .await;
 }

@@ -145,10 +145,11 @@ pub enum Action {
     EnrolmentWrite,
     OutcomeVerify,
     DuplicateReview,
+    ProgrammeWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -166,6 +167,7 @@ impl Action {
         Action::EnrolmentWrite,
         Action::OutcomeVerify,
         Action::DuplicateReview,
+        Action::ProgrammeWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -187,6 +189,7 @@ impl Action {
             Action::EnrolmentWrite => "enrolment:write",
             Action::OutcomeVerify => "outcome:verify",
             Action::DuplicateReview => "duplicate:review",
+            Action::ProgrammeWrite => "programme:write",
         }
     }
 
@@ -208,7 +211,8 @@ impl Action {
             | Action::EnrolmentRead
             | Action::EnrolmentWrite
             | Action::OutcomeVerify
-            | Action::DuplicateReview => None,
+            | Action::DuplicateReview
+            | Action::ProgrammeWrite => None,
             Action::ProgrammeRead => Some(ClientScope::RegistryRead),
         }
     }
@@ -268,6 +272,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     ),
     (Action::OutcomeVerify, &[Admin, ProgrammeManager]),
     (Action::DuplicateReview, &[Admin, ProgrammeManager]),
+    (Action::ProgrammeWrite, &[Admin, ProgrammeManager]),
 ];
 
 /// Whether a user with `role` may perform `action`.

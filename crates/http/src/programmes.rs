@@ -1,24 +1,31 @@
 //! `/api/v1/programmes`: the programmes households are enrolled in, and their targets.
 
-use actix_web::{get, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use tavana_domain::calendar::to_jalali;
+use tavana_domain::enrolment::EnrolmentState;
 use tavana_domain::id::ProgrammeId;
-use tavana_persistence::programmes::{self, Programme};
+use tavana_domain::{FieldError, ValidationErrors};
+use tavana_persistence::programmes::{self, NewProgramme, Programme, ProgrammeChanges};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
+use crate::conventions::{etag, if_match, present};
 use crate::enrolments::EnrolmentStateDto;
 use crate::error::{ApiError, Problem};
 use crate::{AppState, with_db};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(list).service(read);
+    cfg.service(list)
+        .service(read)
+        .service(create)
+        .service(update);
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StageTarget {
     pub stage: EnrolmentStateDto,
     pub target: i32,
@@ -44,6 +51,9 @@ pub struct ProgrammeResponse {
     pub starts_on_jalali: Option<String>,
     pub ends_on_jalali: Option<String>,
     pub targets: Vec<StageTarget>,
+    /// Partner organisations taking part.
+    pub partners: Vec<String>,
+    pub version: i64,
 }
 
 impl From<Programme> for ProgrammeResponse {
@@ -68,6 +78,8 @@ impl From<Programme> for ProgrammeResponse {
                     target,
                 })
                 .collect(),
+            partners: p.partners,
+            version: p.version,
         }
     }
 }
@@ -117,4 +129,209 @@ pub async fn read(
     let id = ProgrammeId::from(id.into_inner());
     let programme = with_db(&state, move |c| programmes::get(c, id)).await?;
     Ok(web::Json(programme.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProgrammeRequest {
+    /// Unique, e.g. `WHH-1399`.
+    pub code: String,
+    pub name_fa: String,
+    pub name_en: String,
+    /// The programme year runs from Nowruz to Nowruz of this Jalali year.
+    #[schema(example = 1399)]
+    pub jalali_year: i32,
+    pub area_id: Option<Uuid>,
+    pub target_households: Option<i32>,
+    #[serde(default)]
+    pub targets: Vec<StageTarget>,
+    /// Partner organisations.
+    #[serde(default)]
+    pub partners: Vec<Uuid>,
+}
+
+/// Fields to change; absent fields stay; `target_households: null` clears it. Lists replace.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProgrammeRequest {
+    pub name_fa: Option<String>,
+    pub name_en: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    pub target_households: Option<Option<i32>>,
+    pub targets: Option<Vec<StageTarget>>,
+    pub partners: Option<Vec<Uuid>>,
+}
+
+fn check_targets(
+    errors: &mut ValidationErrors,
+    targets: &[StageTarget],
+) -> Vec<(EnrolmentState, i32)> {
+    let mut checked: Vec<(EnrolmentState, i32)> = Vec::new();
+    for target in targets {
+        let stage: EnrolmentState = target.stage.into();
+        if !EnrolmentState::FUNNEL.contains(&stage) {
+            errors.push(FieldError::new(
+                "targets",
+                "not_a_stage",
+                format!("{stage} is not a stage of the funnel"),
+            ));
+        } else if target.target <= 0 {
+            errors.push(FieldError::new(
+                "targets",
+                "range",
+                "a target is a positive number",
+            ));
+        } else if checked.iter().any(|(s, _)| *s == stage) {
+            errors.push(FieldError::new(
+                "targets",
+                "repeated",
+                format!("{stage} is listed twice"),
+            ));
+        } else {
+            checked.push((stage, target.target));
+        }
+    }
+    checked
+}
+
+fn check_households(errors: &mut ValidationErrors, target: Option<i32>) {
+    if target.is_some_and(|t| t <= 0) {
+        errors.push(FieldError::new(
+            "target_households",
+            "range",
+            "must be positive",
+        ));
+    }
+}
+
+/// Create a programme for a Jalali year, with its targets and partners.
+#[utoipa::path(
+    tag = "programmes",
+    security(("bearer" = [])),
+    request_body = CreateProgrammeRequest,
+    responses(
+        (status = 201, description = "Created", body = ProgrammeResponse),
+        (status = 409, description = "The code is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/programmes")]
+pub async fn create(
+    auth: Auth<perm::ProgrammeWrite>,
+    state: web::Data<AppState>,
+    body: web::Json<CreateProgrammeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut errors = ValidationErrors::default();
+    let code = errors.check(tavana_domain::area::AreaCode::parse("code", &body.code));
+    let name_fa = errors.check(tavana_domain::organisation::parse_name(
+        "name_fa",
+        &body.name_fa,
+    ));
+    let name_en = errors.check(tavana_domain::organisation::parse_name(
+        "name_en",
+        &body.name_en,
+    ));
+    let year = tavana_domain::calendar::jalali_year(body.jalali_year)
+        .filter(|_| (1390..=1450).contains(&body.jalali_year));
+    if year.is_none() {
+        errors.push(FieldError::new(
+            "jalali_year",
+            "range",
+            "must be a Jalali year between 1390 and 1450",
+        ));
+    }
+    check_households(&mut errors, body.target_households);
+    let targets = check_targets(&mut errors, &body.targets);
+    errors.clone().into_result()?;
+    let (Some(code), Some(name_fa), Some(name_en), Some((starts_on, ends_on))) =
+        (code, name_fa, name_en, year)
+    else {
+        return Err(errors.into());
+    };
+    let new = NewProgramme {
+        code: code.as_str().to_owned(),
+        name_fa,
+        name_en,
+        jalali_year: body.jalali_year,
+        starts_on,
+        ends_on,
+        area_id: body.area_id.map(|a| a.to_string()),
+        target_households: body.target_households,
+        targets,
+        partners: body.partners.iter().map(Uuid::to_string).collect(),
+    };
+    let context = auth.audit();
+    let programme = with_db(&state, move |c| programmes::create(c, &context, new)).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/programmes/{}", programme.id),
+        ))
+        .insert_header(etag(programme.version))
+        .json(ProgrammeResponse::from(programme)))
+}
+
+/// Change a programme's names, household target, stage targets or partners. Honours `If-Match`.
+#[utoipa::path(
+    tag = "programmes",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The programme's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag last read; refused with 412 if it changed since"),
+    ),
+    request_body = UpdateProgrammeRequest,
+    responses(
+        (status = 200, description = "Updated", body = ProgrammeResponse),
+        (status = 404, description = "No such programme", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Changed since the ETag was read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[patch("/programmes/{id}")]
+pub async fn update(
+    auth: Auth<perm::ProgrammeWrite>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateProgrammeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProgrammeId::from(id.into_inner());
+    let expected = if_match(&req)?;
+    let body = body.into_inner();
+    let mut errors = ValidationErrors::default();
+    let name_fa = body
+        .name_fa
+        .as_deref()
+        .and_then(|n| errors.check(tavana_domain::organisation::parse_name("name_fa", n)));
+    let name_en = body
+        .name_en
+        .as_deref()
+        .and_then(|n| errors.check(tavana_domain::organisation::parse_name("name_en", n)));
+    if let Some(target) = body.target_households {
+        check_households(&mut errors, target);
+    }
+    let targets = body
+        .targets
+        .as_deref()
+        .map(|t| check_targets(&mut errors, t));
+    errors.into_result()?;
+    let changes = ProgrammeChanges {
+        name_fa,
+        name_en,
+        target_households: body.target_households,
+        targets,
+        partners: body
+            .partners
+            .map(|p| p.iter().map(Uuid::to_string).collect()),
+    };
+    let context = auth.audit();
+    let programme = with_db(&state, move |c| {
+        programmes::update(c, &context, id, expected, changes)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(programme.version))
+        .json(ProgrammeResponse::from(programme)))
 }

@@ -218,5 +218,6 @@ pub mod perm {
         EnrolmentWrite,
         OutcomeVerify,
         DuplicateReview,
+        ProgrammeWrite,
     );
 }
