@@ -97,3 +97,41 @@ fn docker_compose_starts_the_api_after_a_healthy_postgres() {
             .is_file()
     );
 }
+
+/// Every enum the document lists is spelt as the API sends it (snake_case), so a client generated
+/// from the document understands the answers.
+#[test]
+fn documented_enum_values_are_the_ones_on_the_wire() {
+    fn walk(value: &serde_json::Value, path: &str, bad: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(values) = map.get("enum").and_then(|e| e.as_array()) {
+                    for v in values.iter().filter_map(|v| v.as_str()) {
+                        if !v
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                        {
+                            bad.push(format!("{path}: {v}"));
+                        }
+                    }
+                }
+                for (key, child) in map {
+                    walk(child, &format!("{path}/{key}"), bad);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, path, bad)),
+            _ => {}
+        }
+    }
+    let spec = serde_json::to_value(tavana_http::openapi()).expect("json");
+    let mut bad = Vec::new();
+    walk(&spec, "", &mut bad);
+    assert!(bad.is_empty(), "enum values not as sent: {bad:?}");
+    let income = &spec["components"]["schemas"]["IncomeBandDto"]["enum"];
+    assert!(
+        income
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x == "20m_to_50m")),
+        "{income}"
+    );
+}

@@ -3,38 +3,8 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 
-use crate::access::UnknownName;
 use crate::error::{FieldError, ValidationErrors};
 use crate::id::{AreaId, AssessmentId, PersonId};
-
-/// Declares a closed set of names stored as text.
-macro_rules! names {
-    ($(#[$meta:meta])* $name:ident, $kind:literal, { $($variant:ident => $text:literal),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),* }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),* }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = UnknownName;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $name::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| UnknownName { kind: $kind, value: s.to_owned() })
-            }
-        }
-    };
-}
 
 names!(
     /// Baseline (the first, once per person) or follow-up.

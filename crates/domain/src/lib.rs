@@ -3,6 +3,9 @@
 //! Parse, don't validate: values that cross the API boundary become types here (`AreaCode`,
 //! `AreaLevel`, …) and the rest of the service works only with those.
 
+#[macro_use]
+mod names;
+
 pub mod access;
 pub mod area;
 pub mod assessment;

@@ -3,36 +3,7 @@
 
 use chrono::{Months, NaiveDate, NaiveDateTime};
 
-use crate::access::UnknownName;
 use crate::id::{OutcomeId, PersonId};
-
-macro_rules! names {
-    ($(#[$meta:meta])* $name:ident, $kind:literal, { $($variant:ident => $text:literal),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),* }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),* }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = UnknownName;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $name::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| UnknownName { kind: $kind, value: s.to_owned() })
-            }
-        }
-    };
-}
 
 names!(
     /// The kind of work.

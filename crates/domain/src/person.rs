@@ -1,11 +1,7 @@
 //! Persons and their membership of households.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 
-use crate::access::UnknownName;
 use crate::calendar::parse_date;
 use crate::error::{FieldError, ValidationErrors};
 use crate::id::{AreaId, HouseholdId, PersonId};
@@ -13,47 +9,12 @@ use crate::mobile::Mobile;
 use crate::national_id::NationalId;
 use crate::text::normalise;
 
-/// Declares a closed set of names stored as text (`as_str`, `FromStr`, `ALL`).
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident, $kind:literal, { $($variant:ident => $text:literal),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),* }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),* }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownName;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $name::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| UnknownName { kind: $kind, value: s.to_owned() })
-            }
-        }
-    };
-}
-
-text_enum!(
+names!(
     /// Sex as recorded on the national ID card.
     Sex, "sex", { Female => "female", Male => "male" }
 );
 
-text_enum!(
+names!(
     /// Highest level of education completed.
     Education, "education", {
         None => "none",
@@ -68,7 +29,7 @@ text_enum!(
     }
 );
 
-text_enum!(
+names!(
     /// A person's place in a household.
     HouseholdRole, "household role", { Head => "head", Spouse => "spouse", Child => "child", Other => "other" }
 );

@@ -21,37 +21,15 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list).service(create).service(read);
 }
 
-/// Level of an area in the hierarchy.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AreaLevelDto {
-    Province,
-    City,
-    District,
-    Neighbourhood,
-}
-
-impl From<AreaLevelDto> for AreaLevel {
-    fn from(level: AreaLevelDto) -> Self {
-        match level {
-            AreaLevelDto::Province => AreaLevel::Province,
-            AreaLevelDto::City => AreaLevel::City,
-            AreaLevelDto::District => AreaLevel::District,
-            AreaLevelDto::Neighbourhood => AreaLevel::Neighbourhood,
-        }
+api_enum!(
+    /// Level of an area in the hierarchy.
+    AreaLevelDto => AreaLevel {
+        Province => "province",
+        City => "city",
+        District => "district",
+        Neighbourhood => "neighbourhood",
     }
-}
-
-impl From<AreaLevel> for AreaLevelDto {
-    fn from(level: AreaLevel) -> Self {
-        match level {
-            AreaLevel::Province => AreaLevelDto::Province,
-            AreaLevel::City => AreaLevelDto::City,
-            AreaLevel::District => AreaLevelDto::District,
-            AreaLevel::Neighbourhood => AreaLevelDto::Neighbourhood,
-        }
-    }
-}
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AreaResponse {

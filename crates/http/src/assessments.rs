@@ -21,27 +21,6 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list).service(record);
 }
 
-/// Declares an API enum mirroring a domain one, with conversions both ways.
-macro_rules! api_enum {
-    ($(#[$meta:meta])* $dto:ident => $domain:ident { $($variant:ident => $text:literal),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-        pub enum $dto { $(#[serde(rename = $text)] $variant),* }
-
-        impl From<$dto> for $domain {
-            fn from(value: $dto) -> Self {
-                match value { $($dto::$variant => $domain::$variant),* }
-            }
-        }
-
-        impl From<$domain> for $dto {
-            fn from(value: $domain) -> Self {
-                match value { $($domain::$variant => $dto::$variant),* }
-            }
-        }
-    };
-}
-
 api_enum!(
     /// `baseline` (once per person, first) or `follow_up`.
     AssessmentKindDto => AssessmentKind { Baseline => "baseline", FollowUp => "follow_up" }

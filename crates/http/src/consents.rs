@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use tavana_domain::calendar::{parse_date, to_jalali};
+use tavana_domain::calendar::to_jalali;
 use tavana_domain::consent::{Consent, ConsentPurpose};
 use tavana_domain::id::{ConsentId, PersonId};
 use tavana_persistence::consents::{self, NewConsent};
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
+use crate::conventions::{day_or_today, optional_text};
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::{AppState, with_db};
@@ -20,31 +21,13 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list).service(record).service(withdraw);
 }
 
-/// What the consent is for: `programme` (needed to enrol) or `research` (the partners' study).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ConsentPurposeDto {
-    Programme,
-    Research,
-}
-
-impl From<ConsentPurposeDto> for ConsentPurpose {
-    fn from(p: ConsentPurposeDto) -> Self {
-        match p {
-            ConsentPurposeDto::Programme => ConsentPurpose::Programme,
-            ConsentPurposeDto::Research => ConsentPurpose::Research,
-        }
+api_enum!(
+    /// What the consent is for: `programme` (needed to enrol) or `research` (the partners' study).
+    ConsentPurposeDto => ConsentPurpose {
+        Programme => "programme",
+        Research => "research",
     }
-}
-
-impl From<ConsentPurpose> for ConsentPurposeDto {
-    fn from(p: ConsentPurpose) -> Self {
-        match p {
-            ConsentPurpose::Programme => ConsentPurposeDto::Programme,
-            ConsentPurpose::Research => ConsentPurposeDto::Research,
-        }
-    }
-}
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsentResponse {
@@ -100,13 +83,6 @@ pub struct WithdrawConsentRequest {
     pub reason: Option<String>,
 }
 
-fn day(field: &str, input: Option<&str>) -> Result<NaiveDate, ApiError> {
-    match input {
-        Some(text) => Ok(parse_date(field, text)?),
-        None => Ok(Utc::now().date_naive()),
-    }
-}
-
 /// A person's consents, oldest first.
 #[utoipa::path(
     tag = "persons",
@@ -159,7 +135,7 @@ pub async fn record(
         &format!("POST /api/v1/persons/{person}/consents"),
         &body,
     )?;
-    let given_on = day("given_on", body.given_on.as_deref())?;
+    let given_on = day_or_today("given_on", body.given_on.as_deref())?;
     if given_on > Utc::now().date_naive() {
         return Err(tavana_domain::FieldError::new(
             "given_on",
@@ -215,11 +191,8 @@ pub async fn withdraw(
     let (person, consent) = path.into_inner();
     let (person, consent) = (PersonId::from(person), ConsentId::from(consent));
     let body = body.into_inner();
-    let on = day("on", body.on.as_deref())?;
-    let reason = body
-        .reason
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
+    let on = day_or_today("on", body.on.as_deref())?;
+    let reason = optional_text(body.reason);
     let (context, scope) = (auth.audit(), auth.scope());
     let withdrawn = with_db(&state, move |c| {
         consents::withdraw(c, &context, &scope, person, consent, on, reason)

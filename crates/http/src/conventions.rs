@@ -37,3 +37,39 @@ where
 {
     Option::<T>::deserialize(deserializer).map(Some)
 }
+
+/// Declares an API enum mirroring a domain one (same variant names), with its JSON names and
+/// conversions both ways.
+macro_rules! api_enum {
+    // `tt`, not `literal`: utoipa reads the rename only from a plain literal token.
+    ($(#[$meta:meta])* $dto:ident => $domain:ident { $($variant:ident => $text:tt),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, utoipa::ToSchema, PartialEq, Eq)]
+        pub enum $dto { $(#[serde(rename = $text)] $variant),* }
+
+        impl From<$dto> for $domain {
+            fn from(value: $dto) -> Self {
+                match value { $($dto::$variant => $domain::$variant),* }
+            }
+        }
+
+        impl From<$domain> for $dto {
+            fn from(value: $domain) -> Self {
+                match value { $($domain::$variant => $dto::$variant),* }
+            }
+        }
+    };
+}
+
+/// The day a request names (Gregorian or Jalali), or today when it names none.
+pub fn day_or_today(field: &str, input: Option<&str>) -> Result<chrono::NaiveDate, ApiError> {
+    match input {
+        Some(text) => Ok(tavana_domain::calendar::parse_date(field, text)?),
+        None => Ok(chrono::Utc::now().date_naive()),
+    }
+}
+
+/// Trimmed free text; blank is none.
+pub fn optional_text(input: Option<String>) -> Option<String> {
+    input.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}

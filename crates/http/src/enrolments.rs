@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
-use crate::conventions::{etag, if_match};
+use crate::conventions::{day_or_today, etag, if_match, optional_text};
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::pagination::{self, Page};
@@ -27,55 +27,21 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(transition);
 }
 
-/// An enrolment's state.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum EnrolmentStateDto {
-    Identified,
-    Assessed,
-    Enrolled,
-    InTraining,
-    Permitted,
-    Financed,
-    Employed,
-    Graduated,
-    Paused,
-    Exited,
-}
-
-impl From<EnrolmentState> for EnrolmentStateDto {
-    fn from(s: EnrolmentState) -> Self {
-        match s {
-            EnrolmentState::Identified => Self::Identified,
-            EnrolmentState::Assessed => Self::Assessed,
-            EnrolmentState::Enrolled => Self::Enrolled,
-            EnrolmentState::InTraining => Self::InTraining,
-            EnrolmentState::Permitted => Self::Permitted,
-            EnrolmentState::Financed => Self::Financed,
-            EnrolmentState::Employed => Self::Employed,
-            EnrolmentState::Graduated => Self::Graduated,
-            EnrolmentState::Paused => Self::Paused,
-            EnrolmentState::Exited => Self::Exited,
-        }
+api_enum!(
+    /// An enrolment's state.
+    EnrolmentStateDto => EnrolmentState {
+        Identified => "identified",
+        Assessed => "assessed",
+        Enrolled => "enrolled",
+        InTraining => "in_training",
+        Permitted => "permitted",
+        Financed => "financed",
+        Employed => "employed",
+        Graduated => "graduated",
+        Paused => "paused",
+        Exited => "exited",
     }
-}
-
-impl From<EnrolmentStateDto> for EnrolmentState {
-    fn from(s: EnrolmentStateDto) -> Self {
-        match s {
-            EnrolmentStateDto::Identified => Self::Identified,
-            EnrolmentStateDto::Assessed => Self::Assessed,
-            EnrolmentStateDto::Enrolled => Self::Enrolled,
-            EnrolmentStateDto::InTraining => Self::InTraining,
-            EnrolmentStateDto::Permitted => Self::Permitted,
-            EnrolmentStateDto::Financed => Self::Financed,
-            EnrolmentStateDto::Employed => Self::Employed,
-            EnrolmentStateDto::Graduated => Self::Graduated,
-            EnrolmentStateDto::Paused => Self::Paused,
-            EnrolmentStateDto::Exited => Self::Exited,
-        }
-    }
-}
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EnrolmentResponse {
@@ -189,17 +155,6 @@ pub struct HistoryQuery {
     pub on: Option<String>,
 }
 
-fn day(field: &str, input: Option<&str>) -> Result<NaiveDate, ApiError> {
-    match input {
-        Some(text) => Ok(parse_date(field, text)?),
-        None => Ok(Utc::now().date_naive()),
-    }
-}
-
-fn reason(text: Option<String>) -> Option<String> {
-    text.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty())
-}
-
 /// List enrolments in the caller's neighbourhoods.
 #[utoipa::path(
     tag = "enrolments",
@@ -283,12 +238,12 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = key.request(&auth, "POST /api/v1/enrolments", &body)?;
-    let on = day("on", body.on.as_deref())?;
+    let on = day_or_today("on", body.on.as_deref())?;
     let (programme, household) = (
         ProgrammeId::from(body.programme_id),
         HouseholdId::from(body.household_id),
     );
-    let why = reason(body.reason);
+    let why = optional_text(body.reason);
     let (context, scope) = (auth.audit(), auth.scope());
     let render = |e: &Enrolment| {
         created(
@@ -373,9 +328,9 @@ pub async fn transition(
     let id = EnrolmentId::from(id.into_inner());
     let expected = if_match(&req)?;
     let body = body.into_inner();
-    let on = day("on", body.on.as_deref())?;
+    let on = day_or_today("on", body.on.as_deref())?;
     let to: EnrolmentState = body.to.into();
-    let why = reason(body.reason);
+    let why = optional_text(body.reason);
     let (context, scope) = (auth.audit(), auth.scope());
     let outcome = with_db(&state, move |c| {
         enrolments::transition(c, &context, &scope, id, expected, to, on, why)

@@ -2,13 +2,16 @@
 //! OpenAPI document. Handlers are thin: extract → authorise → call persistence inside
 //! `web::block` → map to a response DTO.
 
+// First: its macros are used by the modules below.
+#[macro_use]
+pub mod conventions;
+
 pub mod api_clients;
 pub mod areas;
 pub mod assessments;
 pub mod audit;
 pub mod auth;
 pub mod consents;
-pub mod conventions;
 pub mod enrolments;
 pub mod error;
 pub mod health;

@@ -25,46 +25,18 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(set_coverage);
 }
 
-/// The kind of organisation (GLOSSARY.md).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OrganisationKindDto {
-    LabourOffice,
-    FacilitationOffice,
-    WomensAffairsBureau,
-    PartnerAgency,
-    CounsellingCentre,
-    TrainingProvider,
-    Ministry,
-}
-
-impl From<OrganisationKindDto> for OrganisationKind {
-    fn from(kind: OrganisationKindDto) -> Self {
-        match kind {
-            OrganisationKindDto::LabourOffice => OrganisationKind::LabourOffice,
-            OrganisationKindDto::FacilitationOffice => OrganisationKind::FacilitationOffice,
-            OrganisationKindDto::WomensAffairsBureau => OrganisationKind::WomensAffairsBureau,
-            OrganisationKindDto::PartnerAgency => OrganisationKind::PartnerAgency,
-            OrganisationKindDto::CounsellingCentre => OrganisationKind::CounsellingCentre,
-            OrganisationKindDto::TrainingProvider => OrganisationKind::TrainingProvider,
-            OrganisationKindDto::Ministry => OrganisationKind::Ministry,
-        }
+api_enum!(
+    /// The kind of organisation (GLOSSARY.md).
+    OrganisationKindDto => OrganisationKind {
+        LabourOffice => "labour_office",
+        FacilitationOffice => "facilitation_office",
+        WomensAffairsBureau => "womens_affairs_bureau",
+        PartnerAgency => "partner_agency",
+        CounsellingCentre => "counselling_centre",
+        TrainingProvider => "training_provider",
+        Ministry => "ministry",
     }
-}
-
-impl From<OrganisationKind> for OrganisationKindDto {
-    fn from(kind: OrganisationKind) -> Self {
-        match kind {
-            OrganisationKind::LabourOffice => OrganisationKindDto::LabourOffice,
-            OrganisationKind::FacilitationOffice => OrganisationKindDto::FacilitationOffice,
-            OrganisationKind::WomensAffairsBureau => OrganisationKindDto::WomensAffairsBureau,
-            OrganisationKind::PartnerAgency => OrganisationKindDto::PartnerAgency,
-            OrganisationKind::CounsellingCentre => OrganisationKindDto::CounsellingCentre,
-            OrganisationKind::TrainingProvider => OrganisationKindDto::TrainingProvider,
-            OrganisationKind::Ministry => OrganisationKindDto::Ministry,
-        }
-    }
-}
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrganisationResponse {

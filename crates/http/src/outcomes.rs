@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use tavana_domain::calendar::{parse_date, to_jalali};
+use tavana_domain::calendar::to_jalali;
 use tavana_domain::id::{OutcomeId, PersonId};
 use tavana_domain::outcome::{Evidence, FollowUp, Outcome, OutcomeKind};
 use tavana_persistence::idempotency;
@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
+use crate::conventions::{day_or_today, optional_text};
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::{AppState, with_db};
@@ -24,66 +25,24 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(follow_up);
 }
 
-/// The kind of work.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeKindDto {
-    HomeBusiness,
-    WageJob,
-    SelfEmployed,
-    Cooperative,
-}
-
-/// What shows the work is real.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EvidenceDto {
-    SocialInsurance,
-    PermitAndSales,
-    EmployerLetter,
-}
-
-impl From<OutcomeKindDto> for OutcomeKind {
-    fn from(k: OutcomeKindDto) -> Self {
-        match k {
-            OutcomeKindDto::HomeBusiness => Self::HomeBusiness,
-            OutcomeKindDto::WageJob => Self::WageJob,
-            OutcomeKindDto::SelfEmployed => Self::SelfEmployed,
-            OutcomeKindDto::Cooperative => Self::Cooperative,
-        }
+api_enum!(
+    /// The kind of work.
+    OutcomeKindDto => OutcomeKind {
+        HomeBusiness => "home_business",
+        WageJob => "wage_job",
+        SelfEmployed => "self_employed",
+        Cooperative => "cooperative",
     }
-}
+);
 
-impl From<OutcomeKind> for OutcomeKindDto {
-    fn from(k: OutcomeKind) -> Self {
-        match k {
-            OutcomeKind::HomeBusiness => Self::HomeBusiness,
-            OutcomeKind::WageJob => Self::WageJob,
-            OutcomeKind::SelfEmployed => Self::SelfEmployed,
-            OutcomeKind::Cooperative => Self::Cooperative,
-        }
+api_enum!(
+    /// What shows the work is real.
+    EvidenceDto => Evidence {
+        SocialInsurance => "social_insurance",
+        PermitAndSales => "permit_and_sales",
+        EmployerLetter => "employer_letter",
     }
-}
-
-impl From<EvidenceDto> for Evidence {
-    fn from(e: EvidenceDto) -> Self {
-        match e {
-            EvidenceDto::SocialInsurance => Self::SocialInsurance,
-            EvidenceDto::PermitAndSales => Self::PermitAndSales,
-            EvidenceDto::EmployerLetter => Self::EmployerLetter,
-        }
-    }
-}
-
-impl From<Evidence> for EvidenceDto {
-    fn from(e: Evidence) -> Self {
-        match e {
-            Evidence::SocialInsurance => Self::SocialInsurance,
-            Evidence::PermitAndSales => Self::PermitAndSales,
-            Evidence::EmployerLetter => Self::EmployerLetter,
-        }
-    }
-}
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FollowUpResponse {
@@ -176,13 +135,10 @@ pub struct FollowUpRequest {
     pub notes: Option<String>,
 }
 
-fn day(field: &str, input: Option<&str>) -> Result<NaiveDate, ApiError> {
-    let today = Utc::now().date_naive();
-    let date = match input {
-        Some(text) => parse_date(field, text)?,
-        None => today,
-    };
-    if date > today {
+/// A day not in the future (Gregorian or Jalali), or today.
+fn past_day(field: &str, input: Option<&str>) -> Result<NaiveDate, ApiError> {
+    let date = day_or_today(field, input)?;
+    if date > Utc::now().date_naive() {
         return Err(tavana_domain::FieldError::new(
             field,
             "in_future",
@@ -191,10 +147,6 @@ fn day(field: &str, input: Option<&str>) -> Result<NaiveDate, ApiError> {
         .into());
     }
     Ok(date)
-}
-
-fn text(input: Option<String>) -> Option<String> {
-    input.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
 /// A person's employment outcomes with their follow-ups.
@@ -252,9 +204,9 @@ pub async fn record(
     )?;
     let new = NewOutcome {
         kind: body.kind.into(),
-        started_on: day("started_on", Some(&body.started_on))?,
+        started_on: past_day("started_on", Some(&body.started_on))?,
         evidence: body.evidence.into(),
-        evidence_reference: text(body.evidence_reference),
+        evidence_reference: optional_text(body.evidence_reference),
     };
     let (context, scope) = (auth.audit(), auth.scope());
     let location = format!("/api/v1/persons/{person}/outcomes");
@@ -293,7 +245,7 @@ pub async fn verify(
     body: web::Json<VerifyOutcomeRequest>,
 ) -> Result<web::Json<OutcomeResponse>, ApiError> {
     let id = OutcomeId::from(id.into_inner());
-    let on = day("on", body.into_inner().on.as_deref())?;
+    let on = past_day("on", body.into_inner().on.as_deref())?;
     let (context, scope) = (auth.audit(), auth.scope());
     let outcome = with_db(&state, move |c| {
         outcomes::verify(c, &context, &scope, id, on)
@@ -327,8 +279,8 @@ pub async fn follow_up(
     let (id, months) = path.into_inner();
     let id = OutcomeId::from(id);
     let body = body.into_inner();
-    let done_on = day("done_on", body.done_on.as_deref())?;
-    let notes = text(body.notes);
+    let done_on = past_day("done_on", body.done_on.as_deref())?;
+    let notes = optional_text(body.notes);
     let (context, scope) = (auth.audit(), auth.scope());
     let outcome = with_db(&state, move |c| {
         outcomes::follow_up(

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tavana_domain::ValidationErrors;
 use tavana_domain::access::{mask, sees_identifiers};
-use tavana_domain::calendar::{parse_date, to_jalali};
+use tavana_domain::calendar::to_jalali;
 use tavana_domain::id::{AreaId, HouseholdId, PersonId};
 use tavana_domain::mobile::Mobile;
 use tavana_domain::national_id::NationalId;
@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
-use crate::conventions::{etag, if_match, present};
+use crate::conventions::{day_or_today, etag, if_match, optional_text, present};
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::pagination::{self, Page};
@@ -39,39 +39,17 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(merge);
 }
 
-/// Declares an API enum mirroring a domain one, with conversions both ways.
-macro_rules! api_enum {
-    ($(#[$meta:meta])* $dto:ident => $domain:ident { $($variant:ident),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $dto { $($variant),* }
-
-        impl From<$dto> for $domain {
-            fn from(value: $dto) -> Self {
-                match value { $($dto::$variant => $domain::$variant),* }
-            }
-        }
-
-        impl From<$domain> for $dto {
-            fn from(value: $domain) -> Self {
-                match value { $($domain::$variant => $dto::$variant),* }
-            }
-        }
-    };
-}
-
 api_enum!(
     /// Sex as on the national ID card.
-    SexDto => Sex { Female, Male }
+    SexDto => Sex { Female => "female", Male => "male" }
 );
 api_enum!(
     /// Highest level of education completed.
-    EducationDto => Education { None, Literacy, Primary, LowerSecondary, Diploma, Associate, Bachelor, Master, Doctorate }
+    EducationDto => Education { None => "none", Literacy => "literacy", Primary => "primary", LowerSecondary => "lower_secondary", Diploma => "diploma", Associate => "associate", Bachelor => "bachelor", Master => "master", Doctorate => "doctorate" }
 );
 api_enum!(
     /// A person's place in a household.
-    HouseholdRoleDto => HouseholdRole { Head, Spouse, Child, Other }
+    HouseholdRoleDto => HouseholdRole { Head => "head", Spouse => "spouse", Child => "child", Other => "other" }
 );
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -257,13 +235,6 @@ pub struct ListPersonsQuery {
 
 fn today() -> NaiveDate {
     Utc::now().date_naive()
-}
-
-fn day(field: &str, input: Option<&str>) -> Result<NaiveDate, ApiError> {
-    match input {
-        Some(text) => Ok(parse_date(field, text)?),
-        None => Ok(today()),
-    }
 }
 
 /// List persons in the caller's neighbourhoods.
@@ -516,11 +487,8 @@ pub async fn move_person(
 ) -> Result<web::Json<PersonResponse>, ApiError> {
     let id = PersonId::from(id.into_inner());
     let body = body.into_inner();
-    let on = day("on", body.on.as_deref())?;
-    let reason = body
-        .reason
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
+    let on = day_or_today("on", body.on.as_deref())?;
+    let reason = optional_text(body.reason);
     let (context, scope) = (auth.audit(), auth.scope());
     let to = Move {
         household: HouseholdId::from(body.household_id),
@@ -557,7 +525,7 @@ pub async fn change_head(
 ) -> Result<HttpResponse, ApiError> {
     let household = HouseholdId::from(id.into_inner());
     let body = body.into_inner();
-    let on = day("on", body.on.as_deref())?;
+    let on = day_or_today("on", body.on.as_deref())?;
     let (context, scope) = (auth.audit(), auth.scope());
     let (person, previous) = (
         PersonId::from(body.person_id),
@@ -642,7 +610,7 @@ pub async fn split_household(
             .into_iter()
             .map(|m| (PersonId::from(m.person_id), m.household_role.into()))
             .collect(),
-        on: day("on", body.on.as_deref())?,
+        on: day_or_today("on", body.on.as_deref())?,
     };
     let (context, scope) = (auth.audit(), auth.scope());
     let created = with_db(&state, move |c| {
@@ -798,7 +766,7 @@ pub async fn merge(
     let into = PersonId::from(id.into_inner());
     let body = body.into_inner();
     let from = PersonId::from(body.from);
-    let on = day("on", body.on.as_deref())?;
+    let on = day_or_today("on", body.on.as_deref())?;
     let (context, scope) = (auth.audit(), auth.scope());
     let person = with_db(&state, move |c| {
         duplicates::merge(c, &context, &scope, into, from, on)

@@ -28,49 +28,19 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(deactivate);
 }
 
-/// A staff member's role.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RoleDto {
-    Admin,
-    ProgrammeManager,
-    Facilitator,
-    Trainer,
-    PermitOfficer,
-    Supporter,
-    Partner,
-    Auditor,
-}
-
-impl From<RoleDto> for Role {
-    fn from(role: RoleDto) -> Self {
-        match role {
-            RoleDto::Admin => Role::Admin,
-            RoleDto::ProgrammeManager => Role::ProgrammeManager,
-            RoleDto::Facilitator => Role::Facilitator,
-            RoleDto::Trainer => Role::Trainer,
-            RoleDto::PermitOfficer => Role::PermitOfficer,
-            RoleDto::Supporter => Role::Supporter,
-            RoleDto::Partner => Role::Partner,
-            RoleDto::Auditor => Role::Auditor,
-        }
+api_enum!(
+    /// A staff member's role.
+    RoleDto => Role {
+        Admin => "admin",
+        ProgrammeManager => "programme_manager",
+        Facilitator => "facilitator",
+        Trainer => "trainer",
+        PermitOfficer => "permit_officer",
+        Supporter => "supporter",
+        Partner => "partner",
+        Auditor => "auditor",
     }
-}
-
-impl From<Role> for RoleDto {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Admin => RoleDto::Admin,
-            Role::ProgrammeManager => RoleDto::ProgrammeManager,
-            Role::Facilitator => RoleDto::Facilitator,
-            Role::Trainer => RoleDto::Trainer,
-            Role::PermitOfficer => RoleDto::PermitOfficer,
-            Role::Supporter => RoleDto::Supporter,
-            Role::Partner => RoleDto::Partner,
-            Role::Auditor => RoleDto::Auditor,
-        }
-    }
-}
+);
 
 /// A user as the API shows it: never the password or its hash.
 #[derive(Debug, Serialize, ToSchema)]
