@@ -176,10 +176,11 @@ pub fn list(
     if let Some(after) = after {
         query = query.filter(api_clients::id.gt(after.to_string()));
     }
-    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut rows: Vec<ApiClientRow> = query.order(api_clients::id.asc()).limit(fetch).load(conn)?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+    let rows: Vec<ApiClientRow> = query
+        .order(api_clients::id.asc())
+        .limit(crate::page::fetch(limit))
+        .load(conn)?;
+    let (rows, more) = crate::page::split(rows, limit);
     let clients = rows.into_iter().map(to_client).collect::<Result<_, _>>()?;
     Ok((clients, more))
 }

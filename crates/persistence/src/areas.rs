@@ -152,10 +152,11 @@ pub fn list(
         query = query.filter(areas::id.gt(after.to_string()));
     }
     // One extra row tells whether there is a next page.
-    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut rows: Vec<AreaRow> = query.order(areas::id.asc()).limit(fetch).load(conn)?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+    let rows: Vec<AreaRow> = query
+        .order(areas::id.asc())
+        .limit(crate::page::fetch(limit))
+        .load(conn)?;
+    let (rows, more) = crate::page::split(rows, limit);
     let areas = rows
         .into_iter()
         .map(Area::try_from)

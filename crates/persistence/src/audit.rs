@@ -198,10 +198,11 @@ pub fn list(
     if let Some(before) = before_seq {
         query = query.filter(audit_log::seq.lt(before));
     }
-    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut rows: Vec<AuditRow> = query.order(audit_log::seq.desc()).limit(fetch).load(conn)?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+    let rows: Vec<AuditRow> = query
+        .order(audit_log::seq.desc())
+        .limit(crate::page::fetch(limit))
+        .load(conn)?;
+    let (rows, more) = crate::page::split(rows, limit);
     Ok((rows, more))
 }
 

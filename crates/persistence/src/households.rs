@@ -174,10 +174,11 @@ pub fn list(
     if let Some(after) = after {
         query = query.filter(households::id.gt(after.to_string()));
     }
-    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut rows: Vec<HouseholdRow> = query.order(households::id.asc()).limit(fetch).load(conn)?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+    let rows: Vec<HouseholdRow> = query
+        .order(households::id.asc())
+        .limit(crate::page::fetch(limit))
+        .load(conn)?;
+    let (rows, more) = crate::page::split(rows, limit);
     let list = rows
         .into_iter()
         .map(Household::try_from)

@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod migrations;
 pub mod organisations;
 pub mod outcomes;
+mod page;
 pub mod persons;
 pub mod programmes;
 pub mod rate_limits;

@@ -123,13 +123,11 @@ pub fn list(
     if let Some(after) = after {
         query = query.filter(organisations::id.gt(after.to_string()));
     }
-    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut rows: Vec<OrganisationRow> = query
+    let rows: Vec<OrganisationRow> = query
         .order(organisations::id.asc())
-        .limit(fetch)
+        .limit(crate::page::fetch(limit))
         .load(conn)?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+    let (rows, more) = crate::page::split(rows, limit);
     let orgs = rows
         .into_iter()
         .map(Organisation::try_from)

@@ -351,10 +351,11 @@ pub fn list(
     if let Some(after) = after {
         query = query.filter(persons::id.gt(after.to_string()));
     }
-    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut rows: Vec<PersonRow> = query.order(persons::id.asc()).limit(fetch).load(conn)?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+    let rows: Vec<PersonRow> = query
+        .order(persons::id.asc())
+        .limit(crate::page::fetch(limit))
+        .load(conn)?;
+    let (rows, more) = crate::page::split(rows, limit);
     let list = rows.into_iter().map(to_person).collect::<Result<_, _>>()?;
     Ok((list, more))
 }

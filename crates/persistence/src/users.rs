@@ -253,10 +253,11 @@ pub fn list(
     if let Some(after) = after {
         query = query.filter(users::id.gt(after.to_string()));
     }
-    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut rows: Vec<UserRow> = query.order(users::id.asc()).limit(fetch).load(conn)?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+    let rows: Vec<UserRow> = query
+        .order(users::id.asc())
+        .limit(crate::page::fetch(limit))
+        .load(conn)?;
+    let (rows, more) = crate::page::split(rows, limit);
     let mut result = Vec::with_capacity(rows.len());
     for row in rows {
         let areas = areas_of(conn, &row.id)?;
