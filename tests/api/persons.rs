@@ -273,7 +273,54 @@ async fn facilitators_cannot_see_other_neighbourhoods_people(app: TestApp) {
     let mine_home = household(&app, &n1).await;
     let token = facilitator_token(&app, "facilitator.one", &n1).await;
     let path = format!("/api/v1/persons/{}", theirs["id"].as_str().expect("id"));
-    for path in [path.clone(), format!("{path}/memberships")] {
+    // Every write on another neighbourhood's person or household is "not found" too.
+    let consent = app
+        .post_json(
+            &format!("{path}/consents"),
+            &json!({"purpose": "programme", "share_with_partners": false}),
+        )
+        .await;
+    let consent: Value = consent.json().await.expect("consent");
+    let theirs_household = format!(
+        "/api/v1/households/{}",
+        theirs["household_id"].as_str().expect("id")
+    );
+    for (path, body) in [
+        (
+            format!("{path}/consents"),
+            json!({"purpose": "research", "share_with_partners": true}),
+        ),
+        (
+            format!(
+                "{path}/consents/{}/withdraw",
+                consent["id"].as_str().expect("id")
+            ),
+            json!({}),
+        ),
+        (
+            format!("{theirs_household}/head"),
+            json!({"person_id": theirs["id"], "previous_head_role": "other"}),
+        ),
+        (
+            format!("{theirs_household}/split"),
+            json!({"address": "x", "members": [{"person_id": theirs["id"], "household_role": "head"}]}),
+        ),
+    ] {
+        let response = app
+            .client
+            .post(app.url(&path))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        problem(response, 404).await;
+    }
+    for path in [
+        path.clone(),
+        format!("{path}/memberships"),
+        format!("{path}/consents"),
+    ] {
         let response = app
             .client
             .get(app.url(&path))
