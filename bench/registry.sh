@@ -9,7 +9,7 @@
 #   bench/registry.sh                      # both backends (PostgreSQL if 127.0.0.1:5432 answers)
 #   HOUSEHOLDS=20000 DURATION=5s bench/registry.sh
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres bench/registry.sh
-#   BACKENDS=postgres TAVANA_DB_POOL_SIZE=16 bench/registry.sh
+#   BACKENDS=postgres TAVANA_DB_POOL_SIZE=8 bench/registry.sh   # the pool defaults to 2 x cores
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -301,6 +301,23 @@ mod tests {
         assert_eq!(Backend::from_url("sqlite://"), Err(UrlError::NoSqlitePath));
     }
 
+    /// `.cargo/config.toml` builds the bundled SQLite with `SQLITE_ENABLE_QPSG`; without it every
+    /// query with a bound `LIMIT` is re-prepared on each execution (see the comment there).
+    #[test]
+    fn sqlite_is_built_with_a_stable_query_planner() {
+        use diesel::RunQueryDsl;
+        use diesel::dsl::sql;
+        use diesel::sql_types::Integer;
+        let mut conn = SqliteConnection::establish(":memory:").expect("in-memory SQLite");
+        let used: i32 = diesel::select(sql::<Integer>("sqlite_compileoption_used('ENABLE_QPSG')"))
+            .get_result(&mut conn)
+            .expect("compile option query");
+        assert_eq!(
+            used, 1,
+            "build SQLite with LIBSQLITE3_FLAGS=-DSQLITE_ENABLE_QPSG"
+        );
+    }
+
     #[test]
     fn multi_line_messages_become_one_line() {
         assert_eq!(one_line(&"could not\n  connect\n"), "could not connect");

@@ -243,16 +243,16 @@ pub fn get(conn: &mut DbConnection, scope: &Scope, id: PersonId) -> Result<Perso
         .find(id.to_string())
         .select(PersonRow::as_select());
     let row: PersonRow = match scope {
-        Scope::All => by_id.first(conn)?,
+        Scope::All => by_id.get_result(conn)?,
+        // A correlated EXISTS probes the (user, area) key once; `IN (subquery)` would build the
+        // user's area list on every read.
         Scope::UserAreas(user) => by_id
-            .filter(
-                persons::neighbourhood_id.eq_any(
-                    user_areas::table
-                        .filter(user_areas::user_id.eq(user.to_string()))
-                        .select(user_areas::area_id.nullable()),
-                ),
-            )
-            .first(conn)?,
+            .filter(diesel::dsl::exists(
+                user_areas::table
+                    .filter(user_areas::user_id.eq(user.to_string()))
+                    .filter(user_areas::area_id.nullable().eq(persons::neighbourhood_id)),
+            ))
+            .get_result(conn)?,
     };
     to_person(row)
 }
