@@ -185,6 +185,62 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/enrolments/{id}/transitions",
         Some(Action::EnrolmentWrite),
     ),
+    ("get", "/api/v1/courses", Some(Action::CourseRead)),
+    ("post", "/api/v1/courses", Some(Action::CourseWrite)),
+    ("get", "/api/v1/courses/{id}", Some(Action::CourseRead)),
+    ("get", "/api/v1/cohorts", Some(Action::CohortRead)),
+    ("post", "/api/v1/cohorts", Some(Action::CohortWrite)),
+    ("get", "/api/v1/cohorts/{id}", Some(Action::CohortRead)),
+    (
+        "post",
+        "/api/v1/cohorts/{id}/close",
+        Some(Action::CohortWrite),
+    ),
+    (
+        "get",
+        "/api/v1/cohorts/{id}/sessions",
+        Some(Action::CohortRead),
+    ),
+    (
+        "post",
+        "/api/v1/cohorts/{id}/sessions",
+        Some(Action::CohortWrite),
+    ),
+    (
+        "get",
+        "/api/v1/cohorts/{id}/registrations",
+        Some(Action::CohortRead),
+    ),
+    (
+        "post",
+        "/api/v1/cohorts/{id}/registrations",
+        Some(Action::CohortWrite),
+    ),
+    (
+        "post",
+        "/api/v1/cohorts/{id}/registrations/{registration_id}/withdraw",
+        Some(Action::CohortWrite),
+    ),
+    (
+        "get",
+        "/api/v1/sessions/{id}/attendance",
+        Some(Action::CohortRead),
+    ),
+    (
+        "put",
+        "/api/v1/sessions/{id}/attendance",
+        Some(Action::AttendanceWrite),
+    ),
+    (
+        "get",
+        "/api/v1/persons/{id}/training",
+        Some(Action::CohortRead),
+    ),
+    (
+        "get",
+        "/api/v1/training/statistics",
+        Some(Action::TrainingStatistics),
+    ),
 ];
 
 /// Operations any authenticated user may call (their own account).
@@ -221,6 +277,7 @@ async fn every_documented_operation_follows_the_matrix() {
                 &path
                     .replace("{id}", "01936b2e-0000-7000-8000-000000000000")
                     .replace("{consent_id}", "01936b2e-0000-7000-8000-000000000001")
+                    .replace("{registration_id}", "01936b2e-0000-7000-8000-000000000002")
                     .replace("{months}", "3"),
             );
             for role in Role::ALL {

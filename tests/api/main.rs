@@ -14,3 +14,4 @@ mod migrations;
 mod operations;
 mod persons;
 mod spec;
+mod training;

@@ -146,10 +146,19 @@ pub enum Action {
     OutcomeVerify,
     DuplicateReview,
     ProgrammeWrite,
+    CourseRead,
+    CourseWrite,
+    CohortRead,
+    CohortWrite,
+    AttendanceWrite,
+    TrainingStatistics,
+    PermitRead,
+    PermitApply,
+    PermitReview,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 27] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -168,6 +177,15 @@ impl Action {
         Action::OutcomeVerify,
         Action::DuplicateReview,
         Action::ProgrammeWrite,
+        Action::CourseRead,
+        Action::CourseWrite,
+        Action::CohortRead,
+        Action::CohortWrite,
+        Action::AttendanceWrite,
+        Action::TrainingStatistics,
+        Action::PermitRead,
+        Action::PermitApply,
+        Action::PermitReview,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -190,6 +208,15 @@ impl Action {
             Action::OutcomeVerify => "outcome:verify",
             Action::DuplicateReview => "duplicate:review",
             Action::ProgrammeWrite => "programme:write",
+            Action::CourseRead => "course:read",
+            Action::CourseWrite => "course:write",
+            Action::CohortRead => "cohort:read",
+            Action::CohortWrite => "cohort:write",
+            Action::AttendanceWrite => "attendance:write",
+            Action::TrainingStatistics => "training:statistics",
+            Action::PermitRead => "permit:read",
+            Action::PermitApply => "permit:apply",
+            Action::PermitReview => "permit:review",
         }
     }
 
@@ -213,7 +240,16 @@ impl Action {
             | Action::OutcomeVerify
             | Action::DuplicateReview
             | Action::ProgrammeWrite => None,
-            Action::ProgrammeRead => Some(ClientScope::RegistryRead),
+            Action::ProgrammeRead | Action::CourseRead => Some(ClientScope::RegistryRead),
+            // Partners get training only as aggregates; sensitive courses never otherwise.
+            Action::TrainingStatistics => Some(ClientScope::ReportsRead),
+            Action::CourseWrite
+            | Action::CohortRead
+            | Action::CohortWrite
+            | Action::AttendanceWrite
+            | Action::PermitRead
+            | Action::PermitApply
+            | Action::PermitReview => None,
         }
     }
 }
@@ -273,6 +309,27 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::OutcomeVerify, &[Admin, ProgrammeManager]),
     (Action::DuplicateReview, &[Admin, ProgrammeManager]),
     (Action::ProgrammeWrite, &[Admin, ProgrammeManager]),
+    (Action::CourseRead, STAFF),
+    (Action::CourseWrite, &[Admin, ProgrammeManager]),
+    // Individual registrations and attendance: not for partners (aggregates only).
+    (
+        Action::CohortRead,
+        &[Admin, ProgrammeManager, Facilitator, Trainer, Auditor],
+    ),
+    (Action::CohortWrite, &[Admin, ProgrammeManager, Facilitator]),
+    // The cohort's trainer or a facilitator of its neighbourhood.
+    (Action::AttendanceWrite, &[Facilitator, Trainer]),
+    (Action::TrainingStatistics, STAFF),
+    (
+        Action::PermitRead,
+        &[Admin, ProgrammeManager, Facilitator, PermitOfficer, Auditor],
+    ),
+    (
+        Action::PermitApply,
+        &[Admin, ProgrammeManager, Facilitator, PermitOfficer],
+    ),
+    // Every step of review, issue and monitoring is a permit officer's.
+    (Action::PermitReview, &[PermitOfficer]),
 ];
 
 /// Whether a user with `role` may perform `action`.

@@ -92,6 +92,31 @@ id_type!(
     OutcomeId
 );
 
+id_type!(
+    /// Identifies a row of `courses`.
+    CourseId
+);
+id_type!(
+    /// Identifies a row of `cohorts`.
+    CohortId
+);
+id_type!(
+    /// Identifies a row of `cohort_sessions`.
+    SessionId
+);
+id_type!(
+    /// Identifies a row of `registrations`.
+    RegistrationId
+);
+id_type!(
+    /// Identifies a row of `permit_applications`.
+    PermitApplicationId
+);
+id_type!(
+    /// Identifies a row of `permits` (not its public number).
+    PermitId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,5 +21,6 @@ pub mod organisation;
 pub mod outcome;
 pub mod person;
 pub mod text;
+pub mod training;
 
 pub use error::{FieldError, ValidationErrors};

@@ -269,6 +269,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::Forbidden(message) => ApiError::Forbidden(message),
             StoreError::Exists { message, existing } => ApiError::Exists {
                 message,
                 existing_id: existing,

@@ -33,6 +33,7 @@ parameters are refused with 400.",
         (name = "persons", description = "Persons in the caller's neighbourhoods and their household history"),
         (name = "programmes", description = "Programmes and their targets"),
         (name = "enrolments", description = "Households in programmes and their transitions"),
+        (name = "training", description = "Courses, cohorts, sessions, registrations with a waitlist, attendance and certificates"),
         (name = "audit", description = "The hash-chained audit log (auditors, administrators)"),
     ),
 )]

@@ -22,8 +22,8 @@ use crate::observe::{REQUEST_ID_HEADER, observe};
 use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
 use crate::{
-    AppState, api_clients, areas, assessments, audit, auth, consents, enrolments, health,
-    households, organisations, outcomes, persons, programmes, users,
+    AppState, api_clients, areas, assessments, audit, auth, cohorts, consents, courses, enrolments,
+    health, households, organisations, outcomes, persons, programmes, users,
 };
 
 /// How the HTTP side is configured.
@@ -110,7 +110,9 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(assessments::routes)
                 .configure(outcomes::routes)
                 .configure(programmes::routes)
-                .configure(enrolments::routes),
+                .configure(enrolments::routes)
+                .configure(courses::routes)
+                .configure(cohorts::routes),
         )
 }
 

@@ -8,6 +8,9 @@ pub enum StoreError {
     /// No such row, or not one the caller may see (the API answers both with 404).
     #[error("not found")]
     NotFound,
+    /// The caller sees the row but may not do this to it (a trainer and another's cohort).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A uniqueness or state rule held by the database refused the write.
     #[error("conflict: {0}")]
     Conflict(String),

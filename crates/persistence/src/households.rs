@@ -68,7 +68,7 @@ fn scoped<'a>(scope: &Scope) -> households::BoxedQuery<'a, crate::db::MultiBacke
 }
 
 /// The area must be a neighbourhood the caller may work in; otherwise it is "not found".
-fn check_neighbourhood(
+pub(crate) fn check_neighbourhood(
     conn: &mut DbConnection,
     scope: &Scope,
     id: AreaId,
@@ -89,7 +89,7 @@ fn check_neighbourhood(
         Some(other) => Err(FieldError::new(
             "neighbourhood_id",
             "wrong_level",
-            format!("a household belongs to a neighbourhood, not to a {other}"),
+            format!("this must be a neighbourhood, not a {other}"),
         )
         .into()),
     }

@@ -328,7 +328,86 @@ diesel::joinable!(persons -> households (household_id));
 diesel::joinable!(household_memberships -> persons (person_id));
 diesel::joinable!(users -> organisations (organisation_id));
 diesel::joinable!(user_areas -> users (user_id));
+diesel::table! {
+    courses (id) {
+        id -> Text,
+        category -> Text,
+        title_fa -> Text,
+        title_en -> Text,
+        hours -> Integer,
+        provider_kind -> Text,
+        sensitive -> Bool,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cohorts (id) {
+        id -> Text,
+        course_id -> Text,
+        provider_id -> Text,
+        neighbourhood_id -> Text,
+        venue -> Text,
+        capacity -> Integer,
+        starts_on -> Date,
+        ends_on -> Date,
+        trainer_id -> Nullable<Text>,
+        state -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cohort_sessions (id) {
+        id -> Text,
+        cohort_id -> Text,
+        held_on -> Date,
+        topic -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    registrations (id) {
+        id -> Text,
+        cohort_id -> Text,
+        person_id -> Text,
+        status -> Text,
+        position -> BigInt,
+        certificate_number -> Nullable<Text>,
+        completed_on -> Nullable<Date>,
+        registered_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    attendance (session_id, person_id) {
+        session_id -> Text,
+        person_id -> Text,
+        mark -> Text,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    counters (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}
+
 diesel::joinable!(user_areas -> areas (area_id));
+diesel::joinable!(cohorts -> courses (course_id));
+diesel::joinable!(cohort_sessions -> cohorts (cohort_id));
+diesel::joinable!(registrations -> cohorts (cohort_id));
+diesel::joinable!(registrations -> persons (person_id));
+diesel::joinable!(attendance -> cohort_sessions (session_id));
 diesel::joinable!(api_clients -> organisations (organisation_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 
@@ -357,4 +436,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     employment_outcomes,
     outcome_follow_ups,
     organisation_areas,
+    courses,
+    cohorts,
+    cohort_sessions,
+    registrations,
+    attendance,
+    counters,
 );
+
+diesel::allow_columns_to_appear_in_same_group_by_clause!(cohorts::course_id, registrations::status);

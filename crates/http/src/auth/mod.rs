@@ -82,6 +82,13 @@ impl Caller {
         }
     }
 
+    pub fn role(&self) -> Option<Role> {
+        match &self.principal {
+            Principal::User { role, .. } => Some(*role),
+            Principal::Client { .. } => None,
+        }
+    }
+
     pub fn user_id(&self) -> Option<UserId> {
         match &self.principal {
             Principal::User { id, .. } => Some(*id),
@@ -219,5 +226,14 @@ pub mod perm {
         OutcomeVerify,
         DuplicateReview,
         ProgrammeWrite,
+        CourseRead,
+        CourseWrite,
+        CohortRead,
+        CohortWrite,
+        AttendanceWrite,
+        TrainingStatistics,
+        PermitRead,
+        PermitApply,
+        PermitReview,
     );
 }
