@@ -197,6 +197,15 @@ struct ServeArgs {
     #[arg(long, env = "TAVANA_RATE_LIMIT", default_value_t = 0)]
     rate_limit: u32,
 
+    /// Lookups per client address per minute of the public permit verification (no token), before
+    /// 429. Counted in the database.
+    #[arg(long, env = "TAVANA_PUBLIC_RATE_LIMIT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    public_rate_limit: u32,
+
+    /// Years a home-business permit, and each renewal, is valid.
+    #[arg(long, env = "TAVANA_PERMIT_VALIDITY_YEARS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    permit_validity_years: u32,
+
     /// Password of the first administrator, created when the database has no users. When not set,
     /// a random one is generated and printed once.
     #[arg(long, env = "TAVANA_ADMIN_PASSWORD", hide_env_values = true)]
@@ -282,6 +291,8 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<(), Failure> {
             ..LoginPolicy::default()
         },
         rate_limit_per_minute: args.rate_limit,
+        public_rate_limit_per_minute: args.public_rate_limit,
+        permit_validity_years: args.permit_validity_years,
         ..tavana_http::Settings::new(tokens)
     };
     let address = listener

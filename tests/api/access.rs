@@ -241,6 +241,45 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/training/statistics",
         Some(Action::TrainingStatistics),
     ),
+    ("get", "/api/v1/permit-activities", Some(Action::PermitRead)),
+    (
+        "get",
+        "/api/v1/permit-applications",
+        Some(Action::PermitRead),
+    ),
+    (
+        "post",
+        "/api/v1/permit-applications",
+        Some(Action::PermitApply),
+    ),
+    (
+        "get",
+        "/api/v1/permit-applications/{id}",
+        Some(Action::PermitRead),
+    ),
+    (
+        "post",
+        "/api/v1/permit-applications/{id}/steps",
+        Some(Action::PermitReview),
+    ),
+    ("get", "/api/v1/permits", Some(Action::PermitRead)),
+    ("get", "/api/v1/permits/{id}", Some(Action::PermitRead)),
+    (
+        "post",
+        "/api/v1/permits/{id}/actions",
+        Some(Action::PermitReview),
+    ),
+    (
+        "get",
+        "/api/v1/permits/{id}/visits",
+        Some(Action::PermitRead),
+    ),
+    (
+        "post",
+        "/api/v1/permits/{id}/visits",
+        Some(Action::PermitReview),
+    ),
+    ("get", "/api/v1/public/permits/{number}", None),
 ];
 
 /// Operations any authenticated user may call (their own account).

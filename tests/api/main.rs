@@ -12,6 +12,7 @@ mod errors;
 mod households;
 mod migrations;
 mod operations;
+mod permits;
 mod persons;
 mod spec;
 mod training;

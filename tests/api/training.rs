@@ -86,11 +86,11 @@ pub async fn course(app: &TestApp, category: &str) -> Value {
     .await
 }
 
-pub async fn provider(app: &TestApp) -> Value {
+pub async fn provider(app: &TestApp, name: &str) -> Value {
     created(
         app.post_json(
             "/api/v1/organisations",
-            &json!({"name": "آموزشگاه فنی", "kind": "training_provider"}),
+            &json!({"name": name, "kind": "training_provider"}),
         )
         .await,
     )
@@ -168,12 +168,13 @@ pub async fn close(app: &TestApp, cohort: &Value, on: &str) -> reqwest::Response
 }
 
 /// A person who completed a technical & vocational course (for permit eligibility).
-#[allow(dead_code)] // for the permit tests
 pub async fn completed_technical_course(app: &TestApp, neighbourhood: &Value, person: &Value) {
-    let facilitator = facilitator_token(app, "completion.facilitator", neighbourhood).await;
+    let person_id = id(person);
+    let username = format!("trainer.{}", &person_id[person_id.len() - 12..]);
+    let facilitator = facilitator_token(app, &username, neighbourhood).await;
     let (course, provider) = (
         course(app, "technical_vocational").await,
-        provider(app).await,
+        provider(app, &format!("آموزشگاه {username}")).await,
     );
     let cohort = cohort(app, &course, &provider, neighbourhood, 5, None).await;
     register(app, &cohort, person).await;
@@ -219,7 +220,7 @@ async fn capacity_is_enforced_and_the_waitlist_is_promoted_in_order(app: TestApp
     let (n1, _) = two_neighbourhoods(&app).await;
     let (course, provider) = (
         course(&app, "technical_vocational").await,
-        provider(&app).await,
+        provider(&app, "آموزشگاه فنی").await,
     );
     let cohort = cohort(&app, &course, &provider, &n1, 2, None).await;
     let mut people = Vec::new();
@@ -315,7 +316,7 @@ async fn attendance_is_idempotent_and_completion_follows_the_80_percent_rule(app
     let facilitator = facilitator_token(&app, "fatemeh", &n1).await;
     let (course, provider) = (
         course(&app, "technical_vocational").await,
-        provider(&app).await,
+        provider(&app, "آموزشگاه فنی").await,
     );
     let cohort = cohort(&app, &course, &provider, &n1, 10, None).await;
     let mut people = Vec::new();
@@ -460,7 +461,7 @@ async fn only_the_cohorts_trainer_or_its_facilitators_record_attendance(app: Tes
     let outsider = facilitator_token(&app, "outsider", &n2).await;
     let (course, provider) = (
         course(&app, "technical_vocational").await,
-        provider(&app).await,
+        provider(&app, "آموزشگاه فنی").await,
     );
     let trainer_id = trainer.id.to_string();
     let cohort = cohort(&app, &course, &provider, &n1, 5, Some(&trainer_id)).await;
@@ -546,7 +547,7 @@ async fn sensitive_courses_are_aggregates_for_partners_and_audited_for_staff(app
     )
     .await;
     // A provider of the wrong kind is refused.
-    let wrong = provider(&app).await;
+    let wrong = provider(&app, "آموزشگاه فنی").await;
     let response = app
         .post_json(
             "/api/v1/cohorts",

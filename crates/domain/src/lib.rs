@@ -19,6 +19,7 @@ pub mod mobile;
 pub mod national_id;
 pub mod organisation;
 pub mod outcome;
+pub mod permit;
 pub mod person;
 pub mod text;
 pub mod training;

@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod organisations;
 pub mod outcomes;
 pub mod pagination;
+pub mod permits;
 pub mod persons;
 pub mod programmes;
 pub mod rate_limit;
@@ -45,6 +46,10 @@ pub struct AppState {
     pub login: auth::handlers::LoginPolicy,
     /// Requests per caller per minute; 0 turns the limit off.
     pub rate_limit_per_minute: u32,
+    /// Lookups per client address per minute of the public permit verification.
+    pub public_rate_limit_per_minute: u32,
+    /// Years a home-business permit (and each renewal) is valid.
+    pub permit_validity_years: u32,
 }
 
 /// Runs `work` with a pooled connection on the blocking thread pool, so that database I/O never

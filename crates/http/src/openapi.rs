@@ -34,6 +34,7 @@ parameters are refused with 400.",
         (name = "programmes", description = "Programmes and their targets"),
         (name = "enrolments", description = "Households in programmes and their transitions"),
         (name = "training", description = "Courses, cohorts, sessions, registrations with a waitlist, attendance and certificates"),
+        (name = "permits", description = "Home-business permits: applications, review, issue, renewal, monitoring, and public verification by number"),
         (name = "audit", description = "The hash-chained audit log (auditors, administrators)"),
     ),
 )]

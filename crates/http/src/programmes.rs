@@ -53,6 +53,8 @@ pub struct ProgrammeResponse {
     pub targets: Vec<StageTarget>,
     /// Partner organisations taking part.
     pub partners: Vec<String>,
+    /// Whether issuing a home-business permit moves the household's enrolment to `permitted`.
+    pub advance_on_permit: bool,
     pub version: i64,
 }
 
@@ -79,6 +81,7 @@ impl From<Programme> for ProgrammeResponse {
                 })
                 .collect(),
             partners: p.partners,
+            advance_on_permit: p.advance_on_permit,
             version: p.version,
         }
     }
@@ -148,6 +151,9 @@ pub struct CreateProgrammeRequest {
     /// Partner organisations.
     #[serde(default)]
     pub partners: Vec<Uuid>,
+    /// Whether issuing a home-business permit moves the household's enrolment to `permitted`
+    /// (default true).
+    pub advance_on_permit: Option<bool>,
 }
 
 /// Fields to change; absent fields stay; `target_households: null` clears it. Lists replace.
@@ -161,6 +167,7 @@ pub struct UpdateProgrammeRequest {
     pub target_households: Option<Option<i32>>,
     pub targets: Option<Vec<StageTarget>>,
     pub partners: Option<Vec<Uuid>>,
+    pub advance_on_permit: Option<bool>,
 }
 
 fn check_targets(
@@ -261,6 +268,7 @@ pub async fn create(
         target_households: body.target_households,
         targets,
         partners: body.partners.iter().map(Uuid::to_string).collect(),
+        advance_on_permit: body.advance_on_permit.unwrap_or(true),
     };
     let context = auth.audit();
     let programme = with_db(&state, move |c| programmes::create(c, &context, new)).await?;
@@ -325,6 +333,7 @@ pub async fn update(
         partners: body
             .partners
             .map(|p| p.iter().map(Uuid::to_string).collect()),
+        advance_on_permit: body.advance_on_permit,
     };
     let context = auth.audit();
     let programme = with_db(&state, move |c| {

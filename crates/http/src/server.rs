@@ -23,7 +23,7 @@ use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
 use crate::{
     AppState, api_clients, areas, assessments, audit, auth, cohorts, consents, courses, enrolments,
-    health, households, organisations, outcomes, persons, programmes, users,
+    health, households, organisations, outcomes, permits, persons, programmes, users,
 };
 
 /// How the HTTP side is configured.
@@ -43,6 +43,10 @@ pub struct Settings {
     pub login: LoginPolicy,
     /// Requests per caller (token subject, else address) per minute; 0 turns the limit off.
     pub rate_limit_per_minute: u32,
+    /// Lookups per client address per minute of the public permit verification.
+    pub public_rate_limit_per_minute: u32,
+    /// Years a home-business permit (and each renewal) is valid.
+    pub permit_validity_years: u32,
 }
 
 impl Settings {
@@ -56,6 +60,8 @@ impl Settings {
             tokens,
             login: LoginPolicy::default(),
             rate_limit_per_minute: 0,
+            public_rate_limit_per_minute: 60,
+            permit_validity_years: tavana_domain::permit::DEFAULT_VALIDITY_YEARS,
         }
     }
 }
@@ -112,7 +118,8 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(programmes::routes)
                 .configure(enrolments::routes)
                 .configure(courses::routes)
-                .configure(cohorts::routes),
+                .configure(cohorts::routes)
+                .configure(permits::routes),
         )
 }
 
@@ -168,6 +175,8 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
         tokens: settings.tokens.clone(),
         login: settings.login.clone(),
         rate_limit_per_minute: settings.rate_limit_per_minute,
+        public_rate_limit_per_minute: settings.public_rate_limit_per_minute,
+        permit_validity_years: settings.permit_validity_years,
     });
     let metrics = web::Data::new(Metrics::new());
     let shutdown_timeout = settings.shutdown_timeout.as_secs();

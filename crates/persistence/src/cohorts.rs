@@ -1036,18 +1036,17 @@ pub fn statistics(
             registrations::status,
             diesel::dsl::count_star(),
         ));
-    let (cohort_counts, status_counts): (Vec<(String, i64)>, Vec<StatusCount>) =
-        match scope {
-            Scope::All => (per_course.load(conn)?, per_status.load(conn)?),
-            Scope::UserAreas(user) => (
-                per_course
-                    .filter(cohorts::neighbourhood_id.eq_any(assigned_to(*user)))
-                    .load(conn)?,
-                per_status
-                    .filter(cohorts::neighbourhood_id.eq_any(assigned_to(*user)))
-                    .load(conn)?,
-            ),
-        };
+    let (cohort_counts, status_counts): (Vec<(String, i64)>, Vec<StatusCount>) = match scope {
+        Scope::All => (per_course.load(conn)?, per_status.load(conn)?),
+        Scope::UserAreas(user) => (
+            per_course
+                .filter(cohorts::neighbourhood_id.eq_any(assigned_to(*user)))
+                .load(conn)?,
+            per_status
+                .filter(cohorts::neighbourhood_id.eq_any(assigned_to(*user)))
+                .load(conn)?,
+        ),
+    };
     courses
         .into_iter()
         .map(|row| {

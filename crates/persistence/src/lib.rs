@@ -21,6 +21,7 @@ pub mod migrations;
 pub mod organisations;
 pub mod outcomes;
 mod page;
+pub mod permits;
 pub mod persons;
 pub mod programmes;
 pub mod rate_limits;

@@ -26,6 +26,8 @@ pub struct Programme {
     pub targets: Vec<(EnrolmentState, i32)>,
     /// Partner organisations taking part.
     pub partners: Vec<String>,
+    /// Whether issuing a home-business permit moves the household's enrolment to `permitted`.
+    pub advance_on_permit: bool,
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -46,6 +48,7 @@ struct ProgrammeRow {
     version: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    advance_on_permit: bool,
 }
 
 fn with_targets(conn: &mut DbConnection, row: ProgrammeRow) -> Result<Programme, StoreError> {
@@ -83,6 +86,7 @@ fn with_targets(conn: &mut DbConnection, row: ProgrammeRow) -> Result<Programme,
         starts_on: row.starts_on,
         ends_on: row.ends_on,
         targets,
+        advance_on_permit: row.advance_on_permit,
         version: row.version,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -129,6 +133,7 @@ pub struct NewProgramme {
     pub target_households: Option<i32>,
     pub targets: Vec<(EnrolmentState, i32)>,
     pub partners: Vec<String>,
+    pub advance_on_permit: bool,
 }
 
 /// Changes; `None` keeps a field.
@@ -139,6 +144,7 @@ pub struct ProgrammeChanges {
     pub target_households: Option<Option<i32>>,
     pub targets: Option<Vec<(EnrolmentState, i32)>>,
     pub partners: Option<Vec<String>>,
+    pub advance_on_permit: Option<bool>,
 }
 
 fn snapshot(p: &Programme) -> serde_json::Value {
@@ -147,6 +153,7 @@ fn snapshot(p: &Programme) -> serde_json::Value {
         "target_households": p.target_households,
         "targets": p.targets.iter().map(|(s, t)| serde_json::json!({"stage": s.as_str(), "target": t})).collect::<Vec<_>>(),
         "partners": p.partners,
+        "advance_on_permit": p.advance_on_permit,
     })
 }
 
@@ -238,6 +245,7 @@ pub fn create(
                 programmes::target_households.eq(new.target_households),
                 programmes::starts_on.eq(new.starts_on),
                 programmes::ends_on.eq(new.ends_on),
+                programmes::advance_on_permit.eq(new.advance_on_permit),
                 programmes::version.eq(1_i64),
                 programmes::created_at.eq(now),
                 programmes::updated_at.eq(now),
@@ -299,6 +307,9 @@ pub fn update(
             programmes::target_households.eq(changes
                 .target_households
                 .unwrap_or(before.target_households)),
+            programmes::advance_on_permit.eq(changes
+                .advance_on_permit
+                .unwrap_or(before.advance_on_permit)),
             programmes::version.eq(before.version + 1),
             programmes::updated_at.eq(crate::now()),
         ))

@@ -212,6 +212,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        advance_on_permit -> Bool,
     }
 }
 
@@ -402,12 +403,95 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    business_activities (code) {
+        code -> Text,
+        name_fa -> Text,
+        name_en -> Text,
+    }
+}
+
+diesel::table! {
+    permit_applications (id) {
+        id -> Text,
+        person_id -> Text,
+        neighbourhood_id -> Text,
+        activity -> Text,
+        address -> Text,
+        state -> Text,
+        applied_on -> Date,
+        permit_id -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    permit_application_steps (application_id, seq) {
+        application_id -> Text,
+        seq -> Integer,
+        from_state -> Nullable<Text>,
+        to_state -> Text,
+        effective_on -> Date,
+        notes -> Nullable<Text>,
+        actor_id -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    permits (id) {
+        id -> Text,
+        number -> Text,
+        application_id -> Text,
+        person_id -> Text,
+        neighbourhood_id -> Text,
+        activity -> Text,
+        state -> Text,
+        state_reason -> Nullable<Text>,
+        issued_on -> Date,
+        valid_from -> Date,
+        valid_until -> Date,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    permit_periods (permit_id, seq) {
+        permit_id -> Text,
+        seq -> Integer,
+        valid_from -> Date,
+        valid_until -> Date,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    permit_visits (id) {
+        id -> Text,
+        permit_id -> Text,
+        visited_on -> Date,
+        notes -> Text,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(user_areas -> areas (area_id));
 diesel::joinable!(cohorts -> courses (course_id));
 diesel::joinable!(cohort_sessions -> cohorts (cohort_id));
 diesel::joinable!(registrations -> cohorts (cohort_id));
 diesel::joinable!(registrations -> persons (person_id));
 diesel::joinable!(attendance -> cohort_sessions (session_id));
+diesel::joinable!(permit_application_steps -> permit_applications (application_id));
+diesel::joinable!(permit_periods -> permits (permit_id));
+diesel::joinable!(permit_visits -> permits (permit_id));
+diesel::joinable!(permits -> business_activities (activity));
+diesel::joinable!(permit_applications -> business_activities (activity));
 diesel::joinable!(api_clients -> organisations (organisation_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 
@@ -442,6 +526,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     registrations,
     attendance,
     counters,
+    business_activities,
+    permit_applications,
+    permit_application_steps,
+    permits,
+    permit_periods,
+    permit_visits,
 );
 
 diesel::allow_columns_to_appear_in_same_group_by_clause!(cohorts::course_id, registrations::status);
