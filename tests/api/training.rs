@@ -511,6 +511,21 @@ async fn only_the_cohorts_trainer_or_its_facilitators_record_attendance(app: Tes
     // The cohort's own trainer may.
     let response = mark_as(&app, &own, &session, &[(&p, "present")]).await;
     assert_eq!(response.status(), 200);
+    // A trainer of another neighbourhood cannot be given the cohort (they could not see it).
+    let far = app
+        .create_user("far.trainer", Role::Trainer, PASSWORD, vec![area(&n2)])
+        .await;
+    let response = app
+        .post_json(
+            "/api/v1/cohorts",
+            &json!({"course_id": course["id"], "provider_id": provider["id"],
+                    "neighbourhood_id": n1["id"], "venue": "x", "capacity": 3,
+                    "starts_on": "1403-07-01", "ends_on": "1403-07-30",
+                    "trainer_id": far.id.to_string()}),
+        )
+        .await;
+    let body = problem(response, 422).await;
+    assert_eq!(body["errors"][0]["code"], "outside_neighbourhood");
     // A trainer id that is not a trainer is refused when the cohort is made.
     let response = app
         .post_json(

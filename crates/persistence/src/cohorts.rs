@@ -159,7 +159,18 @@ pub fn create(
         crate::households::check_neighbourhood(conn, scope, new.neighbourhood_id)?;
         if let Some(trainer) = new.trainer_id {
             match crate::users::get(conn, trainer) {
-                Ok(user) if user.role == Role::Trainer && user.active => {}
+                Ok(user) if user.role == Role::Trainer && user.active => {
+                    // A trainer sees only their neighbourhoods: one outside this one could not
+                    // open the cohort they teach.
+                    if !Scope::UserAreas(trainer).covers(conn, new.neighbourhood_id)? {
+                        return Err(FieldError::new(
+                            "trainer_id",
+                            "outside_neighbourhood",
+                            "the trainer is not assigned to this neighbourhood",
+                        )
+                        .into());
+                    }
+                }
                 Ok(_) | Err(StoreError::NotFound) => {
                     return Err(FieldError::new(
                         "trainer_id",
