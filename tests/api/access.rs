@@ -280,6 +280,85 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         Some(Action::PermitReview),
     ),
     ("get", "/api/v1/public/permits/{number}", None),
+    ("get", "/api/v1/supporters", Some(Action::SupporterRead)),
+    ("post", "/api/v1/supporters", Some(Action::SupporterManage)),
+    (
+        "get",
+        "/api/v1/supporters/{id}",
+        Some(Action::SupporterRead),
+    ),
+    (
+        "post",
+        "/api/v1/supporters/{id}/end",
+        Some(Action::SupporterManage),
+    ),
+    (
+        "get",
+        "/api/v1/supporters/{id}/producers",
+        Some(Action::SupporterRead),
+    ),
+    (
+        "post",
+        "/api/v1/supporters/{id}/producers",
+        Some(Action::SupporterManage),
+    ),
+    (
+        "post",
+        "/api/v1/supporters/{id}/allocations",
+        Some(Action::FundsAllocate),
+    ),
+    (
+        "post",
+        "/api/v1/supporters/{id}/adjustments",
+        Some(Action::FundsAllocate),
+    ),
+    (
+        "get",
+        "/api/v1/supporters/{id}/ledger",
+        Some(Action::SupporterRead),
+    ),
+    (
+        "get",
+        "/api/v1/supporters/{id}/report",
+        Some(Action::SupporterRead),
+    ),
+    (
+        "get",
+        "/api/v1/supporters/{id}/purchases",
+        Some(Action::SupporterRead),
+    ),
+    (
+        "get",
+        "/api/v1/reports/neighbourhoods-without-supporters",
+        Some(Action::SupporterRead),
+    ),
+    (
+        "get",
+        "/api/v1/reports/neighbourhood-funds",
+        Some(Action::SupporterRead),
+    ),
+    (
+        "get",
+        "/api/v1/persons/{id}/products",
+        Some(Action::SupporterRead),
+    ),
+    (
+        "post",
+        "/api/v1/persons/{id}/products",
+        Some(Action::ProductWrite),
+    ),
+    (
+        "get",
+        "/api/v1/persons/{id}/sales",
+        Some(Action::SupporterRead),
+    ),
+    ("post", "/api/v1/purchases", Some(Action::PurchaseWrite)),
+    ("get", "/api/v1/purchases/{id}", Some(Action::SupporterRead)),
+    (
+        "post",
+        "/api/v1/purchases/{id}/transitions",
+        Some(Action::PurchaseWrite),
+    ),
 ];
 
 /// Operations any authenticated user may call (their own account).

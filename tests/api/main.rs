@@ -15,4 +15,5 @@ mod operations;
 mod permits;
 mod persons;
 mod spec;
+mod supporters;
 mod training;

@@ -22,7 +22,7 @@ backend_tests!(
 const WHH: &str = "0169a6c0-0000-7000-8000-000000000001";
 
 /// Enrols the person's household in "Women heads of household 1398" up to `state`.
-async fn enrol_until(app: &TestApp, person: &Value, state: &str) -> Value {
+pub async fn enrol_until(app: &TestApp, person: &Value, state: &str) -> Value {
     created(
         app.post_json(
             &format!("/api/v1/persons/{}/consents", id(person)),
@@ -59,14 +59,14 @@ async fn enrol_until(app: &TestApp, person: &Value, state: &str) -> Value {
 }
 
 /// An adult, enrolled person who completed a technical course.
-async fn eligible_person(app: &TestApp, neighbourhood: &Value, n: u32) -> Value {
+pub async fn eligible_person(app: &TestApp, neighbourhood: &Value, n: u32) -> Value {
     let p = person(app, neighbourhood, n, "1360-01-01").await;
     enrol_until(app, &p, "in_training").await;
     completed_technical_course(app, neighbourhood, &p).await;
     p
 }
 
-async fn apply(app: &TestApp, person: &Value, activity: &str, on: &str) -> reqwest::Response {
+pub async fn apply(app: &TestApp, person: &Value, activity: &str, on: &str) -> reqwest::Response {
     app.post_json(
         "/api/v1/permit-applications",
         &json!({"person_id": person["id"], "activity": activity, "address": "کوچه بهار، پلاک ۷", "applied_on": on}),
@@ -95,7 +95,7 @@ async fn step_as(
 }
 
 /// Takes a submitted application through to `issued`; returns the step answer.
-async fn issue(app: &TestApp, officer: &str, application: &Value, on: &str) -> Value {
+pub async fn issue(app: &TestApp, officer: &str, application: &Value, on: &str) -> Value {
     for (to, notes) in [
         ("under_review", None),
         ("inspected", Some("بازدید از منزل: فضای کار مناسب است")),
@@ -113,7 +113,7 @@ async fn issue(app: &TestApp, officer: &str, application: &Value, on: &str) -> V
     unreachable!("issued is the last step")
 }
 
-async fn act(app: &TestApp, officer: &str, permit: &Value, body: Value) -> reqwest::Response {
+pub async fn act(app: &TestApp, officer: &str, permit: &Value, body: Value) -> reqwest::Response {
     app.client
         .post(app.url(&format!("/api/v1/permits/{}/actions", id(permit))))
         .bearer_auth(officer)

@@ -155,10 +155,15 @@ pub enum Action {
     PermitRead,
     PermitApply,
     PermitReview,
+    SupporterRead,
+    SupporterManage,
+    FundsAllocate,
+    ProductWrite,
+    PurchaseWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 32] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -186,6 +191,11 @@ impl Action {
         Action::PermitRead,
         Action::PermitApply,
         Action::PermitReview,
+        Action::SupporterRead,
+        Action::SupporterManage,
+        Action::FundsAllocate,
+        Action::ProductWrite,
+        Action::PurchaseWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -217,6 +227,11 @@ impl Action {
             Action::PermitRead => "permit:read",
             Action::PermitApply => "permit:apply",
             Action::PermitReview => "permit:review",
+            Action::SupporterRead => "supporter:read",
+            Action::SupporterManage => "supporter:manage",
+            Action::FundsAllocate => "funds:allocate",
+            Action::ProductWrite => "product:write",
+            Action::PurchaseWrite => "purchase:write",
         }
     }
 
@@ -249,7 +264,12 @@ impl Action {
             | Action::AttendanceWrite
             | Action::PermitRead
             | Action::PermitApply
-            | Action::PermitReview => None,
+            | Action::PermitReview
+            | Action::SupporterRead
+            | Action::SupporterManage
+            | Action::FundsAllocate
+            | Action::ProductWrite
+            | Action::PurchaseWrite => None,
         }
     }
 }
@@ -330,6 +350,22 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     ),
     // Every step of review, issue and monitoring is a permit officer's.
     (Action::PermitReview, &[PermitOfficer]),
+    (
+        Action::SupporterRead,
+        &[Admin, ProgrammeManager, Facilitator, Supporter, Auditor],
+    ),
+    (
+        Action::SupporterManage,
+        &[Admin, ProgrammeManager, Facilitator],
+    ),
+    // Money is allocated by programme managers only.
+    (Action::FundsAllocate, &[ProgrammeManager]),
+    (
+        Action::ProductWrite,
+        &[Admin, ProgrammeManager, Facilitator],
+    ),
+    // Only a supporter buys, from their own funds.
+    (Action::PurchaseWrite, &[Supporter]),
 ];
 
 /// Whether a user with `role` may perform `action`.

@@ -13,6 +13,7 @@ pub mod calendar;
 pub mod consent;
 pub mod enrolment;
 pub mod error;
+pub mod funds;
 pub mod household;
 pub mod id;
 pub mod mobile;

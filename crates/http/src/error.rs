@@ -47,6 +47,9 @@ pub struct Problem {
     /// On a 409 for a state change the rules forbid: the changes that are allowed now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<String>>,
+    /// On a 409 because the funds do not cover the amount: the balance, in rials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance: Option<i64>,
 }
 
 /// One invalid input field.
@@ -102,6 +105,9 @@ pub enum ApiError {
         message: String,
         allowed: Vec<String>,
     },
+    /// The money is not there: the answer gives the balance.
+    #[error("the balance is {balance} rials; {amount} rials cannot be spent")]
+    Overdraft { balance: i64, amount: i64 },
     /// The record exists already: the answer names it.
     #[error("{message}")]
     Exists {
@@ -137,6 +143,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::Exists { .. } => "exists",
+            ApiError::Overdraft { .. } => "insufficient-funds",
             ApiError::NotAllowed { .. } => "transition-not-allowed",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
@@ -173,6 +180,7 @@ pub fn problem(status: StatusCode, slug: &str, detail: Option<String>) -> Proble
         errors: Vec::new(),
         existing_id: None,
         allowed: None,
+        balance: None,
     }
 }
 
@@ -199,9 +207,10 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) | ApiError::Exists { .. } | ApiError::NotAllowed { .. } => {
-                StatusCode::CONFLICT
-            }
+            ApiError::Conflict(_)
+            | ApiError::Exists { .. }
+            | ApiError::NotAllowed { .. }
+            | ApiError::Overdraft { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -222,6 +231,9 @@ impl ResponseError for ApiError {
         }
         if let ApiError::Exists { existing_id, .. } = self {
             body.existing_id = Some(existing_id.clone());
+        }
+        if let ApiError::Overdraft { balance, .. } = self {
+            body.balance = Some(*balance);
         }
         if let ApiError::Validation(errors) = self {
             body.errors = errors
@@ -270,6 +282,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(message) => ApiError::Conflict(message),
             StoreError::Forbidden(message) => ApiError::Forbidden(message),
+            StoreError::Overdraft { balance, amount } => ApiError::Overdraft { balance, amount },
             StoreError::Exists { message, existing } => ApiError::Exists {
                 message,
                 existing_id: existing,

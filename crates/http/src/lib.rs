@@ -30,6 +30,7 @@ pub mod persons;
 pub mod programmes;
 pub mod rate_limit;
 pub mod server;
+pub mod supporters;
 pub mod users;
 
 use actix_web::web;

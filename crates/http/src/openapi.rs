@@ -35,6 +35,8 @@ parameters are refused with 400.",
         (name = "enrolments", description = "Households in programmes and their transitions"),
         (name = "training", description = "Courses, cohorts, sessions, registrations with a waitlist, attendance and certificates"),
         (name = "permits", description = "Home-business permits: applications, review, issue, renewal, monitoring, and public verification by number"),
+        (name = "supporters", description = "Home-business supporters, their producers and products, funds (an append-only ledger in rials) and reports"),
+        (name = "purchases", description = "Purchase orders of supporters from producers"),
         (name = "audit", description = "The hash-chained audit log (auditors, administrators)"),
     ),
 )]

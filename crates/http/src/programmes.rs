@@ -55,6 +55,8 @@ pub struct ProgrammeResponse {
     pub partners: Vec<String>,
     /// Whether issuing a home-business permit moves the household's enrolment to `permitted`.
     pub advance_on_permit: bool,
+    /// At most this many supporters active at once in one neighbourhood.
+    pub supporters_per_neighbourhood: i32,
     pub version: i64,
 }
 
@@ -82,6 +84,7 @@ impl From<Programme> for ProgrammeResponse {
                 .collect(),
             partners: p.partners,
             advance_on_permit: p.advance_on_permit,
+            supporters_per_neighbourhood: p.supporters_per_neighbourhood,
             version: p.version,
         }
     }
@@ -154,6 +157,8 @@ pub struct CreateProgrammeRequest {
     /// Whether issuing a home-business permit moves the household's enrolment to `permitted`
     /// (default true).
     pub advance_on_permit: Option<bool>,
+    /// At most this many supporters active at once in one neighbourhood (default 2).
+    pub supporters_per_neighbourhood: Option<i32>,
 }
 
 /// Fields to change; absent fields stay; `target_households: null` clears it. Lists replace.
@@ -168,6 +173,17 @@ pub struct UpdateProgrammeRequest {
     pub targets: Option<Vec<StageTarget>>,
     pub partners: Option<Vec<Uuid>>,
     pub advance_on_permit: Option<bool>,
+    pub supporters_per_neighbourhood: Option<i32>,
+}
+
+fn check_supporters(errors: &mut ValidationErrors, limit: Option<i32>) {
+    if limit.is_some_and(|n| !(1..=10).contains(&n)) {
+        errors.push(tavana_domain::FieldError::new(
+            "supporters_per_neighbourhood",
+            "out_of_range",
+            "between 1 and 10 supporters per neighbourhood",
+        ));
+    }
 }
 
 fn check_targets(
@@ -250,6 +266,7 @@ pub async fn create(
         ));
     }
     check_households(&mut errors, body.target_households);
+    check_supporters(&mut errors, body.supporters_per_neighbourhood);
     let targets = check_targets(&mut errors, &body.targets);
     errors.clone().into_result()?;
     let (Some(code), Some(name_fa), Some(name_en), Some((starts_on, ends_on))) =
@@ -269,6 +286,7 @@ pub async fn create(
         targets,
         partners: body.partners.iter().map(Uuid::to_string).collect(),
         advance_on_permit: body.advance_on_permit.unwrap_or(true),
+        supporters_per_neighbourhood: body.supporters_per_neighbourhood.unwrap_or(2),
     };
     let context = auth.audit();
     let programme = with_db(&state, move |c| programmes::create(c, &context, new)).await?;
@@ -320,6 +338,7 @@ pub async fn update(
     if let Some(target) = body.target_households {
         check_households(&mut errors, target);
     }
+    check_supporters(&mut errors, body.supporters_per_neighbourhood);
     let targets = body
         .targets
         .as_deref()
@@ -334,6 +353,7 @@ pub async fn update(
             .partners
             .map(|p| p.iter().map(Uuid::to_string).collect()),
         advance_on_permit: body.advance_on_permit,
+        supporters_per_neighbourhood: body.supporters_per_neighbourhood,
     };
     let context = auth.audit();
     let programme = with_db(&state, move |c| {

@@ -23,7 +23,7 @@ use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
 use crate::{
     AppState, api_clients, areas, assessments, audit, auth, cohorts, consents, courses, enrolments,
-    health, households, organisations, outcomes, permits, persons, programmes, users,
+    health, households, organisations, outcomes, permits, persons, programmes, supporters, users,
 };
 
 /// How the HTTP side is configured.
@@ -119,7 +119,8 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(enrolments::routes)
                 .configure(courses::routes)
                 .configure(cohorts::routes)
-                .configure(permits::routes),
+                .configure(permits::routes)
+                .configure(supporters::routes),
         )
 }
 

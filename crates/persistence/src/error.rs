@@ -11,6 +11,9 @@ pub enum StoreError {
     /// The caller sees the row but may not do this to it (a trainer and another's cohort).
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The supporter's balance does not cover the amount.
+    #[error("overdraft: balance {balance}, amount {amount}")]
+    Overdraft { balance: i64, amount: i64 },
     /// A uniqueness or state rule held by the database refused the write.
     #[error("conflict: {0}")]
     Conflict(String),

@@ -28,6 +28,8 @@ pub struct Programme {
     pub partners: Vec<String>,
     /// Whether issuing a home-business permit moves the household's enrolment to `permitted`.
     pub advance_on_permit: bool,
+    /// At most this many supporters active at once in one neighbourhood.
+    pub supporters_per_neighbourhood: i32,
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -49,6 +51,7 @@ struct ProgrammeRow {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     advance_on_permit: bool,
+    supporters_per_neighbourhood: i32,
 }
 
 fn with_targets(conn: &mut DbConnection, row: ProgrammeRow) -> Result<Programme, StoreError> {
@@ -87,6 +90,7 @@ fn with_targets(conn: &mut DbConnection, row: ProgrammeRow) -> Result<Programme,
         ends_on: row.ends_on,
         targets,
         advance_on_permit: row.advance_on_permit,
+        supporters_per_neighbourhood: row.supporters_per_neighbourhood,
         version: row.version,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -134,6 +138,7 @@ pub struct NewProgramme {
     pub targets: Vec<(EnrolmentState, i32)>,
     pub partners: Vec<String>,
     pub advance_on_permit: bool,
+    pub supporters_per_neighbourhood: i32,
 }
 
 /// Changes; `None` keeps a field.
@@ -145,6 +150,7 @@ pub struct ProgrammeChanges {
     pub targets: Option<Vec<(EnrolmentState, i32)>>,
     pub partners: Option<Vec<String>>,
     pub advance_on_permit: Option<bool>,
+    pub supporters_per_neighbourhood: Option<i32>,
 }
 
 fn snapshot(p: &Programme) -> serde_json::Value {
@@ -154,6 +160,7 @@ fn snapshot(p: &Programme) -> serde_json::Value {
         "targets": p.targets.iter().map(|(s, t)| serde_json::json!({"stage": s.as_str(), "target": t})).collect::<Vec<_>>(),
         "partners": p.partners,
         "advance_on_permit": p.advance_on_permit,
+        "supporters_per_neighbourhood": p.supporters_per_neighbourhood,
     })
 }
 
@@ -246,6 +253,7 @@ pub fn create(
                 programmes::starts_on.eq(new.starts_on),
                 programmes::ends_on.eq(new.ends_on),
                 programmes::advance_on_permit.eq(new.advance_on_permit),
+                programmes::supporters_per_neighbourhood.eq(new.supporters_per_neighbourhood),
                 programmes::version.eq(1_i64),
                 programmes::created_at.eq(now),
                 programmes::updated_at.eq(now),
@@ -310,6 +318,9 @@ pub fn update(
             programmes::advance_on_permit.eq(changes
                 .advance_on_permit
                 .unwrap_or(before.advance_on_permit)),
+            programmes::supporters_per_neighbourhood.eq(changes
+                .supporters_per_neighbourhood
+                .unwrap_or(before.supporters_per_neighbourhood)),
             programmes::version.eq(before.version + 1),
             programmes::updated_at.eq(crate::now()),
         ))

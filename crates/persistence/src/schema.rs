@@ -213,6 +213,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         advance_on_permit -> Bool,
+        supporters_per_neighbourhood -> Integer,
     }
 }
 
@@ -481,6 +482,93 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    supporters (id) {
+        id -> Text,
+        user_id -> Text,
+        person_id -> Nullable<Text>,
+        organisation_id -> Nullable<Text>,
+        programme_id -> Text,
+        neighbourhood_id -> Text,
+        starts_on -> Date,
+        ends_on -> Nullable<Date>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    supporter_balances (supporter_id) {
+        supporter_id -> Text,
+        balance -> BigInt,
+    }
+}
+
+diesel::table! {
+    producer_links (supporter_id, person_id) {
+        supporter_id -> Text,
+        person_id -> Text,
+        linked_on -> Date,
+        linked_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    products (id) {
+        id -> Text,
+        person_id -> Text,
+        kind -> Text,
+        name -> Text,
+        unit -> Text,
+        reference_price -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    purchases (id) {
+        id -> Text,
+        supporter_id -> Text,
+        producer_id -> Text,
+        state -> Text,
+        total -> BigInt,
+        ordered_on -> Date,
+        received_on -> Nullable<Date>,
+        paid_on -> Nullable<Date>,
+        cancelled_on -> Nullable<Date>,
+        cancel_reason -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    purchase_lines (purchase_id, line_no) {
+        purchase_id -> Text,
+        line_no -> Integer,
+        product_id -> Nullable<Text>,
+        kind -> Text,
+        description -> Text,
+        quantity -> BigInt,
+        unit_price -> BigInt,
+        amount -> BigInt,
+    }
+}
+
+diesel::table! {
+    ledger_entries (id) {
+        id -> Text,
+        supporter_id -> Text,
+        kind -> Text,
+        amount -> BigInt,
+        purchase_id -> Nullable<Text>,
+        effective_on -> Date,
+        note -> Nullable<Text>,
+        recorded_by -> Nullable<Text>,
+        recorded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(user_areas -> areas (area_id));
 diesel::joinable!(cohorts -> courses (course_id));
 diesel::joinable!(cohort_sessions -> cohorts (cohort_id));
@@ -490,6 +578,11 @@ diesel::joinable!(attendance -> cohort_sessions (session_id));
 diesel::joinable!(permit_application_steps -> permit_applications (application_id));
 diesel::joinable!(permit_periods -> permits (permit_id));
 diesel::joinable!(permit_visits -> permits (permit_id));
+diesel::joinable!(producer_links -> supporters (supporter_id));
+diesel::joinable!(purchases -> supporters (supporter_id));
+diesel::joinable!(purchase_lines -> purchases (purchase_id));
+diesel::joinable!(ledger_entries -> supporters (supporter_id));
+diesel::joinable!(supporter_balances -> supporters (supporter_id));
 diesel::joinable!(permits -> business_activities (activity));
 diesel::joinable!(permit_applications -> business_activities (activity));
 diesel::joinable!(api_clients -> organisations (organisation_id));
@@ -532,6 +625,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     permits,
     permit_periods,
     permit_visits,
+    supporters,
+    supporter_balances,
+    producer_links,
+    products,
+    purchases,
+    purchase_lines,
+    ledger_entries,
 );
 
 diesel::allow_columns_to_appear_in_same_group_by_clause!(cohorts::course_id, registrations::status);

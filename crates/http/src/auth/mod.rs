@@ -235,5 +235,10 @@ pub mod perm {
         PermitRead,
         PermitApply,
         PermitReview,
+        SupporterRead,
+        SupporterManage,
+        FundsAllocate,
+        ProductWrite,
+        PurchaseWrite,
     );
 }
