@@ -102,6 +102,10 @@ struct DemoDataArgs {
     /// The same seed gives the same data.
     #[arg(long, default_value_t = 1398)]
     seed: u64,
+    /// Enrol every household and take each through the whole path with two pauses (twelve
+    /// transitions each): the history the progress benchmark needs.
+    #[arg(long)]
+    full_history: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -395,15 +399,17 @@ fn demo_data(global: &GlobalArgs, args: &DemoDataArgs) -> Result<(), Failure> {
     let mut conn = db.get().map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
     let households = usize::try_from(args.households).map_err(|e| e.to_string())?;
-    let summary = tavana_persistence::demo::load(&mut conn, households, args.seed)
-        .map_err(|e| e.to_string())?;
+    let summary =
+        tavana_persistence::demo::load(&mut conn, households, args.seed, args.full_history)
+            .map_err(|e| e.to_string())?;
     println!(
-        "demo data loaded in {:.1}s: {} neighbourhoods, {} households, {} persons, {} enrolments",
+        "demo data loaded in {:.1}s: {} neighbourhoods, {} households, {} persons, {} enrolments, {} transitions",
         started.elapsed().as_secs_f64(),
         summary.neighbourhoods,
         summary.households,
         summary.persons,
-        summary.enrolments
+        summary.enrolments,
+        summary.transitions
     );
     Ok(())
 }

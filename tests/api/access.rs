@@ -359,6 +359,17 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/purchases/{id}/transitions",
         Some(Action::PurchaseWrite),
     ),
+    (
+        "get",
+        "/api/v1/programmes/{id}/progress",
+        Some(Action::ReportRead),
+    ),
+    (
+        "get",
+        "/api/v1/programmes/{id}/progress.svg",
+        Some(Action::ReportRead),
+    ),
+    ("get", "/api/v1/statistics", Some(Action::ReportRead)),
 ];
 
 /// Operations any authenticated user may call (their own account).

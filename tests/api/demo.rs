@@ -14,7 +14,7 @@ async fn load(
     let db = app.db.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = db.get()?;
-        tavana_persistence::demo::load(&mut conn, households, 1398)
+        tavana_persistence::demo::load(&mut conn, households, 1398, false)
     })
     .await
     .expect("joined")

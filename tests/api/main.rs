@@ -14,6 +14,7 @@ mod migrations;
 mod operations;
 mod permits;
 mod persons;
+mod progress;
 mod spec;
 mod supporters;
 mod training;

@@ -160,10 +160,11 @@ pub enum Action {
     FundsAllocate,
     ProductWrite,
     PurchaseWrite,
+    ReportRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 33] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -196,6 +197,7 @@ impl Action {
         Action::FundsAllocate,
         Action::ProductWrite,
         Action::PurchaseWrite,
+        Action::ReportRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -232,6 +234,7 @@ impl Action {
             Action::FundsAllocate => "funds:allocate",
             Action::ProductWrite => "product:write",
             Action::PurchaseWrite => "purchase:write",
+            Action::ReportRead => "report:read",
         }
     }
 
@@ -257,7 +260,7 @@ impl Action {
             | Action::ProgrammeWrite => None,
             Action::ProgrammeRead | Action::CourseRead => Some(ClientScope::RegistryRead),
             // Partners get training only as aggregates; sensitive courses never otherwise.
-            Action::TrainingStatistics => Some(ClientScope::ReportsRead),
+            Action::TrainingStatistics | Action::ReportRead => Some(ClientScope::ReportsRead),
             Action::CourseWrite
             | Action::CohortRead
             | Action::CohortWrite
@@ -366,6 +369,8 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     ),
     // Only a supporter buys, from their own funds.
     (Action::PurchaseWrite, &[Supporter]),
+    // Aggregates only; partners get small cells suppressed.
+    (Action::ReportRead, STAFF),
 ];
 
 /// Whether a user with `role` may perform `action`.

@@ -22,6 +22,7 @@ pub mod organisation;
 pub mod outcome;
 pub mod permit;
 pub mod person;
+pub mod progress;
 pub mod text;
 pub mod training;
 

@@ -28,6 +28,7 @@ pub mod pagination;
 pub mod permits;
 pub mod persons;
 pub mod programmes;
+pub mod progress;
 pub mod rate_limit;
 pub mod server;
 pub mod supporters;

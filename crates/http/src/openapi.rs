@@ -37,6 +37,7 @@ parameters are refused with 400.",
         (name = "permits", description = "Home-business permits: applications, review, issue, renewal, monitoring, and public verification by number"),
         (name = "supporters", description = "Home-business supporters, their producers and products, funds (an append-only ledger in rials) and reports"),
         (name = "purchases", description = "Purchase orders of supporters from producers"),
+        (name = "progress", description = "Progress toward the targets (JSON, CSV, SVG) and baseline statistics"),
         (name = "audit", description = "The hash-chained audit log (auditors, administrators)"),
     ),
 )]

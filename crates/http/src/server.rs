@@ -23,7 +23,8 @@ use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
 use crate::{
     AppState, api_clients, areas, assessments, audit, auth, cohorts, consents, courses, enrolments,
-    health, households, organisations, outcomes, permits, persons, programmes, supporters, users,
+    health, households, organisations, outcomes, permits, persons, programmes, progress,
+    supporters, users,
 };
 
 /// How the HTTP side is configured.
@@ -120,7 +121,8 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(courses::routes)
                 .configure(cohorts::routes)
                 .configure(permits::routes)
-                .configure(supporters::routes),
+                .configure(supporters::routes)
+                .configure(progress::routes),
         )
 }
 

@@ -163,3 +163,14 @@ pub fn list(
         .collect::<Result<_, _>>()?;
     Ok((areas, more))
 }
+
+/// (id, Persian name, English name) of every neighbourhood, for labelling reports.
+pub fn neighbourhood_names(
+    conn: &mut DbConnection,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    Ok(areas::table
+        .filter(areas::level.eq("neighbourhood"))
+        .select((areas::id, areas::name_fa, areas::name_en))
+        .order(areas::code.asc())
+        .load(conn)?)
+}

@@ -20,8 +20,8 @@ use crate::households::HouseholdRow;
 use crate::organisations::OrganisationRow;
 use crate::persons::PersonRow;
 use crate::schema::{
-    areas, assessments, consents, enrolment_transitions, enrolments, household_memberships,
-    households, organisations, persons,
+    areas, assessments, consents, enrolment_stages, enrolment_transitions, enrolments,
+    household_memberships, households, organisations, persons, progress_counts,
 };
 use crate::tx::write_transaction;
 
@@ -163,6 +163,7 @@ pub struct DemoSummary {
     pub households: usize,
     pub persons: usize,
     pub enrolments: usize,
+    pub transitions: usize,
 }
 
 /// A small, deterministic pseudo-random generator (splitmix64): the same seed gives the same demo.
@@ -240,6 +241,7 @@ pub fn load(
     conn: &mut DbConnection,
     households_wanted: usize,
     seed: u64,
+    full_history: bool,
 ) -> Result<DemoSummary, StoreError> {
     write_transaction(conn, |conn| {
         let existing: i64 = households::table.count().get_result(conn)?;
@@ -348,6 +350,9 @@ pub fn load(
         };
         let year_start = NaiveDate::from_ymd_opt(2019, 3, 21).unwrap_or_default();
         let mut person_counter = 0_u64;
+        // Households first entering each state, per neighbourhood and day (`progress_counts`).
+        let mut counts: std::collections::BTreeMap<(String, EnrolmentState, NaiveDate), i64> =
+            std::collections::BTreeMap::new();
 
         // Households, persons, memberships, consents, assessments and enrolments, in batches.
         let batch = 2000;
@@ -371,6 +376,7 @@ pub fn load(
                 Vec::new(),
                 Vec::new(),
             );
+            let mut s_rows = Vec::new();
             for _ in 0..size {
                 let hood = neighbourhoods[rng.below(neighbourhoods.len())].clone();
                 let address = format!(
@@ -471,24 +477,33 @@ pub fn load(
                 summary.households += 1;
 
                 // Women-headed households: most are identified for the programme, and move on.
-                if woman_head && rng.chance(70) {
+                // With `full_history`, every household goes the whole way, pausing twice.
+                if full_history || (woman_head && rng.chance(70)) {
+                    use EnrolmentState::*;
                     let identified = year_start + Days::new(rng.below(120) as u64);
-                    let path = [
-                        EnrolmentState::Identified,
-                        EnrolmentState::Assessed,
-                        EnrolmentState::Enrolled,
-                        EnrolmentState::InTraining,
-                        EnrolmentState::Permitted,
-                        EnrolmentState::Employed,
-                    ];
-                    let reached = 1 + rng.below(path.len());
+                    let states: Vec<EnrolmentState> = if full_history {
+                        vec![
+                            Identified, Assessed, Enrolled, Paused, Enrolled, InTraining, Paused,
+                            InTraining, Permitted, Financed, Employed, Graduated,
+                        ]
+                    } else {
+                        let path = [
+                            Identified, Assessed, Enrolled, InTraining, Permitted, Employed,
+                        ];
+                        path[..1 + rng.below(path.len())].to_vec()
+                    };
                     let enrolment_id = rng.id(&mut counter);
                     let mut on = identified;
-                    for (seq, state) in path.iter().take(reached).enumerate() {
+                    for (seq, state) in states.iter().enumerate() {
                         if seq > 0 {
-                            on = on + Days::new(10 + rng.below(40) as u64);
+                            on = on
+                                + Days::new(if full_history {
+                                    1 + rng.below(20) as u64
+                                } else {
+                                    10 + rng.below(40) as u64
+                                });
                         }
-                        if *state == EnrolmentState::Assessed {
+                        if *state == Assessed {
                             a_rows.push(AssessmentRow {
                                 id: rng.id(&mut counter),
                                 person_id: head_id.clone(),
@@ -523,7 +538,8 @@ pub fn load(
                                 created_at: created,
                             });
                         }
-                        if *state == EnrolmentState::Enrolled {
+                        let first_entry = !states[..seq].contains(state);
+                        if *state == Enrolled && first_entry {
                             c_rows.push(ConsentRow {
                                 id: rng.id(&mut counter),
                                 person_id: head_id.clone(),
@@ -537,11 +553,21 @@ pub fn load(
                                 withdrawal_reason: None,
                             });
                         }
+                        if first_entry {
+                            s_rows.push((
+                                enrolment_stages::enrolment_id.eq(enrolment_id.clone()),
+                                enrolment_stages::stage.eq(state.as_str()),
+                                enrolment_stages::first_on.eq(on),
+                                enrolment_stages::programme_id.eq(WHH_1398),
+                                enrolment_stages::neighbourhood_id.eq(hood.clone()),
+                            ));
+                            *counts.entry((hood.clone(), *state, on)).or_insert(0) += 1;
+                        }
                         t_rows.push(TransitionRow {
                             id: rng.id(&mut counter),
                             enrolment_id: enrolment_id.clone(),
                             seq: i32::try_from(seq + 1).unwrap_or(1),
-                            from_state: (seq > 0).then(|| path[seq - 1].as_str().to_owned()),
+                            from_state: (seq > 0).then(|| states[seq - 1].as_str().to_owned()),
                             to_state: state.as_str().to_owned(),
                             effective_on: on,
                             reason: None,
@@ -550,12 +576,13 @@ pub fn load(
                             recorded_at: created,
                         });
                     }
+                    let last = states.last().copied().unwrap_or(Identified);
                     e_rows.push(EnrolmentRow {
                         id: enrolment_id,
                         programme_id: WHH_1398.to_owned(),
                         household_id: household_id.clone(),
                         neighbourhood_id: hood.clone(),
-                        state: path[reached - 1].as_str().to_owned(),
+                        state: last.as_str().to_owned(),
                         state_since: on,
                         resume_to: None,
                         version: 1,
@@ -563,6 +590,7 @@ pub fn load(
                         updated_at: created,
                     });
                     summary.enrolments += 1;
+                    summary.transitions += states.len();
                 }
             }
             summary.persons += p_rows.len();
@@ -573,8 +601,22 @@ pub fn load(
             bulk_insert!(conn, assessments::table, a_rows);
             bulk_insert!(conn, enrolments::table, e_rows);
             bulk_insert!(conn, enrolment_transitions::table, t_rows);
+            bulk_insert!(conn, enrolment_stages::table, s_rows);
             done += size;
         }
+        let count_rows: Vec<_> = counts
+            .into_iter()
+            .map(|((hood, state, day), n)| {
+                (
+                    progress_counts::programme_id.eq(WHH_1398),
+                    progress_counts::neighbourhood_id.eq(hood),
+                    progress_counts::stage.eq(state.as_str()),
+                    progress_counts::day.eq(day),
+                    progress_counts::households.eq(n),
+                )
+            })
+            .collect();
+        bulk_insert!(conn, progress_counts::table, count_rows);
         audit::append(
             conn,
             &AuditContext::system(),
@@ -589,6 +631,7 @@ pub fn load(
                     "households": summary.households,
                     "persons": summary.persons,
                     "enrolments": summary.enrolments,
+                    "transitions": summary.transitions,
                 })),
             },
         )?;

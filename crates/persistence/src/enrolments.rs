@@ -122,6 +122,8 @@ fn record_transition(
     conn: &mut DbConnection,
     context: &AuditContext,
     enrolment: &str,
+    // (programme, neighbourhood) of the enrolment, for the progress counts.
+    place: (&str, &str),
     seq: i32,
     from: Option<EnrolmentState>,
     to: EnrolmentState,
@@ -142,7 +144,7 @@ fn record_transition(
             recorded_at: crate::now(),
         })
         .execute(conn)?;
-    Ok(())
+    crate::progress::record_stage(conn, enrolment, place.0, place.1, to, on)
 }
 
 /// Identifies a household (in scope) for a programme, from `on`.
@@ -218,6 +220,7 @@ pub fn create(
             conn,
             context,
             &inserted.id,
+            (&inserted.programme_id, &inserted.neighbourhood_id),
             1,
             None,
             EnrolmentState::Identified,
@@ -383,6 +386,10 @@ pub fn transition(
             conn,
             context,
             &id.to_string(),
+            (
+                &before.programme_id.to_string(),
+                &before.neighbourhood_id.to_string(),
+            ),
             last_seq.unwrap_or(0) + 1,
             Some(before.state),
             to,

@@ -24,6 +24,7 @@ mod page;
 pub mod permits;
 pub mod persons;
 pub mod programmes;
+pub mod progress;
 pub mod purchases;
 pub mod rate_limits;
 pub mod schema;

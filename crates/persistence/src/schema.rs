@@ -569,6 +569,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    enrolment_stages (enrolment_id, stage) {
+        enrolment_id -> Text,
+        stage -> Text,
+        first_on -> Date,
+        programme_id -> Text,
+        neighbourhood_id -> Text,
+    }
+}
+
+diesel::table! {
+    progress_counts (programme_id, neighbourhood_id, stage, day) {
+        programme_id -> Text,
+        neighbourhood_id -> Text,
+        stage -> Text,
+        day -> Date,
+        households -> BigInt,
+    }
+}
+
 diesel::joinable!(user_areas -> areas (area_id));
 diesel::joinable!(cohorts -> courses (course_id));
 diesel::joinable!(cohort_sessions -> cohorts (cohort_id));
@@ -578,6 +598,7 @@ diesel::joinable!(attendance -> cohort_sessions (session_id));
 diesel::joinable!(permit_application_steps -> permit_applications (application_id));
 diesel::joinable!(permit_periods -> permits (permit_id));
 diesel::joinable!(permit_visits -> permits (permit_id));
+diesel::joinable!(enrolment_stages -> enrolments (enrolment_id));
 diesel::joinable!(producer_links -> supporters (supporter_id));
 diesel::joinable!(purchases -> supporters (supporter_id));
 diesel::joinable!(purchase_lines -> purchases (purchase_id));
@@ -632,6 +653,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     purchases,
     purchase_lines,
     ledger_entries,
+    enrolment_stages,
+    progress_counts,
 );
 
 diesel::allow_columns_to_appear_in_same_group_by_clause!(cohorts::course_id, registrations::status);

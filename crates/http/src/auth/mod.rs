@@ -82,6 +82,14 @@ impl Caller {
         }
     }
 
+    /// A partner agency's user or any API client: sees aggregates with small cells suppressed.
+    pub fn is_partner(&self) -> bool {
+        match &self.principal {
+            Principal::User { role, .. } => *role == Role::Partner,
+            Principal::Client { .. } => true,
+        }
+    }
+
     pub fn role(&self) -> Option<Role> {
         match &self.principal {
             Principal::User { role, .. } => Some(*role),
@@ -240,5 +248,6 @@ pub mod perm {
         FundsAllocate,
         ProductWrite,
         PurchaseWrite,
+        ReportRead,
     );
 }

@@ -1,0 +1,2 @@
+DROP TABLE progress_counts;
+DROP TABLE enrolment_stages;
