@@ -414,7 +414,9 @@ async fn permit_actions_follow_the_state_and_renewal_adds_a_period(app: TestApp)
     let renewed = act(&app, &officer, &permit, json!({"action": "renew"})).await;
     assert_eq!(renewed.status(), 200);
     let renewed: Value = renewed.json().await.expect("json");
-    assert_eq!(renewed["valid_from"], "2028-06-10");
+    // Renewed while valid: still valid from its first day, now until the new period's end.
+    assert_eq!(renewed["valid_from"], "2025-06-10");
+    assert_eq!(renewed["periods"][1]["valid_from"], "2028-06-10");
     assert_eq!(renewed["valid_until"], "2031-06-09");
     assert_eq!(renewed["periods"].as_array().map(Vec::len), Some(2));
     assert_eq!(renewed["periods"][0]["valid_until"], "2028-06-09");

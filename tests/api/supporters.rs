@@ -601,6 +601,49 @@ async fn reports_reconcile_with_the_ledger(app: TestApp) {
         .await
         .expect("json");
     assert_eq!(gaps.as_array().map(Vec::len), Some(2));
+    // An ended designation is never extended.
+    let extended = app
+        .post_json(
+            &format!("/api/v1/supporters/{}/end", id(&f.supporter)),
+            &json!({"ends_on": "2026-06-30"}),
+        )
+        .await;
+    assert_eq!(
+        problem(extended, 422).await["errors"][0]["code"],
+        "after_end"
+    );
+    // Two supporters one after the other leave room for a third alongside (limit 2 at once).
+    for (username, n, starts, ends) in [
+        ("s.jan", 60, "2025-01-01", Some("2025-03-31")),
+        ("s.apr", 61, "2025-04-01", Some("2025-06-30")),
+    ] {
+        let user = app
+            .create_user(username, Role::Supporter, PASSWORD, vec![area(&f.n2)])
+            .await;
+        let who = person(&app, &f.n2, n, "1350-01-01").await;
+        created(
+            app.post_json(
+                "/api/v1/supporters",
+                &json!({"user_id": user.id.to_string(), "person_id": who["id"], "programme_id": WHH,
+                        "neighbourhood_id": f.n2["id"], "starts_on": starts, "ends_on": ends}),
+            )
+            .await,
+        )
+        .await;
+    }
+    let user = app
+        .create_user("s.open", Role::Supporter, PASSWORD, vec![area(&f.n2)])
+        .await;
+    let who = person(&app, &f.n2, 62, "1350-01-01").await;
+    created(
+        app.post_json(
+            "/api/v1/supporters",
+            &json!({"user_id": user.id.to_string(), "person_id": who["id"], "programme_id": WHH,
+                    "neighbourhood_id": f.n2["id"], "starts_on": "2025-02-01"}),
+        )
+        .await,
+    )
+    .await;
 }
 
 async fn supporters_see_only_their_own_funds(app: TestApp) {
@@ -634,6 +677,43 @@ async fn supporters_see_only_their_own_funds(app: TestApp) {
         .await
         .expect("sent");
     assert_eq!(own.status(), 200);
+    // A producer's sales show another supporter only the purchases they made themselves.
+    created(buy(&app, &f.token, &f.supporter, &f.producer, 600, "mine").await).await;
+    let sales: Value = app
+        .client
+        .get(app.url(&format!("/api/v1/persons/{}/sales", id(&f.producer))))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sales, json!([]));
+    let funds: Value = app
+        .client
+        .get(app.url("/api/v1/reports/neighbourhood-funds"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(funds[0]["allocated"], 0);
+    // No order dated in the future.
+    let later = app
+        .client
+        .post(app.url("/api/v1/purchases"))
+        .bearer_auth(&f.token)
+        .header("idempotency-key", "future")
+        .json(&json!({"supporter_id": f.supporter["id"], "producer_id": f.producer["id"],
+                      "ordered_on": "2199-01-01",
+                      "lines": [{"kind": "product", "description": "x", "quantity": 1, "unit_price": 10}]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(problem(later, 422).await["errors"][0]["code"], "in_future");
     let outsider = facilitator_token(&app, "outsider", &f.n2).await;
     let response = app
         .client

@@ -83,14 +83,28 @@ pub fn parse_date(field: &str, input: &str) -> Result<NaiveDate, FieldError> {
     };
     let year = i32::try_from(year).map_err(|_| bad())?;
     let no_such_day = || FieldError::new(field, "invalid", "no such day");
-    if year < JALALI_BEFORE {
+    let date = if year < JALALI_BEFORE {
         let month = u8::try_from(month).map_err(|_| no_such_day())?;
         let day = u8::try_from(day).map_err(|_| no_such_day())?;
-        from_jalali(year, month, day).ok_or_else(no_such_day)
+        from_jalali(year, month, day).ok_or_else(no_such_day)?
     } else {
-        NaiveDate::from_ymd_opt(year, month, day).ok_or_else(no_such_day)
+        NaiveDate::from_ymd_opt(year, month, day).ok_or_else(no_such_day)?
+    };
+    // Far outside any real event; and both backends must compare stored dates alike (SQLite
+    // stores dates as text, where year 10000 would sort before 2026).
+    if !(EARLIEST..=LATEST).contains(&date.year()) {
+        return Err(FieldError::new(
+            field,
+            "out_of_range",
+            format!("must be between the years {EARLIEST} and {LATEST} (Gregorian)"),
+        ));
     }
+    Ok(date)
 }
+
+/// The range of years dates may have.
+const EARLIEST: i32 = 1900;
+const LATEST: i32 = 2200;
 
 #[cfg(test)]
 mod tests {
@@ -98,6 +112,19 @@ mod tests {
 
     fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
+    }
+
+    #[test]
+    fn dates_far_off_are_refused() {
+        assert_eq!(
+            parse_date("d", "10000-01-01").map_err(|e| e.code),
+            Err("out_of_range")
+        );
+        assert_eq!(
+            parse_date("d", "1800-01-01").map_err(|e| e.code),
+            Err("out_of_range")
+        );
+        assert!(parse_date("d", "2200-12-31").is_ok());
     }
 
     #[test]

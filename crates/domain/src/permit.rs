@@ -223,9 +223,13 @@ pub fn is_valid(
 
 /// The last day of a validity period of `years` starting on `from`.
 pub fn valid_until(from: NaiveDate, years: u32) -> NaiveDate {
-    from.checked_add_months(Months::new(years * 12))
-        .and_then(|d| d.pred_opt())
-        .unwrap_or(NaiveDate::MAX)
+    use chrono::Datelike;
+    match from.checked_add_months(Months::new(years * 12)) {
+        // 29 February to a common year is clamped to the 28th: that day is the anniversary's eve.
+        Some(end) if end.day() != from.day() => end,
+        Some(end) => end.pred_opt().unwrap_or(end),
+        None => NaiveDate::MAX,
+    }
 }
 
 /// The period a renewal on `today` creates: it follows the current one without a gap, or starts
@@ -380,7 +384,8 @@ mod tests {
     #[test]
     fn validity_and_renewal_periods() {
         assert_eq!(valid_until(day("2024-10-01"), 3), day("2027-09-30"));
-        assert_eq!(valid_until(day("2024-02-29"), 1), day("2025-02-27"));
+        assert_eq!(valid_until(day("2024-02-29"), 1), day("2025-02-28"));
+        assert_eq!(valid_until(day("2024-02-29"), 4), day("2028-02-28"));
         // Renewed while valid: the new period follows without a gap.
         assert_eq!(
             renewal_period(day("2027-09-30"), day("2027-09-01"), 3),

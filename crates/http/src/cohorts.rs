@@ -303,14 +303,17 @@ pub struct CourseFiguresResponse {
     pub title_en: String,
     pub sensitive: bool,
     pub cohorts: i64,
-    pub registered: i64,
-    pub waitlisted: i64,
-    pub completed: i64,
-    pub not_completed: i64,
+    /// People counts: `null` for partners where under 5.
+    pub registered: Option<i64>,
+    pub waitlisted: Option<i64>,
+    pub completed: Option<i64>,
+    pub not_completed: Option<i64>,
 }
 
-impl From<CourseFigures> for CourseFiguresResponse {
-    fn from(f: CourseFigures) -> Self {
+impl CourseFiguresResponse {
+    fn new(f: CourseFigures, suppress: bool) -> Self {
+        let cell =
+            |n: i64| (!suppress || tavana_domain::progress::shown_to_partners(n)).then_some(n);
         Self {
             course_id: f.course.id.as_uuid(),
             category: f.course.category.into(),
@@ -318,10 +321,10 @@ impl From<CourseFigures> for CourseFiguresResponse {
             title_en: f.course.title_en,
             sensitive: f.course.sensitive,
             cohorts: f.cohorts,
-            registered: f.registered,
-            waitlisted: f.waitlisted,
-            completed: f.completed,
-            not_completed: f.not_completed,
+            registered: cell(f.registered),
+            waitlisted: cell(f.waitlisted),
+            completed: cell(f.completed),
+            not_completed: cell(f.not_completed),
         }
     }
 }
@@ -767,6 +770,9 @@ pub async fn statistics(
     let scope = auth.scope();
     let figures = with_db(&state, move |c| cohorts::statistics(c, &scope)).await?;
     Ok(web::Json(TrainingStatisticsResponse {
-        courses: figures.into_iter().map(Into::into).collect(),
+        courses: figures
+            .into_iter()
+            .map(|f| CourseFiguresResponse::new(f, auth.is_partner()))
+            .collect(),
     }))
 }

@@ -329,7 +329,12 @@ pub struct PublicPermitResponse {
 impl From<PublicPermit> for PublicPermitResponse {
     fn from(p: PublicPermit) -> Self {
         Self {
-            valid: p.state == PermitState::Issued,
+            valid: tavana_domain::permit::is_valid(
+                p.state,
+                p.valid_from,
+                p.valid_until,
+                Utc::now().date_naive(),
+            ),
             number: p.number,
             state: p.state.into(),
             activity: p.activity.into(),

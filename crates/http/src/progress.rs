@@ -240,7 +240,7 @@ fn build(data: ProgressData, as_of: NaiveDate, suppress: bool) -> ProgressRespon
                     until,
                     counts: StageCounts::new(
                         &StageTotals::until(entries(&data.reached, None), until),
-                        false,
+                        suppress,
                     ),
                 }
             })

@@ -867,8 +867,8 @@ pub async fn neighbourhood_funds(
     auth: Auth<perm::SupporterRead>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Vec<NeighbourhoodFundsResponse>>, ApiError> {
-    let scope = auth.scope();
-    let found = with_db(&state, move |c| supporters::neighbourhood_funds(c, &scope)).await?;
+    let access = access(&auth);
+    let found = with_db(&state, move |c| supporters::neighbourhood_funds(c, &access)).await?;
     Ok(web::Json(found.into_iter().map(Into::into).collect()))
 }
 
@@ -976,9 +976,9 @@ pub async fn sales(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Vec<SalesResponse>>, ApiError> {
     let person = PersonId::from(id.into_inner());
-    let scope = auth.scope();
+    let access = access(&auth);
     let found = with_db(&state, move |c| {
-        supporters::producer_sales(c, &scope, person)
+        supporters::producer_sales(c, &access, person)
     })
     .await?;
     Ok(web::Json(found.into_iter().map(Into::into).collect()))

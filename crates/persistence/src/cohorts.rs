@@ -354,6 +354,8 @@ pub fn add_session(
     topic: Option<String>,
 ) -> Result<Session, StoreError> {
     write_transaction(conn, |conn| {
+        // Ordered with closing the cohort: no session is added to a closed one.
+        lock(conn, &format!("cohort:{cohort}"))?;
         let cohort = open_cohort(conn, scope, cohort)?;
         if held_on < cohort.starts_on || held_on > cohort.ends_on {
             return Err(FieldError::new(
@@ -597,18 +599,22 @@ fn registration_row(conn: &mut DbConnection, id: &str) -> Result<Registration, S
 }
 
 /// Attendance counts per person of a cohort, over its sessions so far.
+/// Only sessions held on or before `until` count: sessions planned ahead are not absences.
 fn counts(
     conn: &mut DbConnection,
     cohort: CohortId,
+    until: NaiveDate,
 ) -> Result<(u32, HashMap<String, AttendanceCount>), StoreError> {
     let sessions: i64 = cohort_sessions::table
         .filter(cohort_sessions::cohort_id.eq(cohort.to_string()))
+        .filter(cohort_sessions::held_on.le(until))
         .count()
         .get_result(conn)?;
     let sessions = u32::try_from(sessions).unwrap_or(u32::MAX);
     let marks: Vec<(String, String, i64)> = attendance::table
         .inner_join(cohort_sessions::table)
         .filter(cohort_sessions::cohort_id.eq(cohort.to_string()))
+        .filter(cohort_sessions::held_on.le(until))
         .group_by((attendance::person_id, attendance::mark))
         .select((
             attendance::person_id,
@@ -642,7 +648,7 @@ pub fn registrations(
     cohort: CohortId,
 ) -> Result<Vec<(Registration, AttendanceCount)>, StoreError> {
     let (_, course) = get_with_course(conn, scope, cohort)?;
-    let (sessions, counts) = counts(conn, cohort)?;
+    let (sessions, counts) = counts(conn, cohort, crate::now().date())?;
     let rows: Vec<RegistrationRow> = registrations::table
         .filter(registrations::cohort_id.eq(cohort.to_string()))
         .select(RegistrationRow::as_select())
@@ -703,6 +709,9 @@ pub fn record_attendance(
 ) -> Result<Vec<Mark>, StoreError> {
     write_transaction(conn, |conn| {
         let (session, cohort) = session_in_scope(conn, scope, session)?;
+        // Ordered with closing the cohort and with other sheets of it; then read it again.
+        lock(conn, &format!("cohort:{}", cohort.id))?;
+        let cohort = get(conn, scope, cohort.id)?;
         recorder.check(&cohort)?;
         if cohort.state == CohortState::Closed {
             return Err(StoreError::Conflict(
@@ -869,7 +878,7 @@ pub fn close(
         let year = tavana_domain::calendar::to_jalali(on)
             .map(|j| j.year)
             .ok_or_else(|| FieldError::new("on", "out_of_range", "no Jalali date for this day"))?;
-        let (sessions, counts) = counts(conn, cohort)?;
+        let (sessions, counts) = counts(conn, cohort, on)?;
         let seated: Vec<RegistrationRow> = registrations::table
             .filter(registrations::cohort_id.eq(cohort.to_string()))
             .filter(registrations::status.eq(RegistrationStatus::Registered.as_str()))
@@ -955,7 +964,7 @@ pub fn history(
     person: PersonId,
 ) -> Result<Vec<TrainingRecord>, StoreError> {
     crate::persons::get(conn, scope, person)?;
-    let rows: Vec<(RegistrationRow, CohortRow, CourseRow)> = registrations::table
+    let query = registrations::table
         .inner_join(cohorts::table.inner_join(courses::table))
         .filter(registrations::person_id.eq(person.to_string()))
         .select((
@@ -963,8 +972,15 @@ pub fn history(
             CohortRow::as_select(),
             CourseRow::as_select(),
         ))
-        .order(registrations::registered_at.asc())
-        .load(conn)?;
+        .order(registrations::registered_at.asc());
+    // Only cohorts in the caller's neighbourhoods: a person who moved keeps their history
+    // elsewhere out of sight.
+    let rows: Vec<(RegistrationRow, CohortRow, CourseRow)> = match scope {
+        Scope::All => query.load(conn)?,
+        Scope::UserAreas(user) => query
+            .filter(cohorts::neighbourhood_id.eq_any(assigned_to(*user)))
+            .load(conn)?,
+    };
     let mut records = Vec::with_capacity(rows.len());
     for (registration, cohort, course) in rows {
         let (sessions, counts) = counts(
@@ -973,6 +989,7 @@ pub fn history(
                 .id
                 .parse()
                 .map_err(|_| StoreError::Internal(format!("cohorts row {}: bad id", cohort.id)))?,
+            crate::now().date(),
         )?;
         let attendance = counts
             .get(&registration.person_id)

@@ -776,7 +776,10 @@ pub fn act(
                 .select(diesel::dsl::max(permit_periods::seq))
                 .first(conn)?;
             add_period(conn, context, &key, last.unwrap_or(0) + 1, from, until)?;
-            (from, until)
+            // Contiguous with the current period: the permit stays valid from its first day. After
+            // a lapse, it is valid again from the renewal.
+            let contiguous = before.valid_until.succ_opt() == Some(from);
+            (if contiguous { before.valid_from } else { from }, until)
         } else {
             (before.valid_from, before.valid_until)
         };

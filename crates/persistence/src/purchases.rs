@@ -192,7 +192,15 @@ pub fn create(
             }
             other => other?,
         };
-        if !supporter.active_on(new.ordered_on) {
+        let today = crate::now().date();
+        if new.ordered_on > today {
+            return Err(
+                FieldError::new("ordered_on", "in_future", "must not be in the future").into(),
+            );
+        }
+        // Recorded today: the supporter and the producer's permit must hold on the order's day
+        // and now, so that a past date cannot reopen an ended designation or a lapsed permit.
+        if !supporter.active_on(new.ordered_on) || !supporter.active_on(today) {
             return Err(FieldError::new(
                 "ordered_on",
                 "supporter_inactive",
@@ -214,7 +222,9 @@ pub fn create(
             )
             .into());
         }
-        if !supporters::has_valid_permit(conn, &producer, new.ordered_on)? {
+        if !supporters::has_valid_permit(conn, &producer, new.ordered_on)?
+            || !supporters::has_valid_permit(conn, &producer, today)?
+        {
             return Err(FieldError::new(
                 "producer_id",
                 "no_valid_permit",

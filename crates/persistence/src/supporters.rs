@@ -168,15 +168,33 @@ pub fn create(
                     .is_null()
                     .or(supporters::ends_on.ge(new.starts_on)),
             )
+            .select((supporters::starts_on, supporters::ends_on))
             .into_boxed();
         if let Some(end) = new.ends_on {
             overlapping = overlapping.filter(supporters::starts_on.le(end));
         }
-        let overlapping: i64 = overlapping.count().get_result(conn)?;
-        if overlapping >= i64::from(programme.supporters_per_neighbourhood) {
+        let periods: Vec<(NaiveDate, Option<NaiveDate>)> = overlapping.load(conn)?;
+        // The most supporters active at once during the new period; the count peaks on a day
+        // some period starts.
+        let peak = std::iter::once(new.starts_on)
+            .chain(
+                periods
+                    .iter()
+                    .map(|(start, _)| *start)
+                    .filter(|d| *d > new.starts_on),
+            )
+            .map(|day| {
+                periods
+                    .iter()
+                    .filter(|(start, end)| *start <= day && end.is_none_or(|e| e >= day))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        let limit = programme.supporters_per_neighbourhood;
+        if i64::try_from(peak).unwrap_or(i64::MAX) >= i64::from(limit) {
             return Err(StoreError::Conflict(format!(
-                "the neighbourhood has {overlapping} supporters in this period already; the programme allows {}",
-                programme.supporters_per_neighbourhood
+                "the neighbourhood would have more than {limit} supporters at once in this period"
             )));
         }
         let supporter = Supporter {
@@ -233,6 +251,17 @@ pub fn end(
         let before = get(conn, access, id)?;
         if on < before.starts_on {
             return Err(FieldError::new("ends_on", "before_start", "ends before it starts").into());
+        }
+        // Only ever brought forward: extending an ended designation could exceed the limit.
+        if let Some(end) = before.ends_on
+            && on > end
+        {
+            return Err(FieldError::new(
+                "ends_on",
+                "after_end",
+                format!("the designation ended on {end}; designate the supporter anew instead"),
+            )
+            .into());
         }
         diesel::update(supporters::table.find(id))
             .set(supporters::ends_on.eq(on))
@@ -504,16 +533,20 @@ pub fn ledger(
     supporter: &str,
 ) -> Result<(i64, Vec<Entry>), StoreError> {
     get(conn, access, supporter)?;
-    let balance: i64 = supporter_balances::table
-        .find(supporter)
-        .select(supporter_balances::balance)
-        .first(conn)?;
-    let entries = ledger_entries::table
-        .filter(ledger_entries::supporter_id.eq(supporter))
-        .select(Entry::as_select())
-        .order(ledger_entries::id.asc())
-        .load(conn)?;
-    Ok((balance, entries))
+    // Under the ledger's lock, so that no purchase commits between the two reads.
+    write_transaction(conn, |conn| {
+        lock(conn, &format!("ledger:{supporter}"))?;
+        let balance: i64 = supporter_balances::table
+            .find(supporter)
+            .select(supporter_balances::balance)
+            .first(conn)?;
+        let entries = ledger_entries::table
+            .filter(ledger_entries::supporter_id.eq(supporter))
+            .select(Entry::as_select())
+            .order(ledger_entries::id.asc())
+            .load(conn)?;
+        Ok((balance, entries))
+    })
 }
 
 /// A supporter's figures for a period, from the ledger.
@@ -598,13 +631,16 @@ pub struct Sales {
 /// cancelled ones left out.
 pub fn producer_sales(
     conn: &mut DbConnection,
-    scope: &Scope,
+    access: &Access,
     person: PersonId,
 ) -> Result<Vec<Sales>, StoreError> {
-    crate::persons::get(conn, scope, person)?;
+    crate::persons::get(conn, &access.scope, person)?;
+    // A supporter sees only what they bought themselves.
+    let buyers: Vec<String> = scoped(access).select(supporters::id).load(conn)?;
     let rows: Vec<(NaiveDate, String, i64)> = purchases::table
         .filter(purchases::producer_id.eq(person.to_string()))
         .filter(purchases::state.ne("cancelled"))
+        .filter(purchases::supporter_id.eq_any(buyers))
         .select((
             purchases::ordered_on,
             purchases::supporter_id,
@@ -646,15 +682,12 @@ pub struct NeighbourhoodFunds {
 }
 
 /// Per neighbourhood in scope: supporters and their money, from the ledger.
+/// A supporter's own account sees only its own records' figures.
 pub fn neighbourhood_funds(
     conn: &mut DbConnection,
-    scope: &Scope,
+    access: &Access,
 ) -> Result<Vec<NeighbourhoodFunds>, StoreError> {
-    let access = Access {
-        scope: scope.clone(),
-        own_user: None,
-    };
-    let all: Vec<Supporter> = scoped(&access).select(Supporter::as_select()).load(conn)?;
+    let all: Vec<Supporter> = scoped(access).select(Supporter::as_select()).load(conn)?;
     // SUM of a BIGINT is NUMERIC on PostgreSQL, which the two-backend connection cannot read.
     let sums: Vec<(String, String, Option<i64>)> = ledger_entries::table
         .group_by((ledger_entries::supporter_id, ledger_entries::kind))
