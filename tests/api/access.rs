@@ -370,6 +370,18 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         Some(Action::ReportRead),
     ),
     ("get", "/api/v1/statistics", Some(Action::ReportRead)),
+    ("post", "/api/v1/imports", Some(Action::ImportWrite)),
+    ("get", "/api/v1/imports/{id}", Some(Action::ImportWrite)),
+    (
+        "get",
+        "/api/v1/imports/{id}/errors",
+        Some(Action::ImportWrite),
+    ),
+    (
+        "post",
+        "/api/v1/imports/{id}/resume",
+        Some(Action::ImportWrite),
+    ),
 ];
 
 /// Operations any authenticated user may call (their own account).

@@ -389,3 +389,50 @@ fn first_start_creates_the_admin_and_never_logs_passwords() {
         "a wrong password is not logged"
     );
 }
+
+#[test]
+fn import_runs_the_pipeline_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = sqlite_url(&dir);
+    let file = dir.path().join("persons.csv");
+    std::fs::write(
+        &file,
+        "national_id,first_name,last_name,birth_date,sex,household_id,household_role\n\
+         0499370899,زهرا,احمدی,1360-01-01,female,01936b2e-0000-7000-8000-000000000000,head\n\
+         1111111111,سارا,احمدی,1360-01-01,female,01936b2e-0000-7000-8000-000000000000,child\n",
+    )
+    .expect("file");
+    let path = file.to_string_lossy().into_owned();
+    let output = tavana(
+        &[
+            "import",
+            "--kind",
+            "persons",
+            "--mode",
+            "validate",
+            "--atomicity",
+            "rows",
+            &path,
+        ],
+        &url,
+    );
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("read 2, created 0, updated 0, unchanged 0, failed 2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("row 2 household_id"), "{stdout}");
+    assert!(
+        stdout.contains("(national_id_repeated_digit)") || stdout.contains("row 3 national_id"),
+        "{stdout}"
+    );
+    // An unknown column refuses the file: one line, exit 1.
+    std::fs::write(&file, "national_id,shoe_size\n").expect("file");
+    let output = tavana(
+        &["import", "--kind", "persons", "--mode", "commit", &path],
+        &url,
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("unknown_column"));
+}

@@ -223,6 +223,8 @@ pub fn test_settings() -> tavana_http::Settings {
     tavana_http::Settings {
         workers: Some(1),
         shutdown_timeout: Duration::from_secs(1),
+        // Spooled files are named by job id: one folder serves every test.
+        import_dir: std::env::temp_dir().join("tavana-test-imports"),
         ..tavana_http::Settings::new(test_keys())
     }
 }

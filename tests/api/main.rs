@@ -10,6 +10,7 @@ mod demo;
 mod enrolments;
 mod errors;
 mod households;
+mod imports;
 mod migrations;
 mod operations;
 mod permits;

@@ -161,10 +161,11 @@ pub enum Action {
     ProductWrite,
     PurchaseWrite,
     ReportRead,
+    ImportWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 33] = [
+    pub const ALL: [Action; 34] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -198,6 +199,7 @@ impl Action {
         Action::ProductWrite,
         Action::PurchaseWrite,
         Action::ReportRead,
+        Action::ImportWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -235,6 +237,7 @@ impl Action {
             Action::ProductWrite => "product:write",
             Action::PurchaseWrite => "purchase:write",
             Action::ReportRead => "report:read",
+            Action::ImportWrite => "import:write",
         }
     }
 
@@ -261,6 +264,7 @@ impl Action {
             Action::ProgrammeRead | Action::CourseRead => Some(ClientScope::RegistryRead),
             // Partners get training only as aggregates; sensitive courses never otherwise.
             Action::TrainingStatistics | Action::ReportRead => Some(ClientScope::ReportsRead),
+            Action::ImportWrite => Some(ClientScope::ImportsWrite),
             Action::CourseWrite
             | Action::CohortRead
             | Action::CohortWrite
@@ -371,6 +375,8 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::PurchaseWrite, &[Supporter]),
     // Aggregates only; partners get small cells suppressed.
     (Action::ReportRead, STAFF),
+    // Facilitators import into their own neighbourhoods only.
+    (Action::ImportWrite, &[Admin, ProgrammeManager, Facilitator]),
 ];
 
 /// Whether a user with `role` may perform `action`.

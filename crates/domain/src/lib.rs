@@ -16,6 +16,7 @@ pub mod error;
 pub mod funds;
 pub mod household;
 pub mod id;
+pub mod import;
 pub mod mobile;
 pub mod national_id;
 pub mod organisation;

@@ -19,6 +19,7 @@ pub mod error;
 pub mod health;
 pub mod households;
 pub mod idempotency;
+pub mod imports;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub public_rate_limit_per_minute: u32,
     /// Years a home-business permit (and each renewal) is valid.
     pub permit_validity_years: u32,
+    /// Where uploaded import files are kept until their job is done.
+    pub import_dir: std::path::PathBuf,
 }
 
 /// Runs `work` with a pooled connection on the blocking thread pool, so that database I/O never

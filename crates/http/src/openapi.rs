@@ -38,6 +38,7 @@ parameters are refused with 400.",
         (name = "supporters", description = "Home-business supporters, their producers and products, funds (an append-only ledger in rials) and reports"),
         (name = "purchases", description = "Purchase orders of supporters from producers"),
         (name = "progress", description = "Progress toward the targets (JSON, CSV, SVG) and baseline statistics"),
+        (name = "imports", description = "Batch imports of CSV and JSON Lines files: validated, resumable, idempotent"),
         (name = "audit", description = "The hash-chained audit log (auditors, administrators)"),
     ),
 )]

@@ -23,7 +23,7 @@ use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
 use crate::{
     AppState, api_clients, areas, assessments, audit, auth, cohorts, consents, courses, enrolments,
-    health, households, organisations, outcomes, permits, persons, programmes, progress,
+    health, households, imports, organisations, outcomes, permits, persons, programmes, progress,
     supporters, users,
 };
 
@@ -48,6 +48,8 @@ pub struct Settings {
     pub public_rate_limit_per_minute: u32,
     /// Years a home-business permit (and each renewal) is valid.
     pub permit_validity_years: u32,
+    /// Where uploaded import files are kept until their job is done.
+    pub import_dir: std::path::PathBuf,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             rate_limit_per_minute: 0,
             public_rate_limit_per_minute: 60,
             permit_validity_years: tavana_domain::permit::DEFAULT_VALIDITY_YEARS,
+            import_dir: crate::imports::default_import_dir(),
         }
     }
 }
@@ -122,7 +125,8 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(cohorts::routes)
                 .configure(permits::routes)
                 .configure(supporters::routes)
-                .configure(progress::routes),
+                .configure(progress::routes)
+                .configure(imports::routes),
         )
 }
 
@@ -173,6 +177,18 @@ fn cors(origins: &[String]) -> Cors {
 /// Builds the server on `listener`. Migrations have run already (see [`Database::open`]).
 pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io::Result<Server> {
     crate::auth::password::warm_up();
+    // Imports that were running when the service last stopped can be resumed now.
+    match db
+        .get()
+        .map(|mut c| tavana_persistence::imports::mark_interrupted(&mut c))
+    {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::warn!(
+            jobs = n,
+            "imports interrupted by the last stop; resume them"
+        ),
+        Ok(Err(e)) | Err(e) => tracing::warn!(error = %e, "interrupted imports not checked"),
+    }
     let state = web::Data::new(AppState {
         db,
         tokens: settings.tokens.clone(),
@@ -180,6 +196,7 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
         rate_limit_per_minute: settings.rate_limit_per_minute,
         public_rate_limit_per_minute: settings.public_rate_limit_per_minute,
         permit_validity_years: settings.permit_validity_years,
+        import_dir: settings.import_dir.clone(),
     });
     let metrics = web::Data::new(Metrics::new());
     let shutdown_timeout = settings.shutdown_timeout.as_secs();

@@ -17,6 +17,7 @@ pub mod enrolments;
 pub mod error;
 pub mod households;
 pub mod idempotency;
+pub mod imports;
 pub mod migrations;
 pub mod organisations;
 pub mod outcomes;

@@ -589,6 +589,45 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    import_jobs (id) {
+        id -> Text,
+        kind -> Text,
+        mode -> Text,
+        atomicity -> Text,
+        format -> Text,
+        state -> Text,
+        principal -> Text,
+        actor_kind -> Text,
+        actor_id -> Nullable<Text>,
+        scope_user -> Nullable<Text>,
+        idempotency_key -> Nullable<Text>,
+        checksum -> Text,
+        file_path -> Text,
+        rows_read -> BigInt,
+        rows_done -> BigInt,
+        created -> BigInt,
+        updated -> BigInt,
+        unchanged -> BigInt,
+        failed -> BigInt,
+        message -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    import_errors (job_id, row_no, seq) {
+        job_id -> Text,
+        row_no -> BigInt,
+        seq -> Integer,
+        col -> Nullable<Text>,
+        code -> Text,
+        message -> Text,
+    }
+}
+
 diesel::joinable!(user_areas -> areas (area_id));
 diesel::joinable!(cohorts -> courses (course_id));
 diesel::joinable!(cohort_sessions -> cohorts (cohort_id));
@@ -655,6 +694,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger_entries,
     enrolment_stages,
     progress_counts,
+    import_jobs,
+    import_errors,
 );
 
 diesel::allow_columns_to_appear_in_same_group_by_clause!(cohorts::course_id, registrations::status);

@@ -249,5 +249,6 @@ pub mod perm {
         ProductWrite,
         PurchaseWrite,
         ReportRead,
+        ImportWrite,
     );
 }

@@ -1,0 +1,517 @@
+//! `/api/v1/imports`: batch imports of CSV or JSON Lines files. The body is streamed to a spool
+//! file (never held in memory) while its SHA-256 is computed; a background task then applies the
+//! rows in batches (see `tavana_persistence::imports`) and the job can be followed, its errors
+//! downloaded as CSV, and an interrupted job resumed.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tavana_domain::FieldError;
+use tavana_domain::access::Role;
+use tavana_domain::import::{
+    Atomicity, ImportFormat, ImportKind, ImportMode, check_header, columns,
+};
+use tavana_persistence::imports::{self, Job, NewJob, Row, RowError};
+use tavana_persistence::{Database, StoreError};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{Auth, Caller, Principal, perm};
+use crate::error::{ApiError, Problem};
+use crate::idempotency::IdempotencyKey;
+use crate::{AppState, with_db};
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(create)
+        .service(read)
+        .service(errors_csv)
+        .service(resume);
+}
+
+api_enum!(
+    /// What the file holds.
+    ImportKindDto => ImportKind { Persons => "persons" }
+);
+api_enum!(
+    /// `validate` checks every row and writes nothing; `commit` writes.
+    ImportModeDto => ImportMode { Validate => "validate", Commit => "commit" }
+);
+api_enum!(
+    /// `all`: nothing is written if any row fails; `rows`: good rows are written.
+    AtomicityDto => Atomicity { All => "all", Rows => "rows" }
+);
+
+/// The largest file accepted: 2 GiB.
+const MAX_FILE: u64 = 2 * 1024 * 1024 * 1024;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    pub kind: ImportKindDto,
+    pub mode: ImportModeDto,
+    /// Default `all`.
+    pub atomicity: Option<AtomicityDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportErrorResponse {
+    /// CSV: the line of the row (the header is line 1); JSON Lines: the line; 0 for the file.
+    pub row: i64,
+    pub column: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+impl From<RowError> for ImportErrorResponse {
+    fn from(e: RowError) -> Self {
+        Self {
+            row: e.row_no,
+            column: e.col,
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportJobResponse {
+    pub id: String,
+    pub kind: String,
+    pub mode: String,
+    pub atomicity: String,
+    pub format: String,
+    /// `running`, `completed`, `failed` (the file itself was refused) or `interrupted`.
+    pub state: String,
+    /// SHA-256 of the file.
+    pub checksum: String,
+    pub read: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub failed: i64,
+    pub message: Option<String>,
+    /// The first 100 errors; all of them at `errors_url` as CSV.
+    pub errors: Vec<ImportErrorResponse>,
+    pub errors_url: String,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+fn response(job: Job, errors: Vec<RowError>) -> ImportJobResponse {
+    ImportJobResponse {
+        errors_url: format!("/api/v1/imports/{}/errors", job.id),
+        id: job.id,
+        kind: job.kind,
+        mode: job.mode,
+        atomicity: job.atomicity,
+        format: job.format,
+        state: job.state,
+        checksum: job.checksum,
+        read: job.rows_read,
+        created: job.created,
+        updated: job.updated,
+        unchanged: job.unchanged,
+        failed: job.failed,
+        message: job.message,
+        errors: errors.into_iter().map(Into::into).collect(),
+        created_at: job.created_at.and_utc(),
+        finished_at: job.finished_at.map(|t| t.and_utc()),
+    }
+}
+
+fn principal(caller: &Caller) -> String {
+    match &caller.principal {
+        Principal::User { id, .. } => format!("user:{id}"),
+        Principal::Client { client_id, .. } => format!("client:{client_id}"),
+    }
+}
+
+fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match content_type.as_str() {
+        "text/csv" => Ok(ImportFormat::Csv),
+        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => {
+            Ok(ImportFormat::Jsonl)
+        }
+        _ => Err(ApiError::UnsupportedMediaType(
+            "send the file as text/csv or application/x-ndjson (JSON Lines)".to_owned(),
+        )),
+    }
+}
+
+/// Start an import. The body is the file: `text/csv` (UTF-8, with or without a byte-order mark,
+/// CRLF or LF line ends, a header row naming the columns) or `application/x-ndjson` (one JSON
+/// object per line, keys as the column names). It is streamed, never held in memory.
+///
+/// Columns of `persons`: `national_id`, `first_name`, `last_name`, `birth_date`, `sex`,
+/// `household_id`, `household_role` (required); `mobile`, `education`, `member_since`. A row whose
+/// national ID is registered updates that person; the same national ID twice in a file is
+/// reported, not applied twice. Every rule of `POST /api/v1/persons` applies, with its error codes.
+///
+/// The same `Idempotency-Key`, or a committed import of the same file for the same kind, answers
+/// with the earlier job and imports nothing again.
+#[utoipa::path(
+    tag = "imports",
+    security(("bearer" = [])),
+    params(ImportQuery, ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key answers with the first job")),
+    request_body(content = String, content_type = "text/csv", description = "The file (or application/x-ndjson)"),
+    responses(
+        (status = 202, description = "Started; follow it at `Location`", body = ImportJobResponse),
+        (status = 200, description = "The same key or file was imported already: the earlier job", body = ImportJobResponse),
+        (status = 413, description = "Larger than 2 GiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither CSV nor JSON Lines", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/imports")]
+pub async fn create(
+    auth: Auth<perm::ImportWrite>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: IdempotencyKey,
+    query: web::Query<ImportQuery>,
+    mut body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let format = format_of(&req)?;
+    let dir = state.import_dir.clone();
+    std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+    let id = Uuid::now_v7().to_string();
+    let path = dir.join(format!("{id}.{}", format.as_str()));
+    let mut file = File::create(&path).map_err(ApiError::internal)?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
+        size += chunk.len() as u64;
+        if size > MAX_FILE {
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(ApiError::PayloadTooLarge(
+                "an import file is at most 2 GiB".to_owned(),
+            ));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).map_err(ApiError::internal)?;
+    }
+    file.sync_all().map_err(ApiError::internal)?;
+    let new = NewJob {
+        id: id.clone(),
+        kind: query.kind.into(),
+        mode: query.mode.into(),
+        atomicity: query.atomicity.map_or(Atomicity::All, Into::into),
+        format,
+        principal: principal(&auth),
+        context: auth.audit(),
+        scope: auth.scope(),
+        idempotency_key: key.0.clone(),
+        checksum: hex::encode(hasher.finalize()),
+        file_path: path.to_string_lossy().into_owned(),
+    };
+    let (job, fresh) = with_db(&state, move |c| imports::start(c, new)).await?;
+    if !fresh {
+        let _ = std::fs::remove_file(&path);
+        let job_id = job.id.clone();
+        let errors = with_db(&state, move |c| imports::errors(c, &job_id, 100)).await?;
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
+            .json(response(job, errors)));
+    }
+    spawn(state.db.clone(), job.clone());
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
+        .json(response(job, Vec::new())))
+}
+
+/// Runs the job in the background.
+fn spawn(db: Database, job: Job) {
+    actix_web::rt::task::spawn_blocking(move || {
+        if let Err(error) = run_file(&db, &job, Utc::now().date_naive()) {
+            tracing::warn!(job = %job.id, error = %error, "import stopped");
+        }
+    });
+}
+
+/// Reads the job's file and applies it: the same pipeline for the API and the command line.
+pub fn run_file(db: &Database, job: &Job, today: chrono::NaiveDate) -> Result<Job, StoreError> {
+    let kind = job.kind()?;
+    let file = File::open(&job.file_path)
+        .map_err(|e| StoreError::Internal(format!("import file {}: {e}", job.file_path)))?;
+    let reader = BufReader::with_capacity(256 * 1024, file);
+    let mut rows: Box<dyn Iterator<Item = Result<Row, StoreError>>> = match job.format()? {
+        ImportFormat::Csv => match csv_rows(kind, reader) {
+            Ok(rows) => Box::new(rows),
+            Err(problems) => {
+                let mut conn = db.get()?;
+                return imports::fail(&mut conn, &job.id, &problems);
+            }
+        },
+        ImportFormat::Jsonl => {
+            if std::fs::metadata(&job.file_path)
+                .map(|m| m.len())
+                .unwrap_or(0)
+                == 0
+            {
+                let mut conn = db.get()?;
+                return imports::fail(&mut conn, &job.id, &[empty_file()]);
+            }
+            Box::new(jsonl_rows(kind, reader))
+        }
+    };
+    imports::run(db, &job.id, &mut rows, today)
+}
+
+fn empty_file() -> FieldError {
+    FieldError::new(
+        "file",
+        "empty_file",
+        "the file is empty: not even a header row",
+    )
+}
+
+fn read_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("reading the import file: {e}"))
+}
+
+/// CSV rows by column name; the header is checked first.
+fn csv_rows(
+    kind: ImportKind,
+    reader: impl std::io::Read + 'static,
+) -> Result<impl Iterator<Item = Result<Row, StoreError>>, Vec<FieldError>> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(reader);
+    let names: Vec<String> = match csv.headers() {
+        Ok(h) => h.iter().map(str::to_owned).collect(),
+        Err(e) => {
+            return Err(vec![FieldError::new(
+                "file",
+                "encoding",
+                format!("the header cannot be read: {e}"),
+            )]);
+        }
+    };
+    if names.is_empty()
+        || names
+            .iter()
+            .all(|n| n.trim_start_matches('\u{feff}').trim().is_empty())
+    {
+        return Err(vec![empty_file()]);
+    }
+    let header = check_header(kind, &names).map_err(|e| e.0)?;
+    let width = names.len();
+    Ok(csv.into_records().map(move |record| match record {
+        Ok(record) => {
+            let number = record
+                .position()
+                .map_or(0, |p| i64::try_from(p.line()).unwrap_or(i64::MAX));
+            let values = if record.len() != width {
+                Err(FieldError::new(
+                    "row",
+                    "field_count",
+                    format!(
+                        "the row has {} fields; the header has {width}",
+                        record.len()
+                    ),
+                ))
+            } else {
+                Ok(header
+                    .positions
+                    .iter()
+                    .map(|(name, i)| (*name, record.get(*i).unwrap_or("").to_owned()))
+                    .collect::<HashMap<_, _>>())
+            };
+            Ok(Row { number, values })
+        }
+        Err(e) => match e.kind() {
+            csv::ErrorKind::Io(_) => Err(read_error(e)),
+            _ => Ok(Row {
+                number: e
+                    .position()
+                    .map_or(0, |p| i64::try_from(p.line()).unwrap_or(i64::MAX)),
+                values: Err(FieldError::new("row", "encoding", e.to_string())),
+            }),
+        },
+    }))
+}
+
+/// JSON Lines rows: one object per line; blank lines are skipped.
+fn jsonl_rows(
+    kind: ImportKind,
+    reader: impl BufRead + 'static,
+) -> impl Iterator<Item = Result<Row, StoreError>> {
+    let known = columns(kind);
+    reader
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(move |(i, line)| {
+            let number = i64::try_from(i + 1).unwrap_or(i64::MAX);
+            let line = line.map_err(read_error)?;
+            let values = match serde_json::from_str::<serde_json::Value>(
+                line.trim_start_matches('\u{feff}'),
+            ) {
+                Ok(serde_json::Value::Object(object)) => {
+                    let mut values = HashMap::new();
+                    let mut unknown = None;
+                    for (key, value) in object {
+                        let Some(column) = known.iter().find(|c| c.name == key) else {
+                            unknown = Some(key);
+                            break;
+                        };
+                        let text = match value {
+                            serde_json::Value::Null => continue,
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        values.insert(column.name, text);
+                    }
+                    match unknown {
+                        Some(key) => Err(FieldError::new(
+                            key.clone(),
+                            "unknown_column",
+                            format!("unknown column `{key}`"),
+                        )),
+                        None => Ok(values),
+                    }
+                }
+                Ok(_) => Err(FieldError::new(
+                    "row",
+                    "json",
+                    "each line must be a JSON object",
+                )),
+                Err(e) => Err(FieldError::new("row", "json", format!("not JSON: {e}"))),
+            };
+            Ok(Row { number, values })
+        })
+}
+
+/// The job, if the caller may see it: whoever started it, or an administrator.
+async fn visible_job(
+    auth: &Caller,
+    state: &web::Data<AppState>,
+    id: Uuid,
+) -> Result<Job, ApiError> {
+    let key = id.to_string();
+    let job = with_db(state, move |c| imports::get(c, &key)).await?;
+    if job.principal != principal(auth) && auth.role() != Some(Role::Admin) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(job)
+}
+
+/// The job: its state, counts and first errors.
+#[utoipa::path(
+    tag = "imports",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = ImportJobResponse),
+        (status = 404, description = "No such job of the caller's", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/imports/{id}")]
+pub async fn read(
+    auth: Auth<perm::ImportWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ImportJobResponse>, ApiError> {
+    let job = visible_job(&auth, &state, id.into_inner()).await?;
+    let key = job.id.clone();
+    let errors = with_db(&state, move |c| imports::errors(c, &key, 100)).await?;
+    Ok(web::Json(response(job, errors)))
+}
+
+/// Every error of the job as CSV: row, column, code, message.
+#[utoipa::path(
+    tag = "imports",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "CSV", body = String, content_type = "text/csv"),
+        (status = 404, description = "No such job of the caller's", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/imports/{id}/errors")]
+pub async fn errors_csv(
+    auth: Auth<perm::ImportWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let job = visible_job(&auth, &state, id.into_inner()).await?;
+    let errors = with_db(&state, move |c| {
+        imports::errors(c, &job.id, imports::MAX_STORED_ERRORS as i64)
+    })
+    .await?;
+    let mut writer = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
+    writer
+        .write_record(["row", "column", "code", "message"])
+        .map_err(ApiError::internal)?;
+    for e in errors {
+        writer
+            .write_record([
+                e.row_no.to_string(),
+                e.col.unwrap_or_default(),
+                e.code,
+                e.message,
+            ])
+            .map_err(ApiError::internal)?;
+    }
+    let body = writer.into_inner().map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        ))
+        .body(body))
+}
+
+/// Resume an interrupted job: with atomicity `rows` it continues after its last committed batch;
+/// with `all` (or in `validate` mode) it runs again from the start. Nothing is applied twice.
+#[utoipa::path(
+    tag = "imports",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 202, description = "Running again", body = ImportJobResponse),
+        (status = 404, description = "No such job of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not interrupted", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/imports/{id}/resume")]
+pub async fn resume(
+    auth: Auth<perm::ImportWrite>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let job = visible_job(&auth, &state, id.into_inner()).await?;
+    let job = with_db(&state, move |c| imports::resume(c, &job.id)).await?;
+    spawn(state.db.clone(), job.clone());
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
+        .json(response(job, Vec::new())))
+}
+
+/// The spool folder of a database's imports, by default beside it.
+pub fn default_import_dir() -> PathBuf {
+    Path::new("data").join("imports")
+}

@@ -1,0 +1,517 @@
+//! Batch imports: files with the usual troubles, both atomicity modes, validation, idempotent
+//! re-runs, JSON Lines, scope, and resuming after an interruption.
+
+use serde_json::{Value, json};
+use tavana_domain::access::Role;
+use tavana_domain::import::{Atomicity, ImportFormat, ImportKind, ImportMode};
+use tavana_persistence::imports::{self, NewJob, Row};
+use tavana_persistence::{AuditContext, Scope, StoreError};
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, mint, problem};
+use crate::households::{facilitator_token, two_neighbourhoods};
+use crate::training::{created, national_id};
+
+backend_tests!(
+    a_csv_with_bom_crlf_persian_digits_and_arabic_letters_is_imported,
+    bad_rows_are_reported_and_atomicity_decides_what_is_written,
+    headers_and_empty_files_are_checked,
+    validation_writes_nothing_and_a_rerun_imports_nothing_twice,
+    json_lines_are_imported_and_scope_applies,
+    an_interrupted_import_resumes_without_duplicates,
+);
+
+const HEADER: &str = "national_id,first_name,last_name,birth_date,sex,household_id,household_role";
+
+async fn household(app: &TestApp, neighbourhood: &Value) -> String {
+    created(
+        app.post_json(
+            "/api/v1/households",
+            &json!({"neighbourhood_id": neighbourhood["id"], "address": "کوچه یاس"}),
+        )
+        .await,
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+async fn upload_as(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    content_type: &str,
+    body: String,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url(&format!("/api/v1/imports?{query}")))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    request.send().await.expect("sent")
+}
+
+async fn upload(app: &TestApp, query: &str, body: String) -> Value {
+    let response = upload_as(app, &app.admin_token, query, "text/csv", body, None).await;
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.expect("job");
+    finished(app, &app.admin_token, job["id"].as_str().expect("id")).await
+}
+
+/// Polls the job until it is no longer running.
+async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
+    for _ in 0..200 {
+        let job: Value = app
+            .client
+            .get(app.url(&format!("/api/v1/imports/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("job");
+        if job["state"] != "running" {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the import did not finish");
+}
+
+async fn count(app: &TestApp, query: &str) -> usize {
+    let page: Value = app
+        .get(&format!("/api/v1/persons?limit=200&{query}"))
+        .await
+        .json()
+        .await
+        .expect("page");
+    page["items"].as_array().map_or(0, Vec::len)
+}
+
+fn codes(job: &Value) -> Vec<(i64, String)> {
+    job["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_i64().expect("row"),
+                e["code"].as_str().expect("code").to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn a_csv_with_bom_crlf_persian_digits_and_arabic_letters_is_imported(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    // A byte-order mark, CRLF line ends, Persian and Arabic-Indic digits, Arabic ي and ك.
+    let body = format!(
+        "\u{feff}{HEADER}\r\n۰۴۹۹۳۷۰۸۹۹,علي,كريمي,١٣٦٠-٠١-٠١,female,{h},head\r\n{},مريم,كاظمي,1365-02-03,female,{h},child\r\n",
+        national_id(7)
+    );
+    let job = upload(&app, "kind=persons&mode=commit&atomicity=rows", body).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(
+        (
+            job["read"].clone(),
+            job["created"].clone(),
+            job["failed"].clone()
+        ),
+        (json!(2), json!(2), json!(0))
+    );
+    let found: Value = app
+        .get("/api/v1/persons?national_id=0499370899")
+        .await
+        .json()
+        .await
+        .expect("page");
+    let person = &found["items"][0];
+    assert_eq!(person["first_name"], "علي");
+    assert_eq!(person["birth_date"], "1981-03-21");
+    assert_eq!(person["woman_head"], true);
+    // Found with Persian letters as well.
+    assert_eq!(count(&app, "name=علی").await, 1);
+    assert_eq!(count(&app, "name=کاظمی").await, 1);
+    // The job is audited once.
+    let audit: Value = app
+        .get("/api/v1/audit?action=import.commit")
+        .await
+        .json()
+        .await
+        .expect("audit");
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1));
+}
+
+async fn bad_rows_are_reported_and_atomicity_decides_what_is_written(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let missing = "01936b2e-0000-7000-8000-000000000000";
+    let rows = |first: u32| {
+        format!(
+            "{HEADER}\n{},زهرا,احمدی,1360-01-01,female,{h},head\n\
+             1234567890,سارا,احمدی,1360-01-01,female,{h},child\n\
+             {},زهرا,احمدی,1360-01-01,female,{h},head\n\
+             {},,احمدی,1360-01-01,female,{h},child\n\
+             {},لیلا,احمدی,1360-01-01,female,{missing},child\n\
+             {},نرگس,احمدی,1360-01-01,female,{h},other,extra\n",
+            national_id(first),
+            national_id(first),
+            national_id(first + 1),
+            national_id(first + 2),
+            national_id(first + 3),
+        )
+    };
+    // `all`: one bad row and nothing is written.
+    let job = upload(&app, "kind=persons&mode=commit&atomicity=all", rows(10)).await;
+    assert_eq!(job["state"], "completed");
+    assert_eq!(job["created"], 0);
+    assert_eq!(job["failed"], 5);
+    assert!(
+        job["message"]
+            .as_str()
+            .expect("message")
+            .contains("nothing was written")
+    );
+    assert_eq!(count(&app, "").await, 0);
+
+    // `rows`: the good row is written, the others reported with their line and code.
+    let job = upload(&app, "kind=persons&mode=commit&atomicity=rows", rows(20)).await;
+    assert_eq!(job["created"], 1);
+    assert_eq!(job["failed"], 5);
+    assert_eq!(
+        codes(&job),
+        [
+            (3, "check_digit".to_owned()),
+            (4, "duplicate_row".to_owned()),
+            (5, "required".to_owned()),
+            (6, "not_found".to_owned()),
+            (7, "field_count".to_owned()),
+        ]
+    );
+    assert_eq!(job["errors"][0]["column"], "national_id");
+    assert_eq!(count(&app, "").await, 1);
+    let csv = app
+        .get(&format!(
+            "/api/v1/imports/{}/errors",
+            job["id"].as_str().expect("id")
+        ))
+        .await
+        .text()
+        .await
+        .expect("csv");
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines[0], "row,column,code,message");
+    assert_eq!(lines.len(), 6);
+    assert!(
+        lines[2].starts_with("4,national_id,duplicate_row,"),
+        "{csv}"
+    );
+}
+
+async fn headers_and_empty_files_are_checked(app: TestApp) {
+    let unknown = upload(
+        &app,
+        "kind=persons&mode=validate",
+        format!("{HEADER},favourite_colour\n"),
+    )
+    .await;
+    assert_eq!(unknown["state"], "failed");
+    assert_eq!(codes(&unknown), [(0, "unknown_column".to_owned())]);
+    assert!(
+        unknown["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("favourite_colour")
+    );
+    let missing = upload(
+        &app,
+        "kind=persons&mode=validate",
+        "national_id,first_name\n0499370899,زهرا\n".to_owned(),
+    )
+    .await;
+    assert_eq!(missing["state"], "failed");
+    assert!(
+        codes(&missing)
+            .iter()
+            .all(|(_, code)| code == "missing_column")
+    );
+    let empty = upload(&app, "kind=persons&mode=validate", String::new()).await;
+    assert_eq!(empty["state"], "failed");
+    assert_eq!(codes(&empty), [(0, "empty_file".to_owned())]);
+    let header_only = upload(&app, "kind=persons&mode=commit", format!("{HEADER}\r\n")).await;
+    assert_eq!(header_only["state"], "completed");
+    assert_eq!(header_only["read"], 0);
+    // Neither CSV nor JSON Lines.
+    let refused = upload_as(
+        &app,
+        &app.admin_token,
+        "kind=persons&mode=commit",
+        "application/pdf",
+        "x".to_owned(),
+        None,
+    )
+    .await;
+    problem(refused, 415).await;
+    problem(
+        upload_as(
+            &app,
+            &app.admin_token,
+            "kind=cars&mode=commit",
+            "text/csv",
+            String::new(),
+            None,
+        )
+        .await,
+        400,
+    )
+    .await;
+}
+
+async fn validation_writes_nothing_and_a_rerun_imports_nothing_twice(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let file = |last: &str| {
+        format!(
+            "{HEADER}\n{},زهرا,{last},1360-01-01,female,{h},head\n{},علی,احمدی,1385-01-01,male,{h},child\n",
+            national_id(1),
+            national_id(2)
+        )
+    };
+    let validated = upload(&app, "kind=persons&mode=validate", file("احمدی")).await;
+    assert_eq!(validated["created"], 2);
+    assert_eq!(validated["message"], "validated; nothing was written");
+    assert_eq!(count(&app, "").await, 0);
+
+    let first = upload(&app, "kind=persons&mode=commit", file("احمدی")).await;
+    assert_eq!(first["created"], 2);
+    // The same file again: the earlier job, nothing imported twice.
+    let again = upload_as(
+        &app,
+        &app.admin_token,
+        "kind=persons&mode=commit",
+        "text/csv",
+        file("احمدی"),
+        None,
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.expect("job")["id"], first["id"]);
+    assert_eq!(count(&app, "").await, 2);
+    // The same Idempotency-Key: the first job, whatever the body.
+    let keyed = upload_as(
+        &app,
+        &app.admin_token,
+        "kind=persons&mode=commit",
+        "text/csv",
+        file("کریمی"),
+        Some("import-1"),
+    )
+    .await;
+    assert_eq!(keyed.status(), 202);
+    let keyed: Value = keyed.json().await.expect("job");
+    let keyed = finished(&app, &app.admin_token, keyed["id"].as_str().expect("id")).await;
+    // Matched by national ID: one updated, one unchanged.
+    assert_eq!(
+        (
+            keyed["created"].clone(),
+            keyed["updated"].clone(),
+            keyed["unchanged"].clone()
+        ),
+        (json!(0), json!(1), json!(1))
+    );
+    let replay = upload_as(
+        &app,
+        &app.admin_token,
+        "kind=persons&mode=commit",
+        "text/csv",
+        file("رضایی"),
+        Some("import-1"),
+    )
+    .await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(
+        replay.json::<Value>().await.expect("job")["id"],
+        keyed["id"]
+    );
+    assert_eq!(count(&app, "name=کریمی").await, 1);
+    assert_eq!(count(&app, "name=رضایی").await, 0);
+}
+
+async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let h1 = household(&app, &n1).await;
+    let h2 = household(&app, &n2).await;
+    let body = [
+        json!({"national_id": national_id(1), "first_name": "زهرا", "last_name": "احمدی", "birth_date": "1360-01-01", "sex": "female", "household_id": h2, "household_role": "head"}).to_string(),
+        String::new(),
+        json!({"national_id": national_id(2), "first_name": "سارا", "last_name": "احمدی", "birth_date": "1360-01-01", "sex": "female", "household_id": h1, "household_role": "head"}).to_string(),
+        json!({"national_id": national_id(3), "nickname": "x"}).to_string(),
+        "not json".to_owned(),
+    ]
+    .join("\n");
+    // A facilitator of n2 imports: the household of n1 is not theirs.
+    let facilitator = facilitator_token(&app, "fatemeh", &n2).await;
+    let response = upload_as(
+        &app,
+        &facilitator,
+        "kind=persons&mode=commit&atomicity=rows",
+        "application/x-ndjson",
+        body,
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.expect("job");
+    let job = finished(&app, &facilitator, job["id"].as_str().expect("id")).await;
+    assert_eq!(job["created"], 1, "{job}");
+    assert_eq!(
+        codes(&job),
+        [
+            (3, "not_found".to_owned()),
+            (4, "unknown_column".to_owned()),
+            (5, "json".to_owned()),
+        ]
+    );
+    // Another caller does not see the job; partners may not import.
+    let other = facilitator_token(&app, "other", &n2).await;
+    let response = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/imports/{}",
+            job["id"].as_str().expect("id")
+        )))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 404).await;
+    let partner = mint(&app.keys, Role::Partner);
+    problem(
+        upload_as(
+            &app,
+            &partner,
+            "kind=persons&mode=commit",
+            "text/csv",
+            String::new(),
+            None,
+        )
+        .await,
+        403,
+    )
+    .await;
+}
+
+async fn an_interrupted_import_resumes_without_duplicates(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let rows: Vec<String> = (1..=1200)
+        .map(|n| format!("{},زهرا,احمدی,1360-01-01,female,{h},other", national_id(n)))
+        .collect();
+    let dir = std::env::temp_dir().join("tavana-test-imports");
+    std::fs::create_dir_all(&dir).expect("folder");
+    let id = uuid::Uuid::now_v7().to_string();
+    let path = dir.join(format!("{id}.csv"));
+    std::fs::write(&path, format!("{HEADER}\n{}\n", rows.join("\n"))).expect("file");
+
+    // The service stops while reading row 700: the first batch (500 rows) had committed.
+    let db = app.db.clone();
+    let job_id = id.clone();
+    let file = path.to_string_lossy().into_owned();
+    let h2 = h.clone();
+    let stopped = tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        imports::start(
+            &mut conn,
+            NewJob {
+                id: job_id.clone(),
+                kind: ImportKind::Persons,
+                mode: ImportMode::Commit,
+                atomicity: Atomicity::Rows,
+                format: ImportFormat::Csv,
+                principal: "test".to_owned(),
+                context: AuditContext::system(),
+                scope: Scope::All,
+                idempotency_key: None,
+                checksum: "resume-test".to_owned(),
+                file_path: file,
+            },
+        )
+        .expect("job");
+        drop(conn);
+        let mut rows = (1..=700_u32)
+            .map(|n| {
+                let values = [
+                    ("national_id", national_id(n)),
+                    ("first_name", "زهرا".to_owned()),
+                    ("last_name", "احمدی".to_owned()),
+                    ("birth_date", "1360-01-01".to_owned()),
+                    ("sex", "female".to_owned()),
+                    ("household_id", h2.clone()),
+                    ("household_role", "other".to_owned()),
+                ]
+                .into_iter()
+                .collect();
+                Ok(Row {
+                    number: i64::from(n) + 1,
+                    values: Ok(values),
+                })
+            })
+            .chain(std::iter::once(Err(StoreError::Unavailable(
+                "the disk went away".to_owned(),
+            ))));
+        imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
+    })
+    .await
+    .expect("joined");
+    assert!(stopped.is_err());
+    let job: Value = app
+        .get(&format!("/api/v1/imports/{id}"))
+        .await
+        .json()
+        .await
+        .expect("job");
+    assert_eq!(job["state"], "interrupted");
+    assert_eq!(job["read"], 500);
+    assert_eq!(job["created"], 500);
+
+    // Resumed (by an administrator), it goes on after row 500 and ends with each row once.
+    let resumed = app
+        .post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!(resumed.status(), 202);
+    let job = finished(&app, &app.admin_token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["read"], 1200);
+    assert_eq!(job["created"], 1200);
+    assert_eq!(job["failed"], 0);
+    let mut total = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/persons?limit=200&cursor={c}"),
+            None => "/api/v1/persons?limit=200".to_owned(),
+        };
+        let page: Value = app.get(&path).await.json().await.expect("page");
+        total += page["items"].as_array().map_or(0, Vec::len);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(total, 1200);
+    // A completed job cannot be resumed.
+    problem(
+        app.post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
+            .await,
+        409,
+    )
+    .await;
+}
