@@ -27,20 +27,8 @@ if ! command -v wrk >/dev/null; then
     command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 fi
 
-cargo build --release --quiet --bin tavana
-workdir=$(mktemp -d)
-server=""
-cleanup() {
-    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    rm -rf "$workdir"
-}
-trap cleanup EXIT
-
-export TAVANA_JWT_SECRET=bench-signing-key-of-at-least-32-bytes
-export TAVANA_ADMIN_PASSWORD=bench-admin-password
-export TAVANA_LOG=off
-
-json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 wrk_row() {
     local name=$1 path=$2 token=$3 script=${4:-}

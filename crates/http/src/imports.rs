@@ -244,8 +244,14 @@ pub async fn create(
 /// Runs the job in the background.
 fn spawn(db: Database, job: Job) {
     actix_web::rt::task::spawn_blocking(move || {
-        if let Err(error) = run_file(&db, &job, Utc::now().date_naive()) {
-            tracing::warn!(job = %job.id, error = %error, "import stopped");
+        match run_file(&db, &job, Utc::now().date_naive()) {
+            // Done with: the spooled copy goes. An interrupted job keeps it to resume from.
+            Ok(_) => {
+                if let Err(error) = std::fs::remove_file(&job.file_path) {
+                    tracing::warn!(job = %job.id, error = %error, "spool file not removed");
+                }
+            }
+            Err(error) => tracing::warn!(job = %job.id, error = %error, "import stopped"),
         }
     });
 }
