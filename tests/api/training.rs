@@ -513,6 +513,39 @@ async fn only_the_cohorts_trainer_or_its_facilitators_record_attendance(app: Tes
     // The cohort's own trainer may.
     let response = mark_as(&app, &own, &session, &[(&p, "present")]).await;
     assert_eq!(response.status(), 200);
+    // The person moves to n2: the facilitator there sees her, but not her training in n1.
+    let elsewhere = created(
+        app.post_json(
+            "/api/v1/households",
+            &json!({"neighbourhood_id": n2["id"], "address": "کوچه نسترن"}),
+        )
+        .await,
+    )
+    .await;
+    let moved = app
+        .post_json(
+            &format!("/api/v1/persons/{}/move", id(&p)),
+            &json!({"household_id": elsewhere["id"], "household_role": "head", "on": "1403-08-01"}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    let history: Value = get_as(
+        &app,
+        &outsider,
+        &format!("/api/v1/persons/{}/training", id(&p)),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(history, json!([]));
+    let all: Value = app
+        .get(&format!("/api/v1/persons/{}/training", id(&p)))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all.as_array().map(Vec::len), Some(1));
     // A trainer of another neighbourhood cannot be given the cohort (they could not see it).
     let far = app
         .create_user("far.trainer", Role::Trainer, PASSWORD, vec![area(&n2)])
