@@ -412,7 +412,10 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
 async fn an_interrupted_import_resumes_without_duplicates(app: TestApp) {
     let (n1, _) = two_neighbourhoods(&app).await;
     let h = household(&app, &n1).await;
-    let rows: Vec<String> = (1..=1200)
+    // One batch and a part: the stop comes while the second batch is being read.
+    let batch = u32::try_from(imports::BATCH).expect("batch");
+    let (total, stop_at) = (batch + 1000, batch + 700);
+    let rows: Vec<String> = (1..=total)
         .map(|n| format!("{},زهرا,احمدی,1360-01-01,female,{h},other", national_id(n)))
         .collect();
     let dir = std::env::temp_dir().join("tavana-test-imports");
@@ -421,7 +424,7 @@ async fn an_interrupted_import_resumes_without_duplicates(app: TestApp) {
     let path = dir.join(format!("{id}.csv"));
     std::fs::write(&path, format!("{HEADER}\n{}\n", rows.join("\n"))).expect("file");
 
-    // The service stops while reading row 700: the first batch (500 rows) had committed.
+    // The service stops while reading the second batch: the first had committed.
     let db = app.db.clone();
     let job_id = id.clone();
     let file = path.to_string_lossy().into_owned();
@@ -446,7 +449,7 @@ async fn an_interrupted_import_resumes_without_duplicates(app: TestApp) {
         )
         .expect("job");
         drop(conn);
-        let mut rows = (1..=700_u32)
+        let mut rows = (1..=stop_at)
             .map(|n| {
                 let values = [
                     ("national_id", national_id(n)),
@@ -479,20 +482,20 @@ async fn an_interrupted_import_resumes_without_duplicates(app: TestApp) {
         .await
         .expect("job");
     assert_eq!(job["state"], "interrupted");
-    assert_eq!(job["read"], 500);
-    assert_eq!(job["created"], 500);
+    assert_eq!(job["read"], batch);
+    assert_eq!(job["created"], batch);
 
-    // Resumed (by an administrator), it goes on after row 500 and ends with each row once.
+    // Resumed (by an administrator), it goes on after the first batch and ends with each row once.
     let resumed = app
         .post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
         .await;
     assert_eq!(resumed.status(), 202);
     let job = finished(&app, &app.admin_token, &id).await;
     assert_eq!(job["state"], "completed", "{job}");
-    assert_eq!(job["read"], 1200);
-    assert_eq!(job["created"], 1200);
+    assert_eq!(job["read"], total);
+    assert_eq!(job["created"], total);
     assert_eq!(job["failed"], 0);
-    let mut total = 0;
+    let mut listed = 0;
     let mut cursor: Option<String> = None;
     loop {
         let path = match &cursor {
@@ -500,13 +503,13 @@ async fn an_interrupted_import_resumes_without_duplicates(app: TestApp) {
             None => "/api/v1/persons?limit=200".to_owned(),
         };
         let page: Value = app.get(&path).await.json().await.expect("page");
-        total += page["items"].as_array().map_or(0, Vec::len);
+        listed += page["items"].as_array().map_or(0, Vec::len);
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
         }
     }
-    assert_eq!(total, 1200);
+    assert_eq!(listed, total as usize);
     // A completed job cannot be resumed.
     problem(
         app.post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
