@@ -584,6 +584,21 @@ async fn reports_reconcile_with_the_ledger(app: TestApp) {
         .map(|n| &n["id"])
         .collect();
     assert_eq!(ids, [&f.n2["id"]]);
+    // A facilitator of n1 is not told about n2.
+    let insider = facilitator_token(&app, "insider", &f.n1).await;
+    let own_gaps: Value = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/reports/neighbourhoods-without-supporters?programme_id={WHH}"
+        )))
+        .bearer_auth(&insider)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(own_gaps, json!([]));
     // Ending the designation opens the gap from the next day.
     let ended = app
         .post_json(
@@ -715,14 +730,38 @@ async fn supporters_see_only_their_own_funds(app: TestApp) {
         .expect("sent");
     assert_eq!(problem(later, 422).await["errors"][0]["code"], "in_future");
     let outsider = facilitator_token(&app, "outsider", &f.n2).await;
-    let response = app
+    let as_outsider = |path: String| {
+        let request = app.client.get(app.url(&path)).bearer_auth(&outsider).send();
+        async move { request.await.expect("sent") }
+    };
+    for path in [
+        format!("/api/v1/supporters/{}", id(&f.supporter)),
+        format!("/api/v1/supporters/{}/ledger", id(&f.supporter)),
+        format!("/api/v1/supporters/{}/report", id(&f.supporter)),
+        format!("/api/v1/persons/{}/products", id(&f.producer)),
+        format!("/api/v1/persons/{}/sales", id(&f.producer)),
+    ] {
+        problem(as_outsider(path).await, 404).await;
+    }
+    let product = app
         .client
-        .get(app.url(&format!("/api/v1/supporters/{}", id(&f.supporter))))
+        .post(app.url(&format!("/api/v1/persons/{}/products", id(&f.producer))))
         .bearer_auth(&outsider)
+        .json(&json!({"kind": "product", "name": "روسری", "unit": "عدد", "reference_price": 100}))
         .send()
         .await
         .expect("sent");
-    problem(response, 404).await;
+    problem(product, 404).await;
+    // The funds report covers the outsider's neighbourhood only: n2's supporter, none of n1's money.
+    let funds: Value = as_outsider("/api/v1/reports/neighbourhood-funds".to_owned())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        funds,
+        json!([{"neighbourhood_id": f.n2["id"], "supporters": 1, "allocated": 0, "spent": 0, "balance": 0}])
+    );
 }
 
 /// 50 purchases at once against funds that cover 23 of them, on a server with four workers: 23

@@ -510,6 +510,23 @@ async fn only_the_cohorts_trainer_or_its_facilitators_record_attendance(app: Tes
         .await
         .expect("json");
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(0));
+    // Nor is it in the outsider's figures.
+    let figures: Value = get_as(&app, &outsider, "/api/v1/training/statistics")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let line = figures["courses"]
+        .as_array()
+        .expect("courses")
+        .iter()
+        .find(|c| c["course_id"] == course["id"])
+        .expect("the course")
+        .clone();
+    assert_eq!(
+        (line["cohorts"].clone(), line["registered"].clone()),
+        (json!(0), json!(0))
+    );
     // The cohort's own trainer may.
     let response = mark_as(&app, &own, &session, &[(&p, "present")]).await;
     assert_eq!(response.status(), 200);

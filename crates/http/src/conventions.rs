@@ -73,3 +73,19 @@ pub fn day_or_today(field: &str, input: Option<&str>) -> Result<chrono::NaiveDat
 pub fn optional_text(input: Option<String>) -> Option<String> {
     input.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
 }
+
+/// CSV with a header row, UTF-8 with a byte-order mark so that spreadsheet programs show Persian
+/// text correctly.
+pub fn csv_response(rows: &[Vec<String>]) -> Result<actix_web::HttpResponse, ApiError> {
+    let mut writer = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
+    for row in rows {
+        writer.write_record(row).map_err(ApiError::internal)?;
+    }
+    let body = writer.into_inner().map_err(ApiError::internal)?;
+    Ok(actix_web::HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/csv; charset=utf-8"),
+        ))
+        .body(body))
+}

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -25,6 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, Caller, Principal, perm};
+use crate::conventions::csv_response;
 use crate::error::{ApiError, Problem};
 use crate::idempotency::IdempotencyKey;
 use crate::{AppState, with_db};
@@ -468,27 +469,21 @@ pub async fn errors_csv(
         imports::errors(c, &job.id, imports::MAX_STORED_ERRORS as i64)
     })
     .await?;
-    let mut writer = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
-    writer
-        .write_record(["row", "column", "code", "message"])
-        .map_err(ApiError::internal)?;
-    for e in errors {
-        writer
-            .write_record([
-                e.row_no.to_string(),
-                e.col.unwrap_or_default(),
-                e.code,
-                e.message,
-            ])
-            .map_err(ApiError::internal)?;
-    }
-    let body = writer.into_inner().map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        ))
-        .body(body))
+    let rows: Vec<Vec<String>> = std::iter::once(
+        ["row", "column", "code", "message"]
+            .map(str::to_owned)
+            .to_vec(),
+    )
+    .chain(errors.into_iter().map(|e| {
+        vec![
+            e.row_no.to_string(),
+            e.col.unwrap_or_default(),
+            e.code,
+            e.message,
+        ]
+    }))
+    .collect();
+    csv_response(&rows)
 }
 
 /// Resume an interrupted job: with atomicity `rows` it continues after its last committed batch;

@@ -2,7 +2,7 @@
 //! `/api/v1/public/permits/{number}`: home-business permits from application to monitoring.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tavana_domain::calendar::to_jalali;
 use tavana_domain::id::{PermitApplicationId, PermitId, PersonId};
@@ -13,7 +13,6 @@ use tavana_persistence::permits::{
     self, Activity, Application, ApplicationFilter, ApplyOutcome, NewApplication, Period, Permit,
     PermitFilter, PublicPermit, Step, StepOutcome, Visit,
 };
-use tavana_persistence::rate_limits;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -811,15 +810,7 @@ pub async fn verify(
 ) -> Result<web::Json<PublicPermitResponse>, ApiError> {
     let number = number.into_inner().trim().to_ascii_uppercase();
     let key = format!("public:{}", client_address(&state, &req));
-    let now = Utc::now().naive_utc();
-    let window = TimeDelta::minutes(1);
-    let window_start = now.duration_trunc(window).unwrap_or(now);
-    let limit = i64::from(state.public_rate_limit_per_minute);
-    let hits = with_db(&state, move |c| rate_limits::hit(c, &key, window_start)).await?;
-    if hits > limit {
-        let retry = (window_start + window - now).num_seconds().max(1);
-        return Err(ApiError::TooManyRequests(retry.unsigned_abs()));
-    }
+    crate::rate_limit::check(&state, key, state.public_rate_limit_per_minute).await?;
     if !looks_like_permit_number(&number) {
         return Err(ApiError::NotFound);
     }

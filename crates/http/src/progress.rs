@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, perm};
+use crate::conventions::csv_response;
 use crate::error::{ApiError, Problem};
 use crate::{AppState, with_db};
 
@@ -479,22 +480,6 @@ fn progress_table(
     Ok(rows)
 }
 
-/// CSV with a header row, UTF-8 with a byte-order mark so that spreadsheet programs show Persian
-/// text correctly.
-fn csv_response(rows: &[Vec<String>]) -> Result<HttpResponse, ApiError> {
-    let mut writer = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
-    for row in rows {
-        writer.write_record(row).map_err(ApiError::internal)?;
-    }
-    let body = writer.into_inner().map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        ))
-        .body(body))
-}
-
 fn svg_response(report: &ProgressResponse) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
@@ -682,10 +667,6 @@ pub struct StatisticsQuery {
     pub as_of: Option<String>,
 }
 
-fn rate(part: i64, whole: i64) -> Option<f64> {
-    (whole > 0).then(|| (part as f64 * 1000.0 / whole as f64).round() / 10.0)
-}
-
 fn statistics_line(
     s: &NeighbourhoodStatistics,
     names: Option<&(String, String, String)>,
@@ -700,10 +681,14 @@ fn statistics_line(
         assessed: assessed_ok.then_some(s.assessed),
         labour_force: labour_ok.then_some(s.labour_force),
         unemployment_rate: labour_ok
-            .then(|| rate(s.unemployed, s.labour_force))
+            .then(|| percent(s.unemployed, Some(s.labour_force)))
             .flatten(),
-        social_insurance_coverage: assessed_ok.then(|| rate(s.insured, s.assessed)).flatten(),
-        welfare_coverage: assessed_ok.then(|| rate(s.welfare, s.assessed)).flatten(),
+        social_insurance_coverage: assessed_ok
+            .then(|| percent(s.insured, Some(s.assessed)))
+            .flatten(),
+        welfare_coverage: assessed_ok
+            .then(|| percent(s.welfare, Some(s.assessed)))
+            .flatten(),
         suppressed: !(assessed_ok && labour_ok),
     }
 }

@@ -28,6 +28,20 @@ fn caller_key(req: &ServiceRequest, state: &AppState) -> String {
     }
 }
 
+/// Counts one request of `key` in the current minute; 429 (with the seconds to wait) beyond
+/// `limit`.
+pub async fn check(state: &AppState, key: String, limit: u32) -> Result<(), ApiError> {
+    let now = Utc::now().naive_utc();
+    let window = TimeDelta::minutes(1);
+    let window_start = now.duration_trunc(window).unwrap_or(now);
+    let hits = with_db(state, move |c| rate_limits::hit(c, &key, window_start)).await?;
+    if hits > i64::from(limit) {
+        let retry = (window_start + window - now).num_seconds().max(1);
+        return Err(ApiError::TooManyRequests(retry.unsigned_abs()));
+    }
+    Ok(())
+}
+
 pub async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -42,18 +56,11 @@ pub async fn rate_limit(
             .map(ServiceResponse::map_into_boxed_body);
     };
     let key = caller_key(&req, &state);
-    let now = Utc::now().naive_utc();
-    let window = TimeDelta::minutes(1);
-    let window_start = now.duration_trunc(window).unwrap_or(now);
-    match with_db(&state, move |c| rate_limits::hit(c, &key, window_start)).await {
-        Ok(hits) if hits > i64::from(limit) => {
-            let retry = (window_start + window - now)
-                .num_seconds()
-                .max(1)
-                .unsigned_abs();
+    match check(&state, key, limit).await {
+        Err(ApiError::TooManyRequests(retry)) => {
             return Ok(req.error_response(ApiError::TooManyRequests(retry)));
         }
-        Ok(_) => {}
+        Ok(()) => {}
         // Fail open: an unreachable database answers 503 on its own where it matters.
         Err(error) => tracing::warn!(error = %error, "rate limit not checked"),
     }

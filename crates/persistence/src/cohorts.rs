@@ -598,13 +598,32 @@ fn registration_row(conn: &mut DbConnection, id: &str) -> Result<Registration, S
     )
 }
 
+/// A cohort's attendance: the sessions held and each person's marks.
+struct CohortAttendance {
+    sessions: u32,
+    by_person: HashMap<String, AttendanceCount>,
+}
+
+impl CohortAttendance {
+    /// A person's count; someone never marked was absent from every session.
+    fn of(&self, person: &str) -> AttendanceCount {
+        self.by_person
+            .get(person)
+            .copied()
+            .unwrap_or(AttendanceCount {
+                sessions: self.sessions,
+                ..AttendanceCount::default()
+            })
+    }
+}
+
 /// Attendance counts per person of a cohort, over its sessions so far.
 /// Only sessions held on or before `until` count: sessions planned ahead are not absences.
 fn counts(
     conn: &mut DbConnection,
     cohort: CohortId,
     until: NaiveDate,
-) -> Result<(u32, HashMap<String, AttendanceCount>), StoreError> {
+) -> Result<CohortAttendance, StoreError> {
     let sessions: i64 = cohort_sessions::table
         .filter(cohort_sessions::cohort_id.eq(cohort.to_string()))
         .filter(cohort_sessions::held_on.le(until))
@@ -636,7 +655,10 @@ fn counts(
             Err(_) => return Err(StoreError::Internal(format!("bad attendance mark {mark}"))),
         }
     }
-    Ok((sessions, by_person))
+    Ok(CohortAttendance {
+        sessions,
+        by_person,
+    })
 }
 
 /// The registrations of a cohort in order of arrival, each with its attendance so far.
@@ -648,7 +670,7 @@ pub fn registrations(
     cohort: CohortId,
 ) -> Result<Vec<(Registration, AttendanceCount)>, StoreError> {
     let (_, course) = get_with_course(conn, scope, cohort)?;
-    let (sessions, counts) = counts(conn, cohort, crate::now().date())?;
+    let attendance = counts(conn, cohort, crate::now().date())?;
     let rows: Vec<RegistrationRow> = registrations::table
         .filter(registrations::cohort_id.eq(cohort.to_string()))
         .select(RegistrationRow::as_select())
@@ -657,13 +679,7 @@ pub fn registrations(
     let list = rows
         .into_iter()
         .map(|row| {
-            let count = counts
-                .get(&row.person_id)
-                .copied()
-                .unwrap_or(AttendanceCount {
-                    sessions,
-                    ..AttendanceCount::default()
-                });
+            let count = attendance.of(&row.person_id);
             Ok((to_registration(row)?, count))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -878,7 +894,7 @@ pub fn close(
         let year = tavana_domain::calendar::to_jalali(on)
             .map(|j| j.year)
             .ok_or_else(|| FieldError::new("on", "out_of_range", "no Jalali date for this day"))?;
-        let (sessions, counts) = counts(conn, cohort, on)?;
+        let attendance = counts(conn, cohort, on)?;
         let seated: Vec<RegistrationRow> = registrations::table
             .filter(registrations::cohort_id.eq(cohort.to_string()))
             .filter(registrations::status.eq(RegistrationStatus::Registered.as_str()))
@@ -888,14 +904,7 @@ pub fn close(
         let now = crate::now();
         let mut completed = 0;
         for row in &seated {
-            let count = counts
-                .get(&row.person_id)
-                .copied()
-                .unwrap_or(AttendanceCount {
-                    sessions,
-                    ..AttendanceCount::default()
-                });
-            if completes(count) {
+            if completes(attendance.of(&row.person_id)) {
                 let serial = crate::counters::next(conn, &format!("certificate:{year}"))?;
                 diesel::update(registrations::table.find(&row.id))
                     .set((
@@ -927,7 +936,7 @@ pub fn close(
                 before: Some(json!({"state": before.state.as_str()})),
                 after: Some(json!({
                     "state": CohortState::Closed.as_str(),
-                    "sessions": sessions,
+                    "sessions": attendance.sessions,
                     "completed": completed,
                     "not_completed": seated.len() - completed,
                 })),
@@ -983,21 +992,15 @@ pub fn history(
     };
     let mut records = Vec::with_capacity(rows.len());
     for (registration, cohort, course) in rows {
-        let (sessions, counts) = counts(
+        let attendance = counts(
             conn,
             cohort
                 .id
                 .parse()
                 .map_err(|_| StoreError::Internal(format!("cohorts row {}: bad id", cohort.id)))?,
             crate::now().date(),
-        )?;
-        let attendance = counts
-            .get(&registration.person_id)
-            .copied()
-            .unwrap_or(AttendanceCount {
-                sessions,
-                ..AttendanceCount::default()
-            });
+        )?
+        .of(&registration.person_id);
         records.push(TrainingRecord {
             registration: to_registration(registration)?,
             cohort: to_cohort(cohort)?,

@@ -222,20 +222,6 @@ fn national_id(n: u64) -> String {
     format!("{digits}{check}")
 }
 
-/// Inserts rows in chunks, one statement per chunk (multi-row inserts need the concrete backend).
-macro_rules! bulk_insert {
-    ($conn:expr, $table:expr, $rows:expr) => {{
-        for chunk in $rows.chunks(500) {
-            match $conn {
-                DbConnection::Pg(pg) => diesel::insert_into($table).values(chunk).execute(pg)?,
-                DbConnection::Sqlite(sqlite) => {
-                    diesel::insert_into($table).values(chunk).execute(sqlite)?
-                }
-            };
-        }
-    }};
-}
-
 /// Fills an empty registry with `households` households (about three persons each).
 pub fn load(
     conn: &mut DbConnection,

@@ -25,8 +25,6 @@ use crate::tx::write_transaction;
 
 /// Rows applied per transaction.
 pub const BATCH: usize = 5000;
-/// Rows per INSERT statement: 17 columns × 500 stays under every backend's limit of bound values.
-const INSERT_CHUNK: usize = 500;
 /// Errors kept per job; beyond this they are counted, not stored.
 pub const MAX_STORED_ERRORS: usize = 10_000;
 
@@ -457,17 +455,7 @@ fn store_errors(
     already: usize,
 ) -> Result<(), StoreError> {
     let room = MAX_STORED_ERRORS.saturating_sub(already);
-    // Multi-row inserts do not go through the two-backend connection: one per backend.
-    for chunk in errors[..errors.len().min(room)].chunks(200) {
-        match conn {
-            DbConnection::Pg(pg) => diesel::insert_into(import_errors::table)
-                .values(chunk)
-                .execute(pg)?,
-            DbConnection::Sqlite(sqlite) => diesel::insert_into(import_errors::table)
-                .values(chunk)
-                .execute(sqlite)?,
-        };
-    }
+    bulk_insert!(conn, import_errors::table, errors[..errors.len().min(room)]);
     Ok(())
 }
 
@@ -742,25 +730,7 @@ fn apply(
         });
         tally.created += 1;
     }
-    for chunk in new_rows.chunks(INSERT_CHUNK) {
-        match conn {
-            DbConnection::Pg(pg) => diesel::insert_into(persons::table)
-                .values(chunk)
-                .execute(pg)?,
-            DbConnection::Sqlite(sqlite) => diesel::insert_into(persons::table)
-                .values(chunk)
-                .execute(sqlite)?,
-        };
-    }
-    for chunk in memberships.chunks(INSERT_CHUNK) {
-        match conn {
-            DbConnection::Pg(pg) => diesel::insert_into(household_memberships::table)
-                .values(chunk)
-                .execute(pg)?,
-            DbConnection::Sqlite(sqlite) => diesel::insert_into(household_memberships::table)
-                .values(chunk)
-                .execute(sqlite)?,
-        };
-    }
+    bulk_insert!(conn, persons::table, new_rows);
+    bulk_insert!(conn, household_memberships::table, memberships);
     Ok(())
 }

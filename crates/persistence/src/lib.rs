@@ -2,6 +2,21 @@
 //! migrations, and one repository module per resource. Each repository function is one use case in
 //! one transaction, and it is where the caller's access scope is enforced.
 
+/// Inserts `rows` in statements of 500: multi-row inserts do not go through the two-backend
+/// connection, so each backend gets its own statement.
+macro_rules! bulk_insert {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        for chunk in $rows.chunks(500) {
+            match $conn {
+                DbConnection::Pg(pg) => diesel::insert_into($table).values(chunk).execute(pg)?,
+                DbConnection::Sqlite(sqlite) => {
+                    diesel::insert_into($table).values(chunk).execute(sqlite)?
+                }
+            };
+        }
+    }};
+}
+
 pub mod api_clients;
 pub mod areas;
 pub mod assessments;
