@@ -157,6 +157,18 @@ async fn transition(
         .expect("sent")
 }
 
+async fn get_json(app: &TestApp, token: &str, path: impl AsRef<str>) -> Value {
+    app.client
+        .get(app.url(path.as_ref()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
+
 async fn ledger(app: &TestApp, supporter: &Value) -> Value {
     app.get(&format!("/api/v1/supporters/{}/ledger", id(supporter)))
         .await
@@ -586,18 +598,12 @@ async fn reports_reconcile_with_the_ledger(app: TestApp) {
     assert_eq!(ids, [&f.n2["id"]]);
     // A facilitator of n1 is not told about n2.
     let insider = facilitator_token(&app, "insider", &f.n1).await;
-    let own_gaps: Value = app
-        .client
-        .get(app.url(&format!(
-            "/api/v1/reports/neighbourhoods-without-supporters?programme_id={WHH}"
-        )))
-        .bearer_auth(&insider)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let own_gaps = get_json(
+        &app,
+        &insider,
+        format!("/api/v1/reports/neighbourhoods-without-supporters?programme_id={WHH}"),
+    )
+    .await;
     assert_eq!(own_gaps, json!([]));
     // Ending the designation opens the gap from the next day.
     let ended = app
@@ -694,27 +700,14 @@ async fn supporters_see_only_their_own_funds(app: TestApp) {
     assert_eq!(own.status(), 200);
     // A producer's sales show another supporter only the purchases they made themselves.
     created(buy(&app, &f.token, &f.supporter, &f.producer, 600, "mine").await).await;
-    let sales: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/persons/{}/sales", id(&f.producer))))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let sales = get_json(
+        &app,
+        &other,
+        format!("/api/v1/persons/{}/sales", id(&f.producer)),
+    )
+    .await;
     assert_eq!(sales, json!([]));
-    let funds: Value = app
-        .client
-        .get(app.url("/api/v1/reports/neighbourhood-funds"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let funds = get_json(&app, &other, "/api/v1/reports/neighbourhood-funds").await;
     assert_eq!(funds[0]["allocated"], 0);
     // No order dated in the future.
     let later = app
