@@ -17,6 +17,7 @@ pub mod funds;
 pub mod household;
 pub mod id;
 pub mod import;
+pub mod loan;
 pub mod mobile;
 pub mod national_id;
 pub mod organisation;
