@@ -433,6 +433,7 @@ fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failure> {
         principal: "cli".to_owned(),
         context: tavana_persistence::AuditContext::system(),
         scope: tavana_persistence::Scope::All,
+        role: None,
         idempotency_key: None,
         checksum: hex::encode(hasher.finalize()),
         file_path: path.to_string_lossy().into_owned(),

@@ -442,6 +442,7 @@ async fn an_interrupted_import_resumes_without_duplicates(app: TestApp) {
                 principal: "test".to_owned(),
                 context: AuditContext::system(),
                 scope: Scope::All,
+                role: None,
                 idempotency_key: None,
                 checksum: "resume-test".to_owned(),
                 file_path: file,

@@ -375,8 +375,12 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::PurchaseWrite, &[Supporter]),
     // Aggregates only; partners get small cells suppressed.
     (Action::ReportRead, STAFF),
-    // Facilitators import into their own neighbourhoods only.
-    (Action::ImportWrite, &[Admin, ProgrammeManager, Facilitator]),
+    // Facilitators import into their own neighbourhoods only; a trainer imports attendance
+    // sheets and a supporter their order book (each kind also needs its own action).
+    (
+        Action::ImportWrite,
+        &[Admin, ProgrammeManager, Facilitator, Trainer, Supporter],
+    ),
 ];
 
 /// Whether a user with `role` may perform `action`.

@@ -5,14 +5,53 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
+use crate::access::Action;
+use crate::assessment::{NewAssessment, WelfareService};
+use crate::calendar::parse_date;
+use crate::enrolment::EnrolmentState;
 use crate::error::{FieldError, ValidationErrors};
-use crate::id::HouseholdId;
+use crate::funds::{ItemKind, Line, purchase_total};
+use crate::household::NewHousehold;
+use crate::id::{AreaId, HouseholdId, ProgrammeId, SessionId};
+use crate::national_id::NationalId;
 use crate::person::{Education, HouseholdRole, NewPerson, PersonInput, Sex};
+use crate::text::ascii_digits;
+use crate::training::AttendanceMark;
 
 names!(
     /// What a file holds.
-    ImportKind, "import kind", { Persons => "persons" }
+    ImportKind, "import kind", {
+        Households => "households",
+        Persons => "persons",
+        Assessments => "assessments",
+        Enrolments => "enrolments",
+        Attendance => "attendance",
+        Purchases => "purchases",
+    }
 );
+
+impl ImportKind {
+    /// The action of the API's own endpoint for these records: a user importing them must be
+    /// allowed that too, so an import is never a way around the role matrix.
+    pub fn action(self) -> Action {
+        match self {
+            ImportKind::Households => Action::HouseholdWrite,
+            ImportKind::Persons | ImportKind::Assessments => Action::PersonWrite,
+            ImportKind::Enrolments => Action::EnrolmentWrite,
+            ImportKind::Attendance => Action::AttendanceWrite,
+            ImportKind::Purchases => Action::PurchaseWrite,
+        }
+    }
+
+    /// API clients (partner systems with `imports:write`) bring field data: households, persons
+    /// and assessments. Enrolment decisions, attendance sheets and purchases are staff's own.
+    pub fn open_to_clients(self) -> bool {
+        matches!(
+            self,
+            ImportKind::Households | ImportKind::Persons | ImportKind::Assessments
+        )
+    }
+}
 
 names!(
     /// `validate` checks every row and writes nothing; `commit` writes.
@@ -101,9 +140,115 @@ const PERSON_COLUMNS: &[Column] = &[
     },
 ];
 
+const fn column(name: &'static str, required: bool, description: &'static str) -> Column {
+    Column {
+        name,
+        required,
+        description,
+    }
+}
+
+const HOUSEHOLD_COLUMNS: &[Column] = &[
+    column(
+        "neighbourhood_id",
+        true,
+        "a neighbourhood in the importer's scope",
+    ),
+    column("address", true, "as written"),
+    column(
+        "postal_code",
+        false,
+        "10 digits. A household in scope with this postal code, or else with the same address in the same neighbourhood, is updated instead of registered again.",
+    ),
+];
+
+const ASSESSMENT_COLUMNS: &[Column] = &[
+    column(
+        "national_id",
+        true,
+        "the person assessed, registered and in scope",
+    ),
+    column("kind", true, "baseline or follow_up"),
+    column(
+        "assessed_on",
+        true,
+        "the day, Gregorian or Jalali. With the person and kind, it identifies the assessment: the same row again is unchanged.",
+    ),
+    column(
+        "employment_status",
+        true,
+        "employed, unemployed or not_in_labour_force",
+    ),
+    column("income_band", true, "as in POST /persons/{id}/assessments"),
+    column("social_insurance", true, "true or false"),
+    column(
+        "welfare_services",
+        false,
+        "welfare services separated by spaces or semicolons",
+    ),
+    column("skills", false, "free text"),
+    column("disability", false, "true or false (default false)"),
+    column("dependants", false, "0 to 30 (default 0)"),
+];
+
+const ENROLMENT_COLUMNS: &[Column] = &[
+    column(
+        "household_id",
+        true,
+        "a household in scope; with the programme it identifies the enrolment",
+    ),
+    column("programme_id", true, "the programme"),
+    column(
+        "state",
+        false,
+        "the state to move to (default identified): one allowed transition from the current state, by the rules of POST /enrolments/{id}/transitions",
+    ),
+    column(
+        "effective_on",
+        false,
+        "the day of the transition (default: the day of the import)",
+    ),
+    column("reason", false, "why, as recorded with the transition"),
+];
+
+const ATTENDANCE_COLUMNS: &[Column] = &[
+    column("session_id", true, "a session of a cohort in scope"),
+    column(
+        "national_id",
+        true,
+        "a person with a seat in the session's cohort",
+    ),
+    column("mark", true, "present, absent or excused"),
+];
+
+const PURCHASE_COLUMNS: &[Column] = &[
+    column(
+        "reference",
+        true,
+        "the supporter's own number of the order (up to 64 characters): an order is imported once per supporter and reference",
+    ),
+    column("supporter_id", true, "the supporter ordering"),
+    column(
+        "producer_national_id",
+        true,
+        "the producer, linked to the supporter",
+    ),
+    column("ordered_on", true, "the day of the order"),
+    column("item_kind", true, "product or raw_material"),
+    column("product_id", false, "one of the producer's products"),
+    column("description", false, "what is bought, without a product"),
+    column("quantity", true, "whole units, 1 to 1,000,000"),
+    column("unit_price", true, "whole rials"),
+];
+
 pub fn columns(kind: ImportKind) -> &'static [Column] {
     match kind {
+        ImportKind::Households => HOUSEHOLD_COLUMNS,
         ImportKind::Persons => PERSON_COLUMNS,
+        ImportKind::Assessments => ASSESSMENT_COLUMNS,
+        ImportKind::Enrolments => ENROLMENT_COLUMNS,
+        ImportKind::Attendance => ATTENDANCE_COLUMNS,
+        ImportKind::Purchases => PURCHASE_COLUMNS,
     }
 }
 
@@ -154,6 +299,375 @@ pub fn check_header(kind: ImportKind, names: &[String]) -> Result<Header, Valida
         }
     }
     errors.into_result().map(|()| Header { positions })
+}
+
+/// One row's values, read by the API's rules; the errors gather by column.
+pub struct Fields<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    pub errors: ValidationErrors,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(get: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            get,
+            errors: ValidationErrors::default(),
+        }
+    }
+
+    /// The trimmed value; an empty cell is no value.
+    pub fn text(&self, name: &str) -> Option<String> {
+        (self.get)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&mut self, name: &'static str) -> Option<String> {
+        let value = self.text(name);
+        if value.is_none() {
+            self.errors.push(FieldError::new(
+                name,
+                "required",
+                format!("{name} is required"),
+            ));
+        }
+        value
+    }
+
+    fn value(&mut self, name: &'static str, required: bool) -> Option<String> {
+        if required {
+            self.required(name)
+        } else {
+            self.text(name)
+        }
+    }
+
+    /// A closed-set name (`female`, `baseline`, …).
+    pub fn name<T: std::str::FromStr<Err = crate::access::UnknownName>>(
+        &mut self,
+        name: &'static str,
+        required: bool,
+    ) -> Option<T> {
+        let value = self.value(name, required);
+        name_of(name, value, &mut self.errors)
+    }
+
+    pub fn date(&mut self, name: &'static str, required: bool) -> Option<NaiveDate> {
+        let value = self.value(name, required)?;
+        self.errors.check(parse_date(name, &value))
+    }
+
+    /// A record's id (a UUID).
+    pub fn id<T: std::str::FromStr>(&mut self, name: &'static str, what: &str) -> Option<T> {
+        let value = self.required(name)?;
+        self.errors.check(
+            value
+                .parse()
+                .map_err(|_| FieldError::new(name, "format", format!("must be {what} id"))),
+        )
+    }
+
+    pub fn national_id(&mut self, name: &'static str) -> Option<NationalId> {
+        let value = self.required(name)?;
+        self.errors.check(NationalId::parse(name, &value))
+    }
+
+    /// `true`/`false` (also `yes`/`no`, `1`/`0`).
+    pub fn flag(&mut self, name: &'static str, required: bool) -> Option<bool> {
+        let value = self.value(name, required)?;
+        match value.to_lowercase().as_str() {
+            "true" | "yes" | "1" => Some(true),
+            "false" | "no" | "0" => Some(false),
+            _ => {
+                self.errors
+                    .push(FieldError::new(name, "format", "must be true or false"));
+                None
+            }
+        }
+    }
+
+    /// A whole number, in any digit script.
+    pub fn number(&mut self, name: &'static str, required: bool) -> Option<i64> {
+        let value = self.value(name, required)?;
+        let parsed = ascii_digits(value.trim_start_matches('-'))
+            .filter(|d| !d.is_empty())
+            .and_then(|d| d.parse::<i64>().ok())
+            .map(|n| if value.starts_with('-') { -n } else { n });
+        if parsed.is_none() {
+            self.errors
+                .push(FieldError::new(name, "format", "must be a whole number"));
+        }
+        parsed
+    }
+
+    /// Adds the errors of a later check, except on columns already reported.
+    pub fn absorb(&mut self, more: ValidationErrors) {
+        for e in more.0 {
+            if !self.errors.0.iter().any(|x| x.field == e.field) {
+                self.errors.push(e);
+            }
+        }
+    }
+
+    /// The value, if every column was good.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, ValidationErrors> {
+        match value {
+            Some(value) if self.errors.is_empty() => Ok(value),
+            _ => Err(self.errors),
+        }
+    }
+}
+
+/// A household row.
+pub fn parse_household(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<NewHousehold, ValidationErrors> {
+    let mut fields = Fields::new(get);
+    let neighbourhood: Option<AreaId> = fields.id("neighbourhood_id", "a neighbourhood");
+    let address = fields.required("address").unwrap_or_default();
+    let postal_code = fields.text("postal_code");
+    let household = neighbourhood.and_then(|neighbourhood| {
+        NewHousehold::parse(neighbourhood, &address, postal_code.as_deref())
+            .map_err(|e| fields.absorb(e))
+            .ok()
+    });
+    fields.finish(household)
+}
+
+/// An assessment row: whom it is of, and the assessment as `POST /persons/{id}/assessments`
+/// takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedAssessment {
+    pub national_id: NationalId,
+    pub assessment: NewAssessment,
+}
+
+pub fn parse_assessment(
+    get: &dyn Fn(&str) -> Option<String>,
+    today: NaiveDate,
+) -> Result<ImportedAssessment, ValidationErrors> {
+    let mut fields = Fields::new(get);
+    let national_id = fields.national_id("national_id");
+    let kind = fields.name("kind", true);
+    let assessed_on = fields.date("assessed_on", true);
+    let employment_status = fields.name("employment_status", true);
+    let income_band = fields.name("income_band", true);
+    let social_insurance = fields.flag("social_insurance", true);
+    let welfare_services: Vec<WelfareService> = fields
+        .text("welfare_services")
+        .map(|v| {
+            v.split([' ', ';', ','])
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| {
+                    fields
+                        .errors
+                        .check(s.parse().map_err(|e: crate::access::UnknownName| {
+                            FieldError::new("welfare_services", "unknown", e.to_string())
+                        }))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let skills = fields.text("skills");
+    let disability = fields.flag("disability", false).unwrap_or(false);
+    let dependants = fields
+        .number("dependants", false)
+        .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+        .unwrap_or(0);
+    let value = match (
+        national_id,
+        kind,
+        assessed_on,
+        employment_status,
+        income_band,
+        social_insurance,
+    ) {
+        (
+            Some(national_id),
+            Some(kind),
+            Some(assessed_on),
+            Some(employment_status),
+            Some(income_band),
+            Some(social_insurance),
+        ) => {
+            let assessment = NewAssessment {
+                kind,
+                assessed_on,
+                employment_status,
+                income_band,
+                social_insurance,
+                welfare_services,
+                skills,
+                disability,
+                dependants,
+            }
+            .check(today);
+            match assessment {
+                Ok(assessment) => Some(ImportedAssessment {
+                    national_id,
+                    assessment,
+                }),
+                Err(more) => {
+                    fields.absorb(more);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    fields.finish(value)
+}
+
+/// An enrolment row: the household's enrolment in the programme, moved to `state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedEnrolment {
+    pub household_id: HouseholdId,
+    pub programme_id: ProgrammeId,
+    pub state: EnrolmentState,
+    pub on: NaiveDate,
+    pub reason: Option<String>,
+}
+
+pub fn parse_enrolment(
+    get: &dyn Fn(&str) -> Option<String>,
+    today: NaiveDate,
+) -> Result<ImportedEnrolment, ValidationErrors> {
+    let mut fields = Fields::new(get);
+    let household_id = fields.id("household_id", "a household");
+    let programme_id = fields.id("programme_id", "a programme");
+    let state = fields
+        .name("state", false)
+        .unwrap_or(EnrolmentState::Identified);
+    let on = fields.date("effective_on", false).unwrap_or(today);
+    if on > today {
+        fields.errors.push(FieldError::new(
+            "effective_on",
+            "in_future",
+            "must not be in the future",
+        ));
+    }
+    let reason = fields.text("reason");
+    let value = match (household_id, programme_id) {
+        (Some(household_id), Some(programme_id)) => Some(ImportedEnrolment {
+            household_id,
+            programme_id,
+            state,
+            on,
+            reason,
+        }),
+        _ => None,
+    };
+    fields.finish(value)
+}
+
+/// An attendance row: one person's mark at one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedMark {
+    pub session_id: SessionId,
+    pub national_id: NationalId,
+    pub mark: AttendanceMark,
+}
+
+pub fn parse_attendance(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<ImportedMark, ValidationErrors> {
+    let mut fields = Fields::new(get);
+    let session_id = fields.id("session_id", "a session");
+    let national_id = fields.national_id("national_id");
+    let mark = fields.name("mark", true);
+    let value = match (session_id, national_id, mark) {
+        (Some(session_id), Some(national_id), Some(mark)) => Some(ImportedMark {
+            session_id,
+            national_id,
+            mark,
+        }),
+        _ => None,
+    };
+    fields.finish(value)
+}
+
+/// A purchase row: an order of one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedPurchase {
+    pub reference: String,
+    pub supporter_id: String,
+    pub producer: NationalId,
+    pub ordered_on: NaiveDate,
+    pub item_kind: ItemKind,
+    pub product_id: Option<String>,
+    pub description: Option<String>,
+    pub line: Line,
+}
+
+pub fn parse_purchase(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<ImportedPurchase, ValidationErrors> {
+    let mut fields = Fields::new(get);
+    let reference = fields.required("reference");
+    if reference.as_ref().is_some_and(|r| r.chars().count() > 64) {
+        fields.errors.push(FieldError::new(
+            "reference",
+            "length",
+            "must be at most 64 characters",
+        ));
+    }
+    let supporter_id = fields.required("supporter_id");
+    let producer = fields.national_id("producer_national_id");
+    let ordered_on = fields.date("ordered_on", true);
+    let item_kind = fields.name("item_kind", true);
+    let product_id = fields.text("product_id");
+    let description = fields.text("description");
+    let quantity = fields.number("quantity", true);
+    let unit_price = fields.number("unit_price", true);
+    if let (Some(quantity), Some(unit_price)) = (quantity, unit_price) {
+        // The API's own check of a line, with its codes; the row's columns are the line's.
+        if let Err(e) = purchase_total(&[Line {
+            quantity,
+            unit_price,
+        }]) {
+            for mut error in e.0 {
+                error.field = match error.field.as_str() {
+                    "lines[0].quantity" => "quantity".to_owned(),
+                    "lines[0].unit_price" => "unit_price".to_owned(),
+                    _ => "row".to_owned(),
+                };
+                fields.errors.push(error);
+            }
+        }
+    }
+    let value = match (
+        reference,
+        supporter_id,
+        producer,
+        ordered_on,
+        item_kind,
+        quantity,
+        unit_price,
+    ) {
+        (
+            Some(reference),
+            Some(supporter_id),
+            Some(producer),
+            Some(ordered_on),
+            Some(item_kind),
+            Some(quantity),
+            Some(unit_price),
+        ) => Some(ImportedPurchase {
+            reference,
+            supporter_id,
+            producer,
+            ordered_on,
+            item_kind,
+            product_id,
+            description,
+            line: Line {
+                quantity,
+                unit_price,
+            },
+        }),
+        _ => None,
+    };
+    fields.finish(value)
 }
 
 /// A closed-set name (`female`, `head`, …) or an `unknown` error on `field`.

@@ -39,7 +39,14 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 
 api_enum!(
     /// What the file holds.
-    ImportKindDto => ImportKind { Persons => "persons" }
+    ImportKindDto => ImportKind {
+        Households => "households",
+        Persons => "persons",
+        Assessments => "assessments",
+        Enrolments => "enrolments",
+        Attendance => "attendance",
+        Purchases => "purchases",
+    }
 );
 api_enum!(
     /// `validate` checks every row and writes nothing; `commit` writes.
@@ -162,10 +169,27 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// CRLF or LF line ends, a header row naming the columns) or `application/x-ndjson` (one JSON
 /// object per line, keys as the column names). It is streamed, never held in memory.
 ///
-/// Columns of `persons`: `national_id`, `first_name`, `last_name`, `birth_date`, `sex`,
-/// `household_id`, `household_role` (required); `mobile`, `education`, `member_since`. A row whose
-/// national ID is registered updates that person; the same national ID twice in a file is
-/// reported, not applied twice. Every rule of `POST /api/v1/persons` applies, with its error codes.
+/// Every rule of the kind's own endpoint applies to each row, with its error codes; the caller
+/// must be allowed that endpoint too (API clients import households, persons and assessments).
+/// A row matching an existing record by its natural key updates it (or leaves it unchanged); the
+/// same record twice in one file is reported as `duplicate_row`, not applied twice. Columns
+/// (required ones first; dates Gregorian or Jalali, digits in any script):
+///
+/// - `households`: `neighbourhood_id`, `address`; `postal_code`. Matched by postal code, or else
+///   by the address in the neighbourhood.
+/// - `persons`: `national_id`, `first_name`, `last_name`, `birth_date`, `sex`, `household_id`,
+///   `household_role`; `mobile`, `education`, `member_since`. Matched by national ID; a person's
+///   household is not changed by an import (moving is an explicit action). New persons with the
+///   same names and birth year in the district are queued as possible duplicates.
+/// - `assessments`: `national_id`, `kind`, `assessed_on`, `employment_status`, `income_band`,
+///   `social_insurance`; `welfare_services` (separated by spaces or semicolons), `skills`,
+///   `disability`, `dependants`. Matched by person, kind and day; never rewritten.
+/// - `enrolments`: `household_id`, `programme_id`; `state` (default `identified`; one allowed
+///   transition), `effective_on`, `reason`. Matched by household and programme.
+/// - `attendance`: `session_id`, `national_id`, `mark` (`present`, `absent`, `excused`).
+/// - `purchases`: `reference`, `supporter_id`, `producer_national_id`, `ordered_on`,
+///   `item_kind`, `quantity`, `unit_price`; `product_id`, `description`. One line per order;
+///   matched by supporter and reference; charged to the supporter's funds like `POST /purchases`.
 ///
 /// The same `Idempotency-Key`, or a committed import of the same file for the same kind, answers
 /// with the earlier job and imports nothing again.
@@ -191,6 +215,17 @@ pub async fn create(
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
+    let kind: ImportKind = query.kind.into();
+    // An import writes what the API's own endpoint writes: the caller must be allowed that too.
+    match &auth.principal {
+        Principal::User { .. } => auth.require(kind.action())?,
+        Principal::Client { .. } if !kind.open_to_clients() => {
+            return Err(ApiError::Forbidden(format!(
+                "API clients import households, persons and assessments; {kind} are recorded by staff"
+            )));
+        }
+        Principal::Client { .. } => {}
+    }
     let format = format_of(&req)?;
     let dir = state.import_dir.clone();
     std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
@@ -216,13 +251,14 @@ pub async fn create(
     file.sync_all().map_err(ApiError::internal)?;
     let new = NewJob {
         id: id.clone(),
-        kind: query.kind.into(),
+        kind,
         mode: query.mode.into(),
         atomicity: query.atomicity.map_or(Atomicity::All, Into::into),
         format,
         principal: principal(&auth),
         context: auth.audit(),
         scope: auth.scope(),
+        role: auth.role(),
         idempotency_key: key.0.clone(),
         checksum: hex::encode(hasher.finalize()),
         file_path: path.to_string_lossy().into_owned(),

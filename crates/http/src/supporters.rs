@@ -1029,6 +1029,7 @@ pub async fn create_purchase(
                 unit_price: l.unit_price,
             })
             .collect(),
+        reference: None,
     };
     let (context, access) = (auth.audit(), access(&auth));
     let render = |(p, balance): &(Purchase, i64)| {

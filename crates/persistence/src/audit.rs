@@ -48,6 +48,8 @@ impl Actor {
 pub struct AuditContext {
     pub actor: Actor,
     pub request_id: Option<String>,
+    /// Writes of an import job: the job is audited once, as a whole, instead of row by row.
+    pub batched: bool,
 }
 
 impl AuditContext {
@@ -55,6 +57,7 @@ impl AuditContext {
         Self {
             actor: Actor::System,
             request_id: None,
+            batched: false,
         }
     }
 }
@@ -123,6 +126,9 @@ pub fn append(
     context: &AuditContext,
     event: Event<'_>,
 ) -> Result<(), StoreError> {
+    if context.batched {
+        return Ok(());
+    }
     // Appends are ordered: on PostgreSQL by a transaction-scoped lock; on SQLite the write
     // transaction (BEGIN IMMEDIATE) already excludes other writers.
     if let DbConnection::Pg(pg) = conn {

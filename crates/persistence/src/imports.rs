@@ -10,17 +10,34 @@ use std::collections::{HashMap, HashSet};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::json;
-use tavana_domain::FieldError;
-use tavana_domain::id::UserId;
-use tavana_domain::import::{Atomicity, ImportFormat, ImportKind, ImportMode, JobState};
+use tavana_domain::access::Role;
+use tavana_domain::assessment::AssessmentKind;
+use tavana_domain::enrolment::{EnrolmentState, TransitionError};
+use tavana_domain::household::NewHousehold;
+use tavana_domain::id::{EnrolmentId, HouseholdId, PersonId, ProgrammeId, SessionId, UserId};
+use tavana_domain::import::{
+    self, Atomicity, ImportFormat, ImportKind, ImportMode, ImportedAssessment, ImportedEnrolment,
+    ImportedMark, ImportedPurchase, JobState,
+};
+use tavana_domain::national_id::NationalId;
 use tavana_domain::person::{HouseholdRole, NewPerson};
+use tavana_domain::{FieldError, ValidationErrors};
 
+use crate::assessments::AssessmentRow;
 use crate::audit::{self, Actor, AuditContext, Event};
+use crate::cohorts::{Mark, Recorder};
 use crate::db::{Database, DbConnection};
+use crate::enrolments::TransitionOutcome;
 use crate::error::StoreError;
+use crate::households::HouseholdChanges;
 use crate::persons::PersonRow;
-use crate::schema::{household_memberships, households, import_errors, import_jobs, persons};
+use crate::purchases::{NewLine, NewPurchase};
+use crate::schema::{
+    assessments, attendance, enrolments, household_memberships, households, import_errors,
+    import_jobs, persons, purchases,
+};
 use crate::scope::{Scope, assigned_to};
+use crate::supporters::Access;
 use crate::tx::write_transaction;
 
 /// Rows applied per transaction.
@@ -54,6 +71,7 @@ pub struct Job {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
+    pub actor_role: Option<String>,
 }
 
 impl Job {
@@ -85,6 +103,7 @@ impl Job {
             .map_err(|_| StoreError::Internal(format!("import_jobs row {}: bad scope", self.id)))
             .map(|s| s.unwrap_or(Scope::All))
     }
+    /// The job's own audit context: its one event is written with this.
     fn context(&self) -> AuditContext {
         AuditContext {
             actor: match (self.actor_kind.as_str(), &self.actor_id) {
@@ -93,7 +112,32 @@ impl Job {
                 _ => Actor::System,
             },
             request_id: None,
+            batched: false,
         }
+    }
+
+    /// Who the rows are written for, with the same checks as the API's own endpoints.
+    fn runner(&self) -> Result<Runner, StoreError> {
+        let bad =
+            |what: &str| StoreError::Internal(format!("import_jobs row {}: bad {what}", self.id));
+        Ok(Runner {
+            job: self.id.clone(),
+            scope: self.scope()?,
+            context: AuditContext {
+                batched: true,
+                ..self.context()
+            },
+            role: self
+                .actor_role
+                .as_deref()
+                .map(str::parse::<Role>)
+                .transpose()
+                .map_err(|_| bad("role"))?,
+            user: match (self.actor_kind.as_str(), &self.actor_id) {
+                ("user", Some(id)) => Some(id.parse().map_err(|_| bad("actor"))?),
+                _ => None,
+            },
+        })
     }
 }
 
@@ -120,6 +164,8 @@ pub struct NewJob {
     pub principal: String,
     pub context: AuditContext,
     pub scope: Scope,
+    /// The role of a user starting it; none for an API client.
+    pub role: Option<Role>,
     pub idempotency_key: Option<String>,
     pub checksum: String,
     pub file_path: String,
@@ -182,6 +228,7 @@ pub fn start(conn: &mut DbConnection, new: NewJob) -> Result<(Job, bool), StoreE
             created_at: now,
             updated_at: now,
             finished_at: None,
+            actor_role: new.role.map(|r| r.as_str().to_owned()),
         };
         diesel::insert_into(import_jobs::table)
             .values(&job)
@@ -265,10 +312,30 @@ pub fn run(
     rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
     today: NaiveDate,
 ) -> Result<Job, StoreError> {
+    let kind = {
+        let mut conn = db.get()?;
+        get(&mut conn, job_id)?.kind()?
+    };
+    match kind {
+        ImportKind::Households => run_kind::<Households>(db, job_id, rows, today),
+        ImportKind::Persons => run_kind::<Persons>(db, job_id, rows, today),
+        ImportKind::Assessments => run_kind::<Assessments>(db, job_id, rows, today),
+        ImportKind::Enrolments => run_kind::<Enrolments>(db, job_id, rows, today),
+        ImportKind::Attendance => run_kind::<Attendance>(db, job_id, rows, today),
+        ImportKind::Purchases => run_kind::<Purchases>(db, job_id, rows, today),
+    }
+}
+
+fn run_kind<K: Kind>(
+    db: &Database,
+    job_id: &str,
+    rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
+    today: NaiveDate,
+) -> Result<Job, StoreError> {
     let mut conn = db.get()?;
     let job = get(&mut conn, job_id)?;
     let (mode, atomicity) = (job.mode()?, job.atomicity()?);
-    let scope = job.scope()?;
+    let runner = job.runner()?;
     let context = job.context();
     let mut tally = Tally {
         read: job.rows_done,
@@ -277,8 +344,7 @@ pub fn run(
         unchanged: job.unchanged,
         failed: job.failed,
     };
-    // National IDs are ten digits: kept as numbers, a million of them take about 40 MB.
-    let mut seen: HashMap<u64, i64> = HashMap::new();
+    let mut seen: HashMap<K::Key, i64> = HashMap::new();
     let mut kept: Vec<RowError> = Vec::new();
     let one_transaction = mode == ImportMode::Validate || atomicity == Atomicity::All;
     let resume_after = if one_transaction { 0 } else { job.rows_done };
@@ -286,7 +352,7 @@ pub fn run(
         tally = Tally::default();
     }
 
-    let mut batches = Batches {
+    let mut batches = Batches::<K> {
         rows,
         skip: resume_after,
         position: 0,
@@ -298,7 +364,7 @@ pub fn run(
         let mut errors = Vec::new();
         let result = write_transaction(&mut conn, |conn| {
             while let Some(batch) = batches.next_batch()? {
-                apply(conn, &scope, batch, &mut inner, &mut errors, &job.id)?;
+                K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
             }
             if mode == ImportMode::Validate || inner.failed > 0 {
                 // Nothing may stay: roll back, keeping the tally.
@@ -327,7 +393,7 @@ pub fn run(
             let mut inner = tally;
             let step = write_transaction(&mut conn, |conn| {
                 let mut errors = Vec::new();
-                apply(conn, &scope, batch, &mut inner, &mut errors, &job.id)?;
+                K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
                 store_errors(conn, &errors, kept.len())?;
                 save_progress(conn, &job.id, &inner)?;
                 Ok(errors)
@@ -475,21 +541,53 @@ fn save_progress(conn: &mut DbConnection, job: &str, tally: &Tally) -> Result<()
 }
 
 /// A parsed row, or its errors.
-type Parsed = (i64, Result<NewPerson, Vec<FieldError>>);
+type Parsed<T> = (i64, Result<T, Vec<FieldError>>);
+
+/// What one kind of import does: read a row by the API's rules, name it for finding repeats, and
+/// write a batch.
+trait Kind {
+    type Item;
+    type Key: std::hash::Hash + Eq;
+    /// The column a repeated row is reported on.
+    const KEY_COLUMN: &'static str;
+    fn parse(
+        get: &dyn Fn(&str) -> Option<String>,
+        today: NaiveDate,
+    ) -> Result<Self::Item, ValidationErrors>;
+    /// The record's natural key: a second row with it in the file is a repeat.
+    fn key(item: &Self::Item) -> Self::Key;
+    fn apply(
+        conn: &mut DbConnection,
+        runner: &Runner,
+        batch: Vec<Parsed<Self::Item>>,
+        tally: &mut Tally,
+        errors: &mut Vec<RowError>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Who a job's rows are written for: the caller's scope and role, and an audit context that
+/// leaves the recording to the job's one event.
+struct Runner {
+    job: String,
+    scope: Scope,
+    context: AuditContext,
+    role: Option<Role>,
+    user: Option<UserId>,
+}
 
 /// Reads rows in batches, parses them, and reports repeats within the file.
-struct Batches<'a> {
+struct Batches<'a, K: Kind> {
     rows: &'a mut dyn Iterator<Item = Result<Row, StoreError>>,
     /// Data rows applied before (a resumed job): read again only to find repeats.
     skip: i64,
     position: i64,
-    seen: &'a mut HashMap<u64, i64>,
+    seen: &'a mut HashMap<K::Key, i64>,
     today: NaiveDate,
 }
 
-impl Batches<'_> {
+impl<K: Kind> Batches<'_, K> {
     /// The next batch; an error reading the file ends the job (it stays resumable).
-    fn next_batch(&mut self) -> Result<Option<Vec<Parsed>>, StoreError> {
+    fn next_batch(&mut self) -> Result<Option<Vec<Parsed<K::Item>>>, StoreError> {
         let mut batch = Vec::with_capacity(BATCH);
         for row in &mut *self.rows {
             let row = row?;
@@ -497,24 +595,22 @@ impl Batches<'_> {
                 Err(e) => Err(vec![e]),
                 Ok(values) => {
                     let get = |name: &str| values.get(name).cloned();
-                    tavana_domain::import::parse_person(&get, self.today).map_err(|e| e.0)
+                    K::parse(&get, self.today).map_err(|e| e.0)
                 }
             };
             // Repeats are found across the whole file, resumed part included.
             let parsed = match parsed {
-                Ok(person) => {
-                    let key: u64 = person.national_id.as_str().parse().unwrap_or_default();
+                Ok(item) => {
+                    let key = K::key(&item);
                     match self.seen.get(&key) {
                         Some(first) if *first != row.number => Err(vec![FieldError::new(
-                            "national_id",
+                            K::KEY_COLUMN,
                             "duplicate_row",
-                            format!(
-                                "this national ID is in row {first} already; a row is applied once"
-                            ),
+                            format!("this record is in row {first} already; a row is applied once"),
                         )]),
                         _ => {
                             self.seen.insert(key, row.number);
-                            Ok(person)
+                            Ok(item)
                         }
                     }
                 }
@@ -548,12 +644,583 @@ fn row_errors(job: &str, row: i64, errors: Vec<FieldError>) -> Vec<RowError> {
         .collect()
 }
 
-/// Applies one batch of person rows with the API's rules: a known national ID updates that person
-/// (their household stays: moving is an explicit action), a new one registers them.
-fn apply(
+/// What a row did.
+enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// A refusal of the API as the row's errors, with the codes of the API's problem types; a
+/// failure of the database itself is returned as it is and stops the job.
+fn refusal(error: StoreError) -> Result<Vec<FieldError>, StoreError> {
+    let row = |code, message: String| vec![FieldError::new("row", code, message)];
+    Ok(match error {
+        StoreError::Invalid(errors) => errors.0,
+        StoreError::NotFound => row("not_found", "no such record in your scope".to_owned()),
+        StoreError::Forbidden(message) => row("forbidden", message),
+        StoreError::Conflict(message) => row("conflict", message),
+        StoreError::Exists { message, .. } => row("exists", message),
+        StoreError::Overdraft { balance, amount } => row(
+            "insufficient_funds",
+            format!("the balance is {balance} rials; {amount} rials cannot be spent"),
+        ),
+        StoreError::VersionMismatch { .. } => row(
+            "conflict",
+            "the record changed while it was imported; import the row again".to_owned(),
+        ),
+        fatal @ (StoreError::Unavailable(_) | StoreError::Internal(_)) => return Err(fatal),
+    })
+}
+
+/// Applies a batch row by row through the API's own functions, each row in a savepoint: a
+/// refused row leaves nothing behind and is reported with the API's error.
+fn each_row<T>(
+    conn: &mut DbConnection,
+    runner: &Runner,
+    batch: Vec<Parsed<T>>,
+    tally: &mut Tally,
+    errors: &mut Vec<RowError>,
+    mut one: impl FnMut(&mut DbConnection, T) -> Result<Outcome, StoreError>,
+) -> Result<(), StoreError> {
+    for (number, parsed) in batch {
+        tally.read += 1;
+        let outcome = match parsed {
+            Ok(item) => conn.transaction(|conn| one(conn, item)),
+            Err(e) => Err(StoreError::Invalid(ValidationErrors(e))),
+        };
+        match outcome {
+            Ok(Outcome::Created) => tally.created += 1,
+            Ok(Outcome::Updated) => tally.updated += 1,
+            Ok(Outcome::Unchanged) => tally.unchanged += 1,
+            Err(error) => {
+                tally.failed += 1;
+                errors.extend(row_errors(&runner.job, number, refusal(error)?));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The person with this national ID, if in scope; otherwise the row's `column` is not found.
+fn person_in_scope(
     conn: &mut DbConnection,
     scope: &Scope,
-    batch: Vec<Parsed>,
+    national_id: &NationalId,
+    column: &'static str,
+) -> Result<PersonId, StoreError> {
+    let not_found = || -> StoreError {
+        FieldError::new(
+            column,
+            "not_found",
+            "no person with this national ID in your scope",
+        )
+        .into()
+    };
+    let id: Option<String> = persons::table
+        .filter(persons::national_id.eq(national_id.as_str()))
+        .select(persons::id)
+        .first(conn)
+        .optional()?;
+    let id: PersonId = id
+        .ok_or_else(not_found)?
+        .parse()
+        .map_err(|_| StoreError::Internal("persons: bad id".to_owned()))?;
+    match crate::persons::get(conn, scope, id) {
+        Ok(_) => Ok(id),
+        Err(StoreError::NotFound) => Err(not_found()),
+        Err(other) => Err(other),
+    }
+}
+
+/// Renames the fields of an error the API reports on its own body (`producer_id`,
+/// `marks[0].person_id`) to the file's columns.
+fn renamed(error: StoreError, names: &[(&str, &'static str)]) -> StoreError {
+    match error {
+        StoreError::Invalid(mut errors) => {
+            for e in &mut errors.0 {
+                if let Some((_, column)) = names.iter().find(|(field, _)| *field == e.field) {
+                    e.field = (*column).to_owned();
+                }
+            }
+            StoreError::Invalid(errors)
+        }
+        other => other,
+    }
+}
+
+struct Households;
+
+impl Kind for Households {
+    type Item = NewHousehold;
+    type Key = String;
+    const KEY_COLUMN: &'static str = "postal_code";
+
+    fn parse(
+        get: &dyn Fn(&str) -> Option<String>,
+        _today: NaiveDate,
+    ) -> Result<NewHousehold, ValidationErrors> {
+        import::parse_household(get)
+    }
+
+    fn key(item: &NewHousehold) -> String {
+        match &item.postal_code {
+            Some(code) => format!("postal:{code}"),
+            None => format!(
+                "address:{}:{}",
+                item.neighbourhood_id, item.address.normalised
+            ),
+        }
+    }
+
+    /// A household in scope with the row's postal code, or else with its address in its
+    /// neighbourhood, is updated; otherwise one is registered.
+    fn apply(
+        conn: &mut DbConnection,
+        runner: &Runner,
+        batch: Vec<Parsed<NewHousehold>>,
+        tally: &mut Tally,
+        errors: &mut Vec<RowError>,
+    ) -> Result<(), StoreError> {
+        each_row(conn, runner, batch, tally, errors, |conn, new| {
+            let mut query = households::table
+                .select((
+                    households::id,
+                    households::neighbourhood_id,
+                    households::address,
+                    households::postal_code,
+                ))
+                .into_boxed();
+            if let Scope::UserAreas(user) = runner.scope {
+                query = query.filter(households::neighbourhood_id.eq_any(assigned_to(user)));
+            }
+            query = match &new.postal_code {
+                Some(code) => query.filter(households::postal_code.eq(code.clone())),
+                None => query
+                    .filter(households::neighbourhood_id.eq(new.neighbourhood_id.to_string()))
+                    .filter(households::address_normalised.eq(new.address.normalised.clone())),
+            };
+            let found: Option<(String, String, String, Option<String>)> =
+                query.first(conn).optional()?;
+            let Some((id, neighbourhood, address, postal_code)) = found else {
+                crate::households::create(conn, &runner.context, &runner.scope, new)?;
+                return Ok(Outcome::Created);
+            };
+            if neighbourhood != new.neighbourhood_id.to_string() {
+                return Err(FieldError::new(
+                    "neighbourhood_id",
+                    "household_differs",
+                    "a household with this postal code is registered in another neighbourhood",
+                )
+                .into());
+            }
+            if address == new.address.written
+                && (new.postal_code.is_none() || postal_code == new.postal_code)
+            {
+                return Ok(Outcome::Unchanged);
+            }
+            let id = id
+                .parse()
+                .map_err(|_| StoreError::Internal(format!("households: bad id {id}")))?;
+            crate::households::update(
+                conn,
+                &runner.context,
+                &runner.scope,
+                id,
+                None,
+                HouseholdChanges {
+                    address: Some(new.address),
+                    postal_code: new.postal_code.map(Some),
+                },
+            )?;
+            Ok(Outcome::Updated)
+        })
+    }
+}
+
+struct Assessments;
+
+impl Kind for Assessments {
+    type Item = ImportedAssessment;
+    type Key = (String, AssessmentKind, NaiveDate);
+    const KEY_COLUMN: &'static str = "assessed_on";
+
+    fn parse(
+        get: &dyn Fn(&str) -> Option<String>,
+        today: NaiveDate,
+    ) -> Result<ImportedAssessment, ValidationErrors> {
+        import::parse_assessment(get, today)
+    }
+
+    fn key(item: &ImportedAssessment) -> Self::Key {
+        (
+            item.national_id.as_str().to_owned(),
+            item.assessment.kind,
+            item.assessment.assessed_on,
+        )
+    }
+
+    /// The same person, kind and day again is unchanged; assessments are records of a visit and
+    /// are not rewritten by an import.
+    fn apply(
+        conn: &mut DbConnection,
+        runner: &Runner,
+        batch: Vec<Parsed<ImportedAssessment>>,
+        tally: &mut Tally,
+        errors: &mut Vec<RowError>,
+    ) -> Result<(), StoreError> {
+        each_row(conn, runner, batch, tally, errors, |conn, item| {
+            let person = person_in_scope(conn, &runner.scope, &item.national_id, "national_id")?;
+            let new = item.assessment;
+            let existing: Option<AssessmentRow> = assessments::table
+                .filter(assessments::person_id.eq(person.to_string()))
+                .filter(assessments::kind.eq(new.kind.as_str()))
+                .filter(assessments::assessed_on.eq(new.assessed_on))
+                .select(AssessmentRow::as_select())
+                .first(conn)
+                .optional()?;
+            let Some(row) = existing else {
+                crate::assessments::record(conn, &runner.context, &runner.scope, person, new)?;
+                return Ok(Outcome::Created);
+            };
+            let services = new
+                .welfare_services
+                .iter()
+                .map(|w| w.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let same = row.employment_status == new.employment_status.as_str()
+                && row.income_band == new.income_band.as_str()
+                && row.social_insurance == new.social_insurance
+                && row.welfare_services == services
+                && row.skills == new.skills
+                && row.disability == new.disability
+                && row.dependants == new.dependants;
+            if same {
+                Ok(Outcome::Unchanged)
+            } else {
+                Err(FieldError::new(
+                    "assessed_on",
+                    "assessment_differs",
+                    format!(
+                        "this person has a {} assessment of that day with other answers; an import does not rewrite an assessment",
+                        new.kind
+                    ),
+                )
+                .into())
+            }
+        })
+    }
+}
+
+struct Enrolments;
+
+impl Kind for Enrolments {
+    type Item = ImportedEnrolment;
+    type Key = (HouseholdId, ProgrammeId);
+    const KEY_COLUMN: &'static str = "household_id";
+
+    fn parse(
+        get: &dyn Fn(&str) -> Option<String>,
+        today: NaiveDate,
+    ) -> Result<ImportedEnrolment, ValidationErrors> {
+        import::parse_enrolment(get, today)
+    }
+
+    fn key(item: &ImportedEnrolment) -> Self::Key {
+        (item.household_id, item.programme_id)
+    }
+
+    /// A household not yet in the programme is identified; then, if the row names another
+    /// state, the enrolment makes that one transition by the API's rules.
+    fn apply(
+        conn: &mut DbConnection,
+        runner: &Runner,
+        batch: Vec<Parsed<ImportedEnrolment>>,
+        tally: &mut Tally,
+        errors: &mut Vec<RowError>,
+    ) -> Result<(), StoreError> {
+        each_row(conn, runner, batch, tally, errors, |conn, item| {
+            let existing: Option<(String, String)> = enrolments::table
+                .filter(enrolments::programme_id.eq(item.programme_id.to_string()))
+                .filter(enrolments::household_id.eq(item.household_id.to_string()))
+                .select((enrolments::id, enrolments::state))
+                .first(conn)
+                .optional()?;
+            let (id, state, created) = match existing {
+                Some((id, state)) => {
+                    let id: EnrolmentId = id
+                        .parse()
+                        .map_err(|_| StoreError::Internal(format!("enrolments: bad id {id}")))?;
+                    // Out of scope reads as a household not found, as on create.
+                    match crate::enrolments::get(conn, &runner.scope, id) {
+                        Ok(_) => {}
+                        Err(StoreError::NotFound) => {
+                            return Err(FieldError::new(
+                                "household_id",
+                                "not_found",
+                                "no such household in your scope",
+                            )
+                            .into());
+                        }
+                        Err(other) => return Err(other),
+                    }
+                    let state: EnrolmentState = state.parse().map_err(|_| {
+                        StoreError::Internal(format!("enrolments: bad state {state}"))
+                    })?;
+                    (id, state, false)
+                }
+                None => {
+                    let enrolment = crate::enrolments::create(
+                        conn,
+                        &runner.context,
+                        &runner.scope,
+                        item.programme_id,
+                        item.household_id,
+                        item.on,
+                        item.reason.clone(),
+                    )?;
+                    (enrolment.id, enrolment.state, true)
+                }
+            };
+            if state == item.state {
+                return Ok(if created {
+                    Outcome::Created
+                } else {
+                    Outcome::Unchanged
+                });
+            }
+            let outcome = crate::enrolments::transition(
+                conn,
+                &runner.context,
+                &runner.scope,
+                id,
+                None,
+                item.state,
+                item.on,
+                item.reason,
+            )?;
+            match outcome {
+                TransitionOutcome::Done(_) if created => Ok(Outcome::Created),
+                TransitionOutcome::Done(_) => Ok(Outcome::Updated),
+                TransitionOutcome::Refused(refusal) => {
+                    let code = match refusal {
+                        TransitionError::NotAllowed { .. } => "transition_not_allowed",
+                        TransitionError::ConsentRequired { .. } => "conflict",
+                        TransitionError::BeforePrevious { .. } => "before_previous",
+                    };
+                    let column = if code == "before_previous" {
+                        "effective_on"
+                    } else {
+                        "state"
+                    };
+                    Err(FieldError::new(column, code, refusal.to_string()).into())
+                }
+            }
+        })
+    }
+}
+
+struct Attendance;
+
+impl Kind for Attendance {
+    type Item = ImportedMark;
+    type Key = (SessionId, String);
+    const KEY_COLUMN: &'static str = "national_id";
+
+    fn parse(
+        get: &dyn Fn(&str) -> Option<String>,
+        _today: NaiveDate,
+    ) -> Result<ImportedMark, ValidationErrors> {
+        import::parse_attendance(get)
+    }
+
+    fn key(item: &ImportedMark) -> Self::Key {
+        (item.session_id, item.national_id.as_str().to_owned())
+    }
+
+    /// A mark as `PUT /sessions/{id}/attendance` records it: only the cohort's own trainer or
+    /// staff of its neighbourhood, only for seated people, never in a closed cohort.
+    fn apply(
+        conn: &mut DbConnection,
+        runner: &Runner,
+        batch: Vec<Parsed<ImportedMark>>,
+        tally: &mut Tally,
+        errors: &mut Vec<RowError>,
+    ) -> Result<(), StoreError> {
+        each_row(conn, runner, batch, tally, errors, |conn, item| {
+            let person = person_in_scope(conn, &runner.scope, &item.national_id, "national_id")?;
+            let current: Option<String> = attendance::table
+                .find((item.session_id.to_string(), person.to_string()))
+                .select(attendance::mark)
+                .first(conn)
+                .optional()?;
+            let marks = [Mark {
+                person_id: person,
+                mark: item.mark,
+            }];
+            crate::cohorts::record_attendance(
+                conn,
+                &runner.context,
+                &runner.scope,
+                Recorder {
+                    user: runner.user,
+                    role: runner.role,
+                },
+                item.session_id,
+                &marks,
+            )
+            .map_err(|e| match e {
+                StoreError::NotFound => {
+                    FieldError::new("session_id", "not_found", "no such session in your scope")
+                        .into()
+                }
+                other => renamed(other, &[("marks[0].person_id", "national_id")]),
+            })?;
+            Ok(match current {
+                None => Outcome::Created,
+                Some(mark) if mark == item.mark.as_str() => Outcome::Unchanged,
+                Some(_) => Outcome::Updated,
+            })
+        })
+    }
+}
+
+struct Purchases;
+
+impl Kind for Purchases {
+    type Item = ImportedPurchase;
+    type Key = (String, String);
+    const KEY_COLUMN: &'static str = "reference";
+
+    fn parse(
+        get: &dyn Fn(&str) -> Option<String>,
+        _today: NaiveDate,
+    ) -> Result<ImportedPurchase, ValidationErrors> {
+        import::parse_purchase(get)
+    }
+
+    fn key(item: &ImportedPurchase) -> Self::Key {
+        (item.supporter_id.clone(), item.reference.clone())
+    }
+
+    /// An order as `POST /purchases` places it, charged to the supporter's funds; an order whose
+    /// reference the supporter has already is unchanged if it is the same order.
+    fn apply(
+        conn: &mut DbConnection,
+        runner: &Runner,
+        batch: Vec<Parsed<ImportedPurchase>>,
+        tally: &mut Tally,
+        errors: &mut Vec<RowError>,
+    ) -> Result<(), StoreError> {
+        let access = Access::new(runner.scope.clone(), runner.role, runner.user);
+        each_row(conn, runner, batch, tally, errors, |conn, item| {
+            let supporter = match crate::supporters::get(conn, &access, &item.supporter_id) {
+                Err(StoreError::NotFound) => {
+                    return Err(FieldError::new(
+                        "supporter_id",
+                        "not_found",
+                        "no such supporter acting for you",
+                    )
+                    .into());
+                }
+                other => other?,
+            };
+            let producer =
+                person_in_scope(conn, &runner.scope, &item.producer, "producer_national_id")?;
+            let earlier: Option<(String, NaiveDate, i64)> = purchases::table
+                .filter(purchases::supporter_id.eq(&supporter.id))
+                .filter(purchases::reference.eq(&item.reference))
+                .select((
+                    purchases::producer_id,
+                    purchases::ordered_on,
+                    purchases::total,
+                ))
+                .first(conn)
+                .optional()?;
+            if let Some((earlier_producer, ordered_on, total)) = earlier {
+                let same = earlier_producer == producer.to_string()
+                    && ordered_on == item.ordered_on
+                    && Some(total) == item.line.quantity.checked_mul(item.line.unit_price);
+                return if same {
+                    Ok(Outcome::Unchanged)
+                } else {
+                    Err(FieldError::new(
+                        "reference",
+                        "reference_used",
+                        "the supporter has an order with this reference already, with other values",
+                    )
+                    .into())
+                };
+            }
+            let new = NewPurchase {
+                supporter_id: supporter.id.clone(),
+                producer_id: producer,
+                ordered_on: item.ordered_on,
+                lines: vec![NewLine {
+                    product_id: item.product_id,
+                    kind: item.item_kind,
+                    description: item.description,
+                    quantity: item.line.quantity,
+                    unit_price: item.line.unit_price,
+                }],
+                reference: Some(item.reference),
+            };
+            crate::purchases::create(conn, &runner.context, &access, new).map_err(|e| {
+                renamed(
+                    e,
+                    &[
+                        ("producer_id", "producer_national_id"),
+                        ("lines[0].product_id", "product_id"),
+                        ("lines[0].description", "description"),
+                        ("lines[0].quantity", "quantity"),
+                        ("lines[0].unit_price", "unit_price"),
+                        ("lines[0].kind", "item_kind"),
+                    ],
+                )
+            })?;
+            Ok(Outcome::Created)
+        })
+    }
+}
+
+struct Persons;
+
+impl Kind for Persons {
+    type Item = NewPerson;
+    // National IDs are ten digits: kept as numbers, a million of them take about 40 MB.
+    type Key = u64;
+    const KEY_COLUMN: &'static str = "national_id";
+
+    fn parse(
+        get: &dyn Fn(&str) -> Option<String>,
+        today: NaiveDate,
+    ) -> Result<NewPerson, ValidationErrors> {
+        import::parse_person(get, today)
+    }
+
+    fn key(item: &NewPerson) -> u64 {
+        item.national_id.as_str().parse().unwrap_or_default()
+    }
+
+    fn apply(
+        conn: &mut DbConnection,
+        runner: &Runner,
+        batch: Vec<Parsed<NewPerson>>,
+        tally: &mut Tally,
+        errors: &mut Vec<RowError>,
+    ) -> Result<(), StoreError> {
+        apply_persons(conn, &runner.scope, batch, tally, errors, &runner.job)
+    }
+}
+
+/// Applies one batch of person rows with the API's rules: a known national ID updates that person
+/// (their household stays: moving is an explicit action), a new one registers them. Written in
+/// bulk, not row by row: persons are the large files.
+fn apply_persons(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    batch: Vec<Parsed<NewPerson>>,
     tally: &mut Tally,
     errors: &mut Vec<RowError>,
     job: &str,
@@ -730,7 +1397,74 @@ fn apply(
         });
         tally.created += 1;
     }
+    let new_ids: Vec<String> = new_rows.iter().map(|p| p.id.clone()).collect();
     bulk_insert!(conn, persons::table, new_rows);
     bulk_insert!(conn, household_memberships::table, memberships);
+    queue_duplicates(conn, &new_ids, now)
+}
+
+/// Queues the possible duplicates of newly imported persons as registration through the API
+/// does (the same normalised names, born the same year, living in the same district; see
+/// `persons::possible_duplicates`): one set-based statement per batch, served by the index on
+/// names and birth date. Two new persons of one batch make one pair, not two.
+fn queue_duplicates(
+    conn: &mut DbConnection,
+    ids: &[String],
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    use diesel::sql_types::Timestamp;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // The ids were made by this function's caller (UUIDs), not read from the file: they can be
+    // written into the statement, which saves binding thousands of parameters.
+    let list = ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    // At most 20 candidates for each new person, as the API lists: a file of one name over and
+    // over must not queue every pair of it.
+    let statement = |same_year: &str, placeholder: &str| {
+        format!(
+            "INSERT INTO duplicate_candidates
+                 (person_id, candidate_id, neighbourhood_id, status, detected_at)
+             SELECT new.id, other.id, new.neighbourhood_id, 'open', {placeholder}
+             FROM persons new
+             JOIN areas new_area ON new_area.id = new.neighbourhood_id
+             JOIN persons other ON other.id IN (
+                 SELECT o.id FROM persons o
+                 JOIN areas o_area ON o_area.id = o.neighbourhood_id
+                 WHERE o.last_name_normalised = new.last_name_normalised
+                   AND o.first_name_normalised = new.first_name_normalised
+                   AND {same_year}
+                   AND o_area.parent_id = new_area.parent_id
+                   AND o.id <> new.id
+                   AND (o.id NOT IN ({list}) OR o.id < new.id)
+                 LIMIT 20)
+             WHERE new.id IN ({list})"
+        )
+    };
+    match conn {
+        DbConnection::Pg(pg) => {
+            diesel::sql_query(statement(
+                "o.birth_date >= date_trunc('year', new.birth_date)::date
+                   AND o.birth_date < (date_trunc('year', new.birth_date) + interval '1 year')::date",
+                "$1",
+            ))
+            .bind::<Timestamp, _>(now)
+            .execute(pg)?;
+        }
+        DbConnection::Sqlite(sqlite) => {
+            // Dates are stored as YYYY-MM-DD text, so a year is a range of text.
+            diesel::sql_query(statement(
+                "o.birth_date >= substr(new.birth_date, 1, 4) || '-01-01'
+                   AND o.birth_date <= substr(new.birth_date, 1, 4) || '-12-31'",
+                "?",
+            ))
+            .bind::<Timestamp, _>(now)
+            .execute(sqlite)?;
+        }
+    }
     Ok(())
 }

@@ -109,6 +109,8 @@ pub struct PurchaseRow {
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The supporter's own order number, for an order imported from their book.
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -147,6 +149,8 @@ pub struct NewPurchase {
     pub producer_id: PersonId,
     pub ordered_on: NaiveDate,
     pub lines: Vec<NewLine>,
+    /// An imported order's number in the supporter's book.
+    pub reference: Option<String>,
 }
 
 fn load(conn: &mut DbConnection, row: PurchaseRow) -> Result<Purchase, StoreError> {
@@ -285,6 +289,7 @@ pub fn create(
             version: 1,
             created_at: now,
             updated_at: now,
+            reference: new.reference.clone(),
         };
         diesel::insert_into(purchases::table)
             .values(&row)

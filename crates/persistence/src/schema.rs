@@ -539,6 +539,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        reference -> Nullable<Text>,
     }
 }
 
@@ -614,6 +615,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
+        actor_role -> Nullable<Text>,
     }
 }
 

@@ -206,6 +206,7 @@ async fn password_grant(
     let context = AuditContext {
         actor: Actor::User(user.id.to_string()),
         request_id: request_id(req),
+        batched: false,
     };
     let (hash, expires) = (hash_secret(&refresh_token), after(state.login.refresh_ttl));
     let window =
@@ -376,6 +377,7 @@ pub async fn refresh(
     let context = AuditContext {
         actor: Actor::System,
         request_id: request_id(&req),
+        batched: false,
     };
     let rotation = with_db(&state, move |c| {
         tokens::rotate(c, &context, &presented, &next_hash, expires)
@@ -420,6 +422,7 @@ pub async fn logout(
     let context = AuditContext {
         actor: Actor::System,
         request_id: request_id(&req),
+        batched: false,
     };
     with_db(&state, move |c| {
         tokens::revoke_by_token(c, &context, &presented)

@@ -70,6 +70,7 @@ impl Caller {
                 Principal::Client { client_id, .. } => Actor::Client(client_id.clone()),
             },
             request_id: self.request_id.clone(),
+            batched: false,
         }
     }
 
