@@ -382,6 +382,47 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/imports/{id}/resume",
         Some(Action::ImportWrite),
     ),
+    ("get", "/api/v1/loan-products", Some(Action::LoanRead)),
+    (
+        "post",
+        "/api/v1/loan-products",
+        Some(Action::LoanProductWrite),
+    ),
+    ("get", "/api/v1/loans", Some(Action::LoanRead)),
+    ("post", "/api/v1/loans", Some(Action::LoanWrite)),
+    ("get", "/api/v1/loan-portfolio", Some(Action::LoanRead)),
+    ("get", "/api/v1/loans/{id}", Some(Action::LoanRead)),
+    (
+        "post",
+        "/api/v1/loans/{id}/approve",
+        Some(Action::LoanApprove),
+    ),
+    (
+        "post",
+        "/api/v1/loans/{id}/reject",
+        Some(Action::LoanApprove),
+    ),
+    (
+        "post",
+        "/api/v1/loans/{id}/disburse",
+        Some(Action::LoanApprove),
+    ),
+    (
+        "post",
+        "/api/v1/loans/{id}/repayments",
+        Some(Action::LoanWrite),
+    ),
+    (
+        "get",
+        "/api/v1/loans/{id}/settlement",
+        Some(Action::LoanRead),
+    ),
+    ("post", "/api/v1/loans/{id}/settle", Some(Action::LoanWrite)),
+    (
+        "post",
+        "/api/v1/loans/{id}/write-off",
+        Some(Action::LoanApprove),
+    ),
 ];
 
 /// Operations any authenticated user may call (their own account).

@@ -11,6 +11,7 @@ mod enrolments;
 mod errors;
 mod households;
 mod imports;
+mod loans;
 mod migrations;
 mod operations;
 mod permits;

@@ -162,10 +162,14 @@ pub enum Action {
     PurchaseWrite,
     ReportRead,
     ImportWrite,
+    LoanRead,
+    LoanWrite,
+    LoanApprove,
+    LoanProductWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 38] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -200,6 +204,10 @@ impl Action {
         Action::PurchaseWrite,
         Action::ReportRead,
         Action::ImportWrite,
+        Action::LoanRead,
+        Action::LoanWrite,
+        Action::LoanApprove,
+        Action::LoanProductWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -238,6 +246,10 @@ impl Action {
             Action::PurchaseWrite => "purchase:write",
             Action::ReportRead => "report:read",
             Action::ImportWrite => "import:write",
+            Action::LoanRead => "loan:read",
+            Action::LoanWrite => "loan:write",
+            Action::LoanApprove => "loan:approve",
+            Action::LoanProductWrite => "loan_product:write",
         }
     }
 
@@ -276,7 +288,11 @@ impl Action {
             | Action::SupporterManage
             | Action::FundsAllocate
             | Action::ProductWrite
-            | Action::PurchaseWrite => None,
+            | Action::PurchaseWrite
+            | Action::LoanRead
+            | Action::LoanWrite
+            | Action::LoanApprove
+            | Action::LoanProductWrite => None,
         }
     }
 }
@@ -381,6 +397,16 @@ pub const MATRIX: &[(Action, &[Role])] = &[
         Action::ImportWrite,
         &[Admin, ProgrammeManager, Facilitator, Trainer, Supporter],
     ),
+    // Loans are individual money records: staff who follow them up, not partners.
+    (
+        Action::LoanRead,
+        &[Admin, ProgrammeManager, Facilitator, Auditor],
+    ),
+    // Facilitators take applications and record repayments in their neighbourhoods.
+    (Action::LoanWrite, &[ProgrammeManager, Facilitator]),
+    // Approving, paying out, rejecting and writing off are a programme manager's decisions.
+    (Action::LoanApprove, &[ProgrammeManager]),
+    (Action::LoanProductWrite, &[Admin, ProgrammeManager]),
 ];
 
 /// Whether a user with `role` may perform `action`.

@@ -20,6 +20,7 @@ pub mod health;
 pub mod households;
 pub mod idempotency;
 pub mod imports;
+pub mod loans;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;

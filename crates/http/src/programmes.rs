@@ -57,6 +57,8 @@ pub struct ProgrammeResponse {
     pub advance_on_permit: bool,
     /// At most this many supporters active at once in one neighbourhood.
     pub supporters_per_neighbourhood: i32,
+    /// Whether a disbursed micro-loan moves the household's enrolment to `financed`.
+    pub advance_on_loan: bool,
     pub version: i64,
 }
 
@@ -85,6 +87,7 @@ impl From<Programme> for ProgrammeResponse {
             partners: p.partners,
             advance_on_permit: p.advance_on_permit,
             supporters_per_neighbourhood: p.supporters_per_neighbourhood,
+            advance_on_loan: p.advance_on_loan,
             version: p.version,
         }
     }
@@ -159,6 +162,8 @@ pub struct CreateProgrammeRequest {
     pub advance_on_permit: Option<bool>,
     /// At most this many supporters active at once in one neighbourhood (default 2).
     pub supporters_per_neighbourhood: Option<i32>,
+    /// Default true: a disbursed micro-loan moves the household's enrolment to `financed`.
+    pub advance_on_loan: Option<bool>,
 }
 
 /// Fields to change; absent fields stay; `target_households: null` clears it. Lists replace.
@@ -174,6 +179,7 @@ pub struct UpdateProgrammeRequest {
     pub partners: Option<Vec<Uuid>>,
     pub advance_on_permit: Option<bool>,
     pub supporters_per_neighbourhood: Option<i32>,
+    pub advance_on_loan: Option<bool>,
 }
 
 fn check_supporters(errors: &mut ValidationErrors, limit: Option<i32>) {
@@ -287,6 +293,7 @@ pub async fn create(
         partners: body.partners.iter().map(Uuid::to_string).collect(),
         advance_on_permit: body.advance_on_permit.unwrap_or(true),
         supporters_per_neighbourhood: body.supporters_per_neighbourhood.unwrap_or(2),
+        advance_on_loan: body.advance_on_loan.unwrap_or(true),
     };
     let context = auth.audit();
     let programme = with_db(&state, move |c| programmes::create(c, &context, new)).await?;
@@ -354,6 +361,7 @@ pub async fn update(
             .map(|p| p.iter().map(Uuid::to_string).collect()),
         advance_on_permit: body.advance_on_permit,
         supporters_per_neighbourhood: body.supporters_per_neighbourhood,
+        advance_on_loan: body.advance_on_loan,
     };
     let context = auth.audit();
     let programme = with_db(&state, move |c| {

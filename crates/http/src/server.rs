@@ -23,8 +23,8 @@ use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
 use crate::{
     AppState, api_clients, areas, assessments, audit, auth, cohorts, consents, courses, enrolments,
-    health, households, imports, organisations, outcomes, permits, persons, programmes, progress,
-    supporters, users,
+    health, households, imports, loans, organisations, outcomes, permits, persons, programmes,
+    progress, supporters, users,
 };
 
 /// How the HTTP side is configured.
@@ -126,7 +126,8 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(permits::routes)
                 .configure(supporters::routes)
                 .configure(progress::routes)
-                .configure(imports::routes),
+                .configure(imports::routes)
+                .configure(loans::routes),
         )
 }
 

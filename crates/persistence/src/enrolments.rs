@@ -6,14 +6,15 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::json;
 use tavana_domain::FieldError;
 use tavana_domain::enrolment::{
-    Enrolment, EnrolmentState, Transition, TransitionContext, TransitionError, check_transition,
+    Enrolment, EnrolmentState, Transition, TransitionContext, TransitionError, allowed_transitions,
+    check_transition,
 };
-use tavana_domain::id::{AreaId, EnrolmentId, HouseholdId, ProgrammeId};
+use tavana_domain::id::{AreaId, EnrolmentId, HouseholdId, PersonId, ProgrammeId};
 
 use crate::audit::{self, AuditContext, Event};
 use crate::db::{DbConnection, MultiBackend};
 use crate::error::StoreError;
-use crate::schema::{enrolment_transitions, enrolments};
+use crate::schema::{enrolment_transitions, enrolments, persons, programmes};
 use crate::scope::{Scope, assigned_to};
 use crate::tx::write_transaction;
 
@@ -410,4 +411,64 @@ pub fn transition(
         )?;
         Ok(TransitionOutcome::Done(after))
     })
+}
+
+/// Moves the person's household to `to` (`permitted` on a permit, `financed` on a loan) in every
+/// programme whose rules say so, where the enrolment's state allows it; the others are left as
+/// they are. Returns the enrolments moved.
+pub(crate) fn advance_household(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    person: PersonId,
+    to: EnrolmentState,
+    on: NaiveDate,
+    reason: String,
+) -> Result<Vec<String>, StoreError> {
+    let household: Option<Option<String>> = persons::table
+        .find(person.to_string())
+        .select(persons::household_id)
+        .first(conn)
+        .optional()?;
+    let Some(Some(household)) = household else {
+        return Ok(Vec::new());
+    };
+    let query = enrolments::table
+        .inner_join(programmes::table)
+        .filter(enrolments::household_id.eq(&household))
+        .select((enrolments::id, enrolments::state));
+    let candidates: Vec<(String, String)> = match to {
+        EnrolmentState::Permitted => query
+            .filter(programmes::advance_on_permit.eq(true))
+            .load(conn)?,
+        EnrolmentState::Financed => query
+            .filter(programmes::advance_on_loan.eq(true))
+            .load(conn)?,
+        _ => return Ok(Vec::new()),
+    };
+    let mut moved = Vec::new();
+    for (id, state) in candidates {
+        let state: EnrolmentState = state
+            .parse()
+            .map_err(|_| StoreError::Internal(format!("enrolments row {id}: bad state")))?;
+        if !allowed_transitions(state, None).contains(&to) {
+            continue;
+        }
+        let enrolment: EnrolmentId = id
+            .parse()
+            .map_err(|_| StoreError::Internal(format!("enrolments row {id}: bad id")))?;
+        let outcome = transition(
+            conn,
+            context,
+            &Scope::All,
+            enrolment,
+            None,
+            to,
+            on,
+            Some(reason.clone()),
+        )?;
+        if matches!(outcome, TransitionOutcome::Done(_)) {
+            moved.push(id);
+        }
+    }
+    Ok(moved)
 }

@@ -33,6 +33,7 @@ pub mod error;
 pub mod households;
 pub mod idempotency;
 pub mod imports;
+pub mod loans;
 pub mod migrations;
 pub mod organisations;
 pub mod outcomes;

@@ -6,8 +6,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::json;
 use tavana_domain::FieldError;
-use tavana_domain::enrolment::{EnrolmentState, allowed_transitions};
-use tavana_domain::id::{EnrolmentId, PermitApplicationId, PermitId, PersonId};
+use tavana_domain::enrolment::EnrolmentState;
+use tavana_domain::id::{PermitApplicationId, PermitId, PersonId};
 use tavana_domain::permit::{
     self, ApplicationState, Check, Facts, PermitAction, PermitState, StepError, after_action,
     allowed_actions, eligibility, permit_number, renewal_period, state_on,
@@ -19,7 +19,7 @@ use crate::db::{DbConnection, MultiBackend};
 use crate::error::StoreError;
 use crate::schema::{
     business_activities, enrolments, permit_application_steps, permit_applications, permit_periods,
-    permit_visits, permits, programmes,
+    permit_visits, permits,
 };
 use crate::scope::{Scope, assigned_to};
 use crate::tx::{lock, write_transaction};
@@ -193,7 +193,7 @@ pub enum ApplyOutcome {
 }
 
 /// States from which a household counts as enrolled for a permit.
-const ENROLLED_OR_FURTHER: [EnrolmentState; 6] = [
+pub(crate) const ENROLLED_OR_FURTHER: [EnrolmentState; 6] = [
     EnrolmentState::Enrolled,
     EnrolmentState::InTraining,
     EnrolmentState::Permitted,
@@ -575,57 +575,15 @@ fn issue(
             after: Some(permit_snapshot(&permit)),
         },
     )?;
-    let moved = advance_enrolments(conn, context, application, &permit.number, on)?;
+    let moved = crate::enrolments::advance_household(
+        conn,
+        context,
+        application.person_id,
+        EnrolmentState::Permitted,
+        on,
+        format!("home-business permit {} issued", permit.number),
+    )?;
     Ok((permit, moved))
-}
-
-/// Moves the person's household to `permitted` in every programme that says so, where the
-/// enrolment's state allows it; the others are left as they are.
-fn advance_enrolments(
-    conn: &mut DbConnection,
-    context: &AuditContext,
-    application: &Application,
-    number: &str,
-    on: NaiveDate,
-) -> Result<Vec<String>, StoreError> {
-    let household: Option<Option<String>> = crate::schema::persons::table
-        .find(application.person_id.to_string())
-        .select(crate::schema::persons::household_id)
-        .first(conn)
-        .optional()?;
-    let Some(Some(household)) = household else {
-        return Ok(Vec::new());
-    };
-    let candidates: Vec<(String, String)> = enrolments::table
-        .inner_join(programmes::table)
-        .filter(enrolments::household_id.eq(&household))
-        .filter(programmes::advance_on_permit.eq(true))
-        .select((enrolments::id, enrolments::state))
-        .load(conn)?;
-    let mut moved = Vec::new();
-    for (id, state) in candidates {
-        let state: EnrolmentState = state
-            .parse()
-            .map_err(|_| StoreError::Internal(format!("enrolments row {id}: bad state")))?;
-        if !allowed_transitions(state, None).contains(&EnrolmentState::Permitted) {
-            continue;
-        }
-        let enrolment: EnrolmentId = id.parse().map_err(|_| bad_id())?;
-        let outcome = crate::enrolments::transition(
-            conn,
-            context,
-            &Scope::All,
-            enrolment,
-            None,
-            EnrolmentState::Permitted,
-            on,
-            Some(format!("home-business permit {number} issued")),
-        )?;
-        if matches!(outcome, crate::enrolments::TransitionOutcome::Done(_)) {
-            moved.push(id);
-        }
-    }
-    Ok(moved)
 }
 
 fn add_period(

@@ -30,6 +30,7 @@ pub struct Programme {
     pub advance_on_permit: bool,
     /// At most this many supporters active at once in one neighbourhood.
     pub supporters_per_neighbourhood: i32,
+    pub advance_on_loan: bool,
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -52,6 +53,7 @@ struct ProgrammeRow {
     updated_at: NaiveDateTime,
     advance_on_permit: bool,
     supporters_per_neighbourhood: i32,
+    advance_on_loan: bool,
 }
 
 fn with_targets(conn: &mut DbConnection, row: ProgrammeRow) -> Result<Programme, StoreError> {
@@ -91,6 +93,7 @@ fn with_targets(conn: &mut DbConnection, row: ProgrammeRow) -> Result<Programme,
         targets,
         advance_on_permit: row.advance_on_permit,
         supporters_per_neighbourhood: row.supporters_per_neighbourhood,
+        advance_on_loan: row.advance_on_loan,
         version: row.version,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -139,6 +142,7 @@ pub struct NewProgramme {
     pub partners: Vec<String>,
     pub advance_on_permit: bool,
     pub supporters_per_neighbourhood: i32,
+    pub advance_on_loan: bool,
 }
 
 /// Changes; `None` keeps a field.
@@ -151,6 +155,7 @@ pub struct ProgrammeChanges {
     pub partners: Option<Vec<String>>,
     pub advance_on_permit: Option<bool>,
     pub supporters_per_neighbourhood: Option<i32>,
+    pub advance_on_loan: Option<bool>,
 }
 
 fn snapshot(p: &Programme) -> serde_json::Value {
@@ -161,6 +166,7 @@ fn snapshot(p: &Programme) -> serde_json::Value {
         "partners": p.partners,
         "advance_on_permit": p.advance_on_permit,
         "supporters_per_neighbourhood": p.supporters_per_neighbourhood,
+        "advance_on_loan": p.advance_on_loan,
     })
 }
 
@@ -254,6 +260,7 @@ pub fn create(
                 programmes::ends_on.eq(new.ends_on),
                 programmes::advance_on_permit.eq(new.advance_on_permit),
                 programmes::supporters_per_neighbourhood.eq(new.supporters_per_neighbourhood),
+                programmes::advance_on_loan.eq(new.advance_on_loan),
                 programmes::version.eq(1_i64),
                 programmes::created_at.eq(now),
                 programmes::updated_at.eq(now),
@@ -321,6 +328,8 @@ pub fn update(
             programmes::supporters_per_neighbourhood.eq(changes
                 .supporters_per_neighbourhood
                 .unwrap_or(before.supporters_per_neighbourhood)),
+            programmes::advance_on_loan
+                .eq(changes.advance_on_loan.unwrap_or(before.advance_on_loan)),
             programmes::version.eq(before.version + 1),
             programmes::updated_at.eq(crate::now()),
         ))

@@ -214,6 +214,7 @@ diesel::table! {
         updated_at -> Timestamp,
         advance_on_permit -> Bool,
         supporters_per_neighbourhood -> Integer,
+        advance_on_loan -> Bool,
     }
 }
 
@@ -559,7 +560,7 @@ diesel::table! {
 diesel::table! {
     ledger_entries (id) {
         id -> Text,
-        supporter_id -> Text,
+        supporter_id -> Nullable<Text>,
         kind -> Text,
         amount -> BigInt,
         purchase_id -> Nullable<Text>,
@@ -567,6 +568,66 @@ diesel::table! {
         note -> Nullable<Text>,
         recorded_by -> Nullable<Text>,
         recorded_at -> Timestamp,
+        loan_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    loan_products (id) {
+        id -> Text,
+        name -> Text,
+        min_amount -> BigInt,
+        max_amount -> BigInt,
+        term_months -> Integer,
+        grace_months -> Integer,
+        fee_rate_bp -> Integer,
+        requirement -> Text,
+        funder_id -> Text,
+        second_approval_above -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    loans (id) {
+        id -> Text,
+        product_id -> Text,
+        person_id -> Text,
+        neighbourhood_id -> Text,
+        amount -> BigInt,
+        purpose -> Text,
+        state -> Text,
+        term_months -> Integer,
+        grace_months -> Integer,
+        fee_rate_bp -> Integer,
+        approvals_needed -> Integer,
+        applied_on -> Date,
+        rejection_reason -> Nullable<Text>,
+        disbursed_on -> Nullable<Date>,
+        closed_on -> Nullable<Date>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    loan_approvals (loan_id, decision, approver_id) {
+        loan_id -> Text,
+        decision -> Text,
+        approver_id -> Text,
+        decided_at -> Timestamp,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    loan_instalments (loan_id, number) {
+        loan_id -> Text,
+        number -> Integer,
+        due_on -> Date,
+        principal -> BigInt,
+        fee -> BigInt,
     }
 }
 
@@ -644,6 +705,11 @@ diesel::joinable!(producer_links -> supporters (supporter_id));
 diesel::joinable!(purchases -> supporters (supporter_id));
 diesel::joinable!(purchase_lines -> purchases (purchase_id));
 diesel::joinable!(ledger_entries -> supporters (supporter_id));
+diesel::joinable!(ledger_entries -> loans (loan_id));
+diesel::joinable!(loans -> loan_products (product_id));
+diesel::joinable!(loans -> persons (person_id));
+diesel::joinable!(loan_instalments -> loans (loan_id));
+diesel::joinable!(loan_approvals -> loans (loan_id));
 diesel::joinable!(supporter_balances -> supporters (supporter_id));
 diesel::joinable!(permits -> business_activities (activity));
 diesel::joinable!(permit_applications -> business_activities (activity));
@@ -698,6 +764,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     progress_counts,
     import_jobs,
     import_errors,
+    loan_products,
+    loans,
+    loan_approvals,
+    loan_instalments,
 );
 
 diesel::allow_columns_to_appear_in_same_group_by_clause!(cohorts::course_id, registrations::status);

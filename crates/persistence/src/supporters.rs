@@ -431,7 +431,8 @@ pub fn producers(
 #[diesel(table_name = ledger_entries)]
 pub struct Entry {
     pub id: String,
-    pub supporter_id: String,
+    /// The account: a supporter's funds, or (`loan_id`) what a borrower owes.
+    pub supporter_id: Option<String>,
     pub kind: String,
     pub amount: i64,
     pub purchase_id: Option<String>,
@@ -439,6 +440,7 @@ pub struct Entry {
     pub note: Option<String>,
     pub recorded_by: Option<String>,
     pub recorded_at: NaiveDateTime,
+    pub loan_id: Option<String>,
 }
 
 /// Posts one entry to a supporter's ledger and returns the new balance. Must run inside a write
@@ -472,7 +474,7 @@ pub(crate) fn post(
     };
     let entry = Entry {
         id: uuid::Uuid::now_v7().to_string(),
-        supporter_id: supporter.to_owned(),
+        supporter_id: Some(supporter.to_owned()),
         kind: kind.as_str().to_owned(),
         amount,
         purchase_id: purchase.map(str::to_owned),
@@ -480,6 +482,7 @@ pub(crate) fn post(
         note,
         recorded_by: context.actor.id(),
         recorded_at: crate::now(),
+        loan_id: None,
     };
     diesel::insert_into(ledger_entries::table)
         .values(&entry)
@@ -689,7 +692,8 @@ pub fn neighbourhood_funds(
 ) -> Result<Vec<NeighbourhoodFunds>, StoreError> {
     let all: Vec<Supporter> = scoped(access).select(Supporter::as_select()).load(conn)?;
     // SUM of a BIGINT is NUMERIC on PostgreSQL, which the two-backend connection cannot read.
-    let sums: Vec<(String, String, Option<i64>)> = ledger_entries::table
+    let sums: Vec<(Option<String>, String, Option<i64>)> = ledger_entries::table
+        .filter(ledger_entries::supporter_id.is_not_null())
         .group_by((ledger_entries::supporter_id, ledger_entries::kind))
         .select((
             ledger_entries::supporter_id,
@@ -703,7 +707,9 @@ pub fn neighbourhood_funds(
     for supporter in all {
         let of = |kinds: &[&str]| -> i64 {
             sums.iter()
-                .filter(|(s, k, _)| *s == supporter.id && kinds.contains(&k.as_str()))
+                .filter(|(s, k, _)| {
+                    s.as_deref() == Some(supporter.id.as_str()) && kinds.contains(&k.as_str())
+                })
                 .map(|(_, _, n)| n.unwrap_or(0))
                 .sum()
         };

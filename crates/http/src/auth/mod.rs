@@ -251,5 +251,9 @@ pub mod perm {
         PurchaseWrite,
         ReportRead,
         ImportWrite,
+        LoanRead,
+        LoanWrite,
+        LoanApprove,
+        LoanProductWrite,
     );
 }
