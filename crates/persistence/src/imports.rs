@@ -1424,43 +1424,54 @@ fn queue_duplicates(
         .collect::<Vec<_>>()
         .join(",");
     // At most 20 candidates for each new person, as the API lists: a file of one name over and
-    // over must not queue every pair of it.
-    let statement = |same_year: &str, placeholder: &str| {
+    // over must not queue every pair of it. The candidates of one new person come from the index
+    // on names and birth date; PostgreSQL needs a LATERAL join to look them up per person (a
+    // correlated IN with a LIMIT would be run for every pair), SQLite runs that IN per person.
+    let candidates = |same_year: &str| {
         format!(
-            "INSERT INTO duplicate_candidates
-                 (person_id, candidate_id, neighbourhood_id, status, detected_at)
-             SELECT new.id, other.id, new.neighbourhood_id, 'open', {placeholder}
-             FROM persons new
-             JOIN areas new_area ON new_area.id = new.neighbourhood_id
-             JOIN persons other ON other.id IN (
-                 SELECT o.id FROM persons o
-                 JOIN areas o_area ON o_area.id = o.neighbourhood_id
-                 WHERE o.last_name_normalised = new.last_name_normalised
-                   AND o.first_name_normalised = new.first_name_normalised
-                   AND {same_year}
-                   AND o_area.parent_id = new_area.parent_id
-                   AND o.id <> new.id
-                   AND (o.id NOT IN ({list}) OR o.id < new.id)
-                 LIMIT 20)
-             WHERE new.id IN ({list})"
+            "SELECT o.id FROM persons o
+             JOIN areas o_area ON o_area.id = o.neighbourhood_id
+             WHERE o.last_name_normalised = new.last_name_normalised
+               AND o.first_name_normalised = new.first_name_normalised
+               AND {same_year}
+               AND o_area.parent_id = new_area.parent_id
+               AND o.id <> new.id
+               AND (o.id NOT IN ({list}) OR o.id < new.id)
+             LIMIT 20"
         )
     };
+    let insert = "INSERT INTO duplicate_candidates
+                      (person_id, candidate_id, neighbourhood_id, status, detected_at)";
     match conn {
         DbConnection::Pg(pg) => {
-            diesel::sql_query(statement(
+            let candidates = candidates(
                 "o.birth_date >= date_trunc('year', new.birth_date)::date
                    AND o.birth_date < (date_trunc('year', new.birth_date) + interval '1 year')::date",
-                "$1",
+            );
+            diesel::sql_query(format!(
+                "{insert}
+                 SELECT new.id, other.id, new.neighbourhood_id, 'open', $1
+                 FROM persons new
+                 JOIN areas new_area ON new_area.id = new.neighbourhood_id
+                 CROSS JOIN LATERAL ({candidates}) other
+                 WHERE new.id IN ({list})"
             ))
             .bind::<Timestamp, _>(now)
             .execute(pg)?;
         }
         DbConnection::Sqlite(sqlite) => {
             // Dates are stored as YYYY-MM-DD text, so a year is a range of text.
-            diesel::sql_query(statement(
+            let candidates = candidates(
                 "o.birth_date >= substr(new.birth_date, 1, 4) || '-01-01'
                    AND o.birth_date <= substr(new.birth_date, 1, 4) || '-12-31'",
-                "?",
+            );
+            diesel::sql_query(format!(
+                "{insert}
+                 SELECT new.id, other.id, new.neighbourhood_id, 'open', ?
+                 FROM persons new
+                 JOIN areas new_area ON new_area.id = new.neighbourhood_id
+                 JOIN persons other ON other.id IN ({candidates})
+                 WHERE new.id IN ({list})"
             ))
             .bind::<Timestamp, _>(now)
             .execute(sqlite)?;
