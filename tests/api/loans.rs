@@ -227,6 +227,18 @@ async fn a_loan_goes_from_application_to_settlement(app: TestApp) {
         .await)
     .await;
     assert_eq!(enrolments["items"][0]["state"], "financed", "{enrolments}");
+    // And the loan shows in the progress report's funnel.
+    let progress: Value = ok(app
+        .get("/api/v1/programmes/0169a6c0-0000-7000-8000-000000000001/progress?as_of=2025-01-02")
+        .await)
+    .await;
+    let financed = progress["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["stage"] == "financed")
+        .expect("financed stage");
+    assert_eq!(financed["households"], 1, "{progress}");
 
     // A repayment pays the first instalment's fee, then the next instalment's fee first.
     let first = repay(&app, &s, &loan, "pay-1", 100_000, "2025-02-05").await;
