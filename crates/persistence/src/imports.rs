@@ -1425,15 +1425,9 @@ fn queue_duplicates(
         .join(",");
     // At most 20 candidates for each new person, as the API lists: a file of one name over and
     // over must not queue every pair of it.
-    let statement = |same_year: &str, placeholder: &str| {
+    let candidates = |same_year: &str| {
         format!(
-            "INSERT INTO duplicate_candidates
-                 (person_id, candidate_id, neighbourhood_id, status, detected_at)
-             SELECT new.id, other.id, new.neighbourhood_id, 'open', {placeholder}
-             FROM persons new
-             JOIN areas new_area ON new_area.id = new.neighbourhood_id
-             JOIN persons other ON other.id IN (
-                 SELECT o.id FROM persons o
+            "SELECT o.id FROM persons o
                  JOIN areas o_area ON o_area.id = o.neighbourhood_id
                  WHERE o.last_name_normalised = new.last_name_normalised
                    AND o.first_name_normalised = new.first_name_normalised
@@ -1441,15 +1435,29 @@ fn queue_duplicates(
                    AND o_area.parent_id = new_area.parent_id
                    AND o.id <> new.id
                    AND (o.id NOT IN ({list}) OR o.id < new.id)
-                 LIMIT 20)
+                 LIMIT 20"
+        )
+    };
+    let statement = |join: &str, placeholder: &str| {
+        format!(
+            "INSERT INTO duplicate_candidates
+                 (person_id, candidate_id, neighbourhood_id, status, detected_at)
+             SELECT new.id, other.id, new.neighbourhood_id, 'open', {placeholder}
+             FROM persons new
+             JOIN areas new_area ON new_area.id = new.neighbourhood_id
+             {join}
              WHERE new.id IN ({list})"
         )
     };
     match conn {
         DbConnection::Pg(pg) => {
+            // A lateral subquery: run once for each new person. (As `other.id IN (…)` the
+            // planner cannot decorrelate the LIMIT and runs it for every pair of a new person
+            // and any person: a batch of 5,000 took minutes.)
+            let same_year = "o.birth_date >= date_trunc('year', new.birth_date)::date
+                   AND o.birth_date < (date_trunc('year', new.birth_date) + interval '1 year')::date";
             diesel::sql_query(statement(
-                "o.birth_date >= date_trunc('year', new.birth_date)::date
-                   AND o.birth_date < (date_trunc('year', new.birth_date) + interval '1 year')::date",
+                &format!("CROSS JOIN LATERAL ({}) other", candidates(same_year)),
                 "$1",
             ))
             .bind::<Timestamp, _>(now)
@@ -1457,9 +1465,14 @@ fn queue_duplicates(
         }
         DbConnection::Sqlite(sqlite) => {
             // Dates are stored as YYYY-MM-DD text, so a year is a range of text.
+            let same_year = "o.birth_date >= substr(new.birth_date, 1, 4) || '-01-01'
+                   AND o.birth_date <= substr(new.birth_date, 1, 4) || '-12-31'";
+            // SQLite has no LATERAL; this form is fast there.
             diesel::sql_query(statement(
-                "o.birth_date >= substr(new.birth_date, 1, 4) || '-01-01'
-                   AND o.birth_date <= substr(new.birth_date, 1, 4) || '-12-31'",
+                &format!(
+                    "JOIN persons other ON other.id IN ({})",
+                    candidates(same_year)
+                ),
                 "?",
             ))
             .bind::<Timestamp, _>(now)
