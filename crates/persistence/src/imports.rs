@@ -783,25 +783,44 @@ impl Kind for Households {
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
         each_row(conn, runner, batch, tally, errors, |conn, new| {
-            let mut query = households::table
-                .select((
-                    households::id,
-                    households::neighbourhood_id,
-                    households::address,
-                    households::postal_code,
-                ))
-                .into_boxed();
-            if let Scope::UserAreas(user) = runner.scope {
-                query = query.filter(households::neighbourhood_id.eq_any(assigned_to(user)));
-            }
-            query = match &new.postal_code {
-                Some(code) => query.filter(households::postal_code.eq(code.clone())),
-                None => query
-                    .filter(households::neighbourhood_id.eq(new.neighbourhood_id.to_string()))
-                    .filter(households::address_normalised.eq(new.address.normalised.clone())),
+            let in_scope = || {
+                let query = households::table
+                    .select((
+                        households::id,
+                        households::neighbourhood_id,
+                        households::address,
+                        households::postal_code,
+                    ))
+                    .into_boxed();
+                match runner.scope {
+                    Scope::UserAreas(user) => {
+                        query.filter(households::neighbourhood_id.eq_any(assigned_to(user)))
+                    }
+                    Scope::All => query,
+                }
             };
-            let found: Option<(String, String, String, Option<String>)> =
-                query.first(conn).optional()?;
+            let by_postal_code: Option<(String, String, String, Option<String>)> =
+                match &new.postal_code {
+                    Some(code) => in_scope()
+                        .filter(households::postal_code.eq(code.clone()))
+                        .first(conn)
+                        .optional()?,
+                    None => None,
+                };
+            // Else by the address, among households without a postal code (one with another
+            // code at the same address is another home, e.g. a flat of the same building).
+            let found = match by_postal_code {
+                Some(found) => Some(found),
+                None => {
+                    let mut query = in_scope()
+                        .filter(households::neighbourhood_id.eq(new.neighbourhood_id.to_string()))
+                        .filter(households::address_normalised.eq(new.address.normalised.clone()));
+                    if new.postal_code.is_some() {
+                        query = query.filter(households::postal_code.is_null());
+                    }
+                    query.first(conn).optional()?
+                }
+            };
             let Some((id, neighbourhood, address, postal_code)) = found else {
                 crate::households::create(conn, &runner.context, &runner.scope, new)?;
                 return Ok(Outcome::Created);
