@@ -29,7 +29,7 @@ backend_tests!(
 
 const PASSWORD: &str = "a long enough password";
 
-async fn token_of(response: reqwest::Response) -> Value {
+pub async fn token_of(response: reqwest::Response) -> Value {
     assert_eq!(response.status(), 200, "token request succeeds");
     assert_eq!(response.headers()["cache-control"], "no-store");
     response.json().await.expect("token json")
@@ -316,7 +316,7 @@ async fn users_change_their_own_password(app: TestApp) {
     .await;
 }
 
-async fn create_client(app: &TestApp, scopes: &[&str]) -> Value {
+pub async fn create_client(app: &TestApp, scopes: &[&str]) -> Value {
     let org: Value = app
         .post_json(
             "/api/v1/organisations",
@@ -336,7 +336,7 @@ async fn create_client(app: &TestApp, scopes: &[&str]) -> Value {
     response.json().await.expect("client")
 }
 
-async fn client_grant(app: &TestApp, client_id: &str, secret: &str) -> reqwest::Response {
+pub async fn client_grant(app: &TestApp, client_id: &str, secret: &str) -> reqwest::Response {
     app.client
         .post(app.url("/api/v1/auth/token"))
         .json(&json!({"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}))

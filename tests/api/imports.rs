@@ -23,7 +23,7 @@ backend_tests!(
 
 const HEADER: &str = "national_id,first_name,last_name,birth_date,sex,household_id,household_role";
 
-async fn household(app: &TestApp, neighbourhood: &Value) -> String {
+pub async fn household(app: &TestApp, neighbourhood: &Value) -> String {
     created(
         app.post_json(
             "/api/v1/households",
@@ -37,7 +37,7 @@ async fn household(app: &TestApp, neighbourhood: &Value) -> String {
         .to_owned()
 }
 
-async fn upload_as(
+pub async fn upload_as(
     app: &TestApp,
     token: &str,
     query: &str,
@@ -58,14 +58,20 @@ async fn upload_as(
 }
 
 async fn upload(app: &TestApp, query: &str, body: String) -> Value {
-    let response = upload_as(app, &app.admin_token, query, "text/csv", body, None).await;
-    assert_eq!(response.status(), 202);
+    imported(app, &app.admin_token, query, body).await
+}
+
+/// Uploads a CSV file as `token`, expects a new job (202) and waits for it to finish.
+pub async fn imported(app: &TestApp, token: &str, query: &str, body: String) -> Value {
+    let response = upload_as(app, token, query, "text/csv", body, None).await;
+    let status = response.status();
     let job: Value = response.json().await.expect("job");
-    finished(app, &app.admin_token, job["id"].as_str().expect("id")).await
+    assert_eq!(status, 202, "{job}");
+    finished(app, token, job["id"].as_str().expect("id")).await
 }
 
 /// Polls the job until it is no longer running.
-async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
+pub async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
     for _ in 0..200 {
         let job: Value = app
             .client

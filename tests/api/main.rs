@@ -10,6 +10,7 @@ mod demo;
 mod enrolments;
 mod errors;
 mod households;
+mod import_kinds;
 mod imports;
 mod loans;
 mod migrations;

@@ -18,26 +18,26 @@ backend_tests!(
     supporters_see_only_their_own_funds,
 );
 
-const WHH: &str = "0169a6c0-0000-7000-8000-000000000001";
+pub const WHH: &str = "0169a6c0-0000-7000-8000-000000000001";
 const PASSWORD: &str = "a long enough password";
 
-struct Fixture {
-    n1: Value,
-    n2: Value,
+pub struct Fixture {
+    pub n1: Value,
+    pub n2: Value,
     /// The supporter's own account.
-    token: String,
-    supporter: Value,
+    pub token: String,
+    pub supporter: Value,
     /// A producer of n1 with a valid permit, linked to the supporter.
-    producer: Value,
-    pm: String,
-    officer: String,
+    pub producer: Value,
+    pub pm: String,
+    pub officer: String,
 }
 
-fn area(n: &Value) -> AreaId {
+pub fn area(n: &Value) -> AreaId {
     n["id"].as_str().expect("id").parse().expect("area id")
 }
 
-async fn login(app: &TestApp, username: &str) -> String {
+pub async fn login(app: &TestApp, username: &str) -> String {
     let tokens: Value = app
         .login(username, PASSWORD)
         .await
@@ -48,7 +48,12 @@ async fn login(app: &TestApp, username: &str) -> String {
 }
 
 /// A permit holder of `neighbourhood`, permit issued 2025-06-10 (valid until 2028-06-09).
-async fn producer(app: &TestApp, officer: &str, neighbourhood: &Value, n: u32) -> (Value, Value) {
+pub async fn producer(
+    app: &TestApp,
+    officer: &str,
+    neighbourhood: &Value,
+    n: u32,
+) -> (Value, Value) {
     let p = eligible_person(app, neighbourhood, n).await;
     let applied = created(apply(app, &p, "tailoring", "2025-06-01").await).await;
     let issued = issue(app, officer, &applied["application"], "2025-06-10").await;
@@ -90,7 +95,7 @@ async fn link(app: &TestApp, supporter: &Value, producer: &Value) -> reqwest::Re
     .await
 }
 
-async fn fixture(app: &TestApp) -> Fixture {
+pub async fn fixture(app: &TestApp) -> Fixture {
     let (n1, n2) = two_neighbourhoods(app).await;
     let officer = mint(&app.keys, Role::PermitOfficer);
     let (producer, _) = producer(app, &officer, &n1, 1).await;
@@ -107,7 +112,7 @@ async fn fixture(app: &TestApp) -> Fixture {
     }
 }
 
-async fn allocate(app: &TestApp, f: &Fixture, amount: i64) -> reqwest::Response {
+pub async fn allocate(app: &TestApp, f: &Fixture, amount: i64) -> reqwest::Response {
     app.client
         .post(app.url(&format!(
             "/api/v1/supporters/{}/allocations",
@@ -169,7 +174,7 @@ async fn get_json(app: &TestApp, token: &str, path: impl AsRef<str>) -> Value {
         .expect("json")
 }
 
-async fn ledger(app: &TestApp, supporter: &Value) -> Value {
+pub async fn ledger(app: &TestApp, supporter: &Value) -> Value {
     app.get(&format!("/api/v1/supporters/{}/ledger", id(supporter)))
         .await
         .json()
@@ -178,7 +183,7 @@ async fn ledger(app: &TestApp, supporter: &Value) -> Value {
 }
 
 /// The balance, checked against the sum of the entries.
-async fn balance(app: &TestApp, supporter: &Value) -> i64 {
+pub async fn balance(app: &TestApp, supporter: &Value) -> i64 {
     let ledger = ledger(app, supporter).await;
     let sum: i64 = ledger["entries"]
         .as_array()

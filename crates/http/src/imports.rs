@@ -191,8 +191,8 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 ///   `item_kind`, `quantity`, `unit_price`; `product_id`, `description`. One line per order;
 ///   matched by supporter and reference; charged to the supporter's funds like `POST /purchases`.
 ///
-/// The same `Idempotency-Key`, or a committed import of the same file for the same kind, answers
-/// with the earlier job and imports nothing again.
+/// The same `Idempotency-Key`, or the caller's committed import of the same file for the same
+/// kind, answers with the earlier job and imports nothing again.
 #[utoipa::path(
     tag = "imports",
     security(("bearer" = [])),
@@ -300,7 +300,7 @@ pub fn run_file(db: &Database, job: &Job, today: chrono::NaiveDate) -> Result<Jo
         .map_err(|e| StoreError::Internal(format!("import file {}: {e}", job.file_path)))?;
     let reader = BufReader::with_capacity(256 * 1024, file);
     let mut rows: Box<dyn Iterator<Item = Result<Row, StoreError>>> = match job.format()? {
-        ImportFormat::Csv => match csv_rows(kind, reader) {
+        ImportFormat::Csv => match csv_rows(kind, Lf::new(reader)) {
             Ok(rows) => Box::new(rows),
             Err(problems) => {
                 let mut conn = db.get()?;
@@ -334,6 +334,81 @@ fn read_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("reading the import file: {e}"))
 }
 
+/// The file as the CSV reader gets it: CRLF line ends read as LF (a lone CR stays as it is), and
+/// a last line without a line end given one. Then every row, the last one too, is followed by
+/// exactly one LF, and the reader's line count after a row tells the row's line (see `line_of`).
+struct Lf<R> {
+    inner: R,
+    /// A CR read last, not yet known to be followed by LF.
+    cr: bool,
+    /// The last byte passed on (LF before any, so that an empty file stays empty).
+    last: u8,
+}
+
+impl<R: BufRead> Lf<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            cr: false,
+            last: b'\n',
+        }
+    }
+}
+
+impl<R: BufRead> std::io::Read for Lf<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let mut written = 0;
+        while written == 0 && !out.is_empty() {
+            let buf = self.inner.fill_buf()?;
+            if buf.is_empty() {
+                if std::mem::take(&mut self.cr) {
+                    out[0] = b'\r';
+                    written = 1;
+                } else if self.last != b'\n' {
+                    out[0] = b'\n';
+                    written = 1;
+                }
+                break;
+            }
+            let mut used = 0;
+            for &byte in buf {
+                if written == out.len() {
+                    break;
+                }
+                if std::mem::take(&mut self.cr) && byte != b'\n' {
+                    out[written] = b'\r';
+                    written += 1;
+                    if written == out.len() {
+                        // No room for this byte: it is read again next time.
+                        break;
+                    }
+                }
+                used += 1;
+                if byte == b'\r' {
+                    self.cr = true;
+                } else {
+                    out[written] = byte;
+                    written += 1;
+                }
+            }
+            self.inner.consume(used);
+        }
+        if written > 0 {
+            self.last = out[written - 1];
+        }
+        Ok(written)
+    }
+}
+
+/// The line a row starts on. The CSV reader's own position of a record is where it began reading
+/// it, before any blank line it skipped; its line count once the record is read is exact: the
+/// line after the row's LF (see `Lf`), less the lines inside quoted values.
+fn line_of<R: std::io::Read>(csv: &csv::Reader<R>, values: &[&str]) -> i64 {
+    let inside: usize = values.iter().map(|v| v.matches('\n').count()).sum();
+    let after = i64::try_from(csv.position().line()).unwrap_or(i64::MAX);
+    after - 1 - i64::try_from(inside).unwrap_or(0)
+}
+
 /// CSV rows by column name; the header is checked first.
 fn csv_rows(
     kind: ImportKind,
@@ -362,38 +437,38 @@ fn csv_rows(
     }
     let header = check_header(kind, &names).map_err(|e| e.0)?;
     let width = names.len();
-    Ok(csv.into_records().map(move |record| match record {
-        Ok(record) => {
-            let number = record
-                .position()
-                .map_or(0, |p| i64::try_from(p.line()).unwrap_or(i64::MAX));
-            let values = if record.len() != width {
-                Err(FieldError::new(
-                    "row",
-                    "field_count",
-                    format!(
-                        "the row has {} fields; the header has {width}",
-                        record.len()
-                    ),
-                ))
-            } else {
-                Ok(header
-                    .positions
-                    .iter()
-                    .map(|(name, i)| (*name, record.get(*i).unwrap_or("").to_owned()))
-                    .collect::<HashMap<_, _>>())
-            };
-            Ok(Row { number, values })
-        }
-        Err(e) => match e.kind() {
-            csv::ErrorKind::Io(_) => Err(read_error(e)),
-            _ => Ok(Row {
-                number: e
-                    .position()
-                    .map_or(0, |p| i64::try_from(p.line()).unwrap_or(i64::MAX)),
-                values: Err(FieldError::new("row", "encoding", e.to_string())),
+    let mut record = csv::StringRecord::new();
+    Ok(std::iter::from_fn(move || {
+        match csv.read_record(&mut record) {
+            Ok(false) => None,
+            Ok(true) => {
+                let number = line_of(&csv, &record.iter().collect::<Vec<_>>());
+                let values = if record.len() != width {
+                    Err(FieldError::new(
+                        "row",
+                        "field_count",
+                        format!(
+                            "the row has {} fields; the header has {width}",
+                            record.len()
+                        ),
+                    ))
+                } else {
+                    Ok(header
+                        .positions
+                        .iter()
+                        .map(|(name, i)| (*name, record.get(*i).unwrap_or("").to_owned()))
+                        .collect::<HashMap<_, _>>())
+                };
+                Some(Ok(Row { number, values }))
+            }
+            Err(e) => Some(match e.kind() {
+                csv::ErrorKind::Io(_) => Err(read_error(e)),
+                _ => Ok(Row {
+                    number: line_of(&csv, &[]),
+                    values: Err(FieldError::new("row", "encoding", e.to_string())),
+                }),
             }),
-        },
+        }
     }))
 }
 
@@ -551,4 +626,77 @@ pub async fn resume(
 /// The spool folder of a database's imports, by default beside it.
 pub fn default_import_dir() -> PathBuf {
     Path::new("data").join("imports")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn read_all(reader: &mut impl Read, chunk: usize) -> String {
+        let mut out = Vec::new();
+        let mut buf = vec![0; chunk];
+        loop {
+            let n = reader.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn crlf_is_read_as_lf_whatever_the_buffer_sizes() {
+        for (input, expected) in [
+            (
+                "h1,h2\r\na,\"b\r\nc\"\r\n\r\nx\ry\r\n",
+                "h1,h2\na,\"b\nc\"\n\nx\ry\n",
+            ),
+            ("h1\r\na", "h1\na\n"),
+            ("h1\na\r", "h1\na\r\n"),
+            ("", ""),
+        ] {
+            for capacity in 1..=8 {
+                for chunk in 1..=5 {
+                    let mut reader = Lf::new(BufReader::with_capacity(capacity, input.as_bytes()));
+                    assert_eq!(
+                        read_all(&mut reader, chunk),
+                        expected,
+                        "{input:?}, capacity {capacity}, chunk {chunk}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn numbers(file: String) -> Vec<i64> {
+        csv_rows(
+            ImportKind::Households,
+            Lf::new(BufReader::new(std::io::Cursor::new(file.into_bytes()))),
+        )
+        .expect("header")
+        .map(|row| row.expect("row").number)
+        .collect()
+    }
+
+    #[test]
+    fn rows_are_numbered_by_the_line_they_start_on() {
+        for end in ["\n", "\r\n"] {
+            let lines = [
+                "neighbourhood_id,address",
+                "a,b",
+                "",
+                "c,\"two",
+                "lines\"",
+                "",
+                "",
+                "e,f",
+            ];
+            // With a line end after the last row or without.
+            assert_eq!(numbers(lines.join(end) + end), [2, 4, 8], "{end:?}");
+            assert_eq!(numbers(lines.join(end)), [2, 4, 8], "{end:?}");
+        }
+    }
 }

@@ -171,8 +171,9 @@ pub struct NewJob {
     pub file_path: String,
 }
 
-/// Starts a job, unless this is a repeat: the same idempotency key of the same caller, or a
-/// committed import of the same file (checksum) and kind. Then the earlier job is returned.
+/// Starts a job, unless this is a repeat: the same idempotency key of the same caller, or the
+/// same caller's committed import of the same file (checksum) and kind. Then the earlier job is
+/// returned.
 pub fn start(conn: &mut DbConnection, new: NewJob) -> Result<(Job, bool), StoreError> {
     write_transaction(conn, |conn| {
         crate::tx::lock(conn, &format!("import:{}", new.checksum))?;
@@ -188,7 +189,10 @@ pub fn start(conn: &mut DbConnection, new: NewJob) -> Result<(Job, bool), StoreE
             }
         }
         if new.mode == ImportMode::Commit {
+            // The same caller's: another caller's job is not theirs to see, and their scope
+            // may differ (their rows would match by natural keys anyway).
             let earlier: Option<Job> = import_jobs::table
+                .filter(import_jobs::principal.eq(&new.principal))
                 .filter(import_jobs::kind.eq(new.kind.as_str()))
                 .filter(import_jobs::checksum.eq(&new.checksum))
                 .filter(import_jobs::mode.eq(ImportMode::Commit.as_str()))
@@ -812,25 +816,44 @@ impl Kind for Households {
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
         each_row(conn, runner, batch, tally, errors, |conn, new| {
-            let mut query = households::table
-                .select((
-                    households::id,
-                    households::neighbourhood_id,
-                    households::address,
-                    households::postal_code,
-                ))
-                .into_boxed();
-            if let Scope::UserAreas(user) = runner.scope {
-                query = query.filter(households::neighbourhood_id.eq_any(assigned_to(user)));
-            }
-            query = match &new.postal_code {
-                Some(code) => query.filter(households::postal_code.eq(code.clone())),
-                None => query
-                    .filter(households::neighbourhood_id.eq(new.neighbourhood_id.to_string()))
-                    .filter(households::address_normalised.eq(new.address.normalised.clone())),
+            let in_scope = || {
+                let query = households::table
+                    .select((
+                        households::id,
+                        households::neighbourhood_id,
+                        households::address,
+                        households::postal_code,
+                    ))
+                    .into_boxed();
+                match runner.scope {
+                    Scope::UserAreas(user) => {
+                        query.filter(households::neighbourhood_id.eq_any(assigned_to(user)))
+                    }
+                    Scope::All => query,
+                }
             };
-            let found: Option<(String, String, String, Option<String>)> =
-                query.first(conn).optional()?;
+            let by_postal_code: Option<(String, String, String, Option<String>)> =
+                match &new.postal_code {
+                    Some(code) => in_scope()
+                        .filter(households::postal_code.eq(code.clone()))
+                        .first(conn)
+                        .optional()?,
+                    None => None,
+                };
+            // Else by the address, among households without a postal code (one with another
+            // code at the same address is another home, e.g. a flat of the same building).
+            let found = match by_postal_code {
+                Some(found) => Some(found),
+                None => {
+                    let mut query = in_scope()
+                        .filter(households::neighbourhood_id.eq(new.neighbourhood_id.to_string()))
+                        .filter(households::address_normalised.eq(new.address.normalised.clone()));
+                    if new.postal_code.is_some() {
+                        query = query.filter(households::postal_code.is_null());
+                    }
+                    query.first(conn).optional()?
+                }
+            };
             let Some((id, neighbourhood, address, postal_code)) = found else {
                 crate::households::create(conn, &runner.context, &runner.scope, new)?;
                 return Ok(Outcome::Created);
