@@ -500,7 +500,7 @@ fn run_on<K: Kind>(
 /// touches pages of every index of its tables; with the default 2 MB they are spilled and read
 /// back through the kernel many times per batch (half the import's time in `pwrite`/`pread`
 /// when profiled).
-const IMPORT_CACHE_KIB: i64 = 48 * 1024;
+const IMPORT_CACHE_KIB: i64 = 16 * 1024;
 
 /// Sets the page cache of a SQLite connection, in KiB; PostgreSQL has its own shared buffers.
 fn page_cache(conn: &mut DbConnection, kib: i64) -> Result<(), StoreError> {
