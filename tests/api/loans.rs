@@ -442,6 +442,10 @@ async fn large_loans_and_write_offs_need_two_different_managers(app: TestApp) {
     let written = ok(act(&app, &s.pm2, &loan, "write-off", json!({})).await).await;
     assert_eq!(written["state"], "written_off");
     assert_eq!(written["balance"], 0);
+    assert_eq!(written["days_past_due"], 0);
+    // A written-off loan bars another.
+    let again = problem(apply(&app, &s, &who, &product, 10_000_000).await, 422).await;
+    assert_eq!(again["errors"][0]["code"], "no_arrears", "{again}");
     // The ledger was audited at each step.
     assert!(crate::training::audit_count(&app, "loan.write_off").await >= 2);
 }
@@ -454,7 +458,11 @@ async fn forbidden_transitions_are_refused(app: TestApp) {
     let applied = created(apply(&app, &s, &who, &product, 10_000_000).await).await;
     // Applied: no disbursement, repayment, settlement or write-off.
     for action in ["disburse", "settle", "write-off"] {
-        problem(act(&app, &s.pm, &applied, action, json!({})).await, 409).await;
+        problem(
+            act(&app, &s.pm, &applied, action, json!({"amount": 1})).await,
+            409,
+        )
+        .await;
     }
     problem(
         repay(&app, &s, &applied, "early", 1, "2025-01-01").await,
@@ -592,6 +600,23 @@ async fn eligibility_is_explained_rule_by_rule(app: TestApp) {
     .await;
     let refused = problem(again, 422).await;
     assert_eq!(refused["errors"][0]["code"], "no_arrears", "{refused}");
+    // Dating the application back to before the arrears does not get round the rule.
+    let backdated = problem(apply(&app, &s, &trained, &course, 10_000_000).await, 422).await;
+    assert_eq!(backdated["errors"][0]["code"], "no_arrears", "{backdated}");
+    // Nor can it be dated in the future.
+    let future = send(
+        &app,
+        &s.facilitator,
+        "post",
+        "/api/v1/loans",
+        json!({"person_id": trained["id"], "product_id": course["id"], "amount": 10_000_000,
+               "purpose": "x", "applied_on": "2100-01-01"}),
+    )
+    .await;
+    assert_eq!(
+        problem(future, 422).await["errors"][0]["field"],
+        "applied_on"
+    );
 }
 
 async fn early_settlement_waives_later_fees(app: TestApp) {
@@ -614,19 +639,36 @@ async fn early_settlement_waives_later_fees(app: TestApp) {
     assert_eq!(quote["fee"], 40_000);
     assert_eq!(quote["waived_fee"], fees - 40_000);
     assert_eq!(quote["total"], 12_040_000);
+    // The amount handed over must be the quote's.
+    let differs = act(
+        &app,
+        &s.facilitator,
+        &loan,
+        "settle",
+        json!({"on": "2025-01-15", "amount": 12_000_000}),
+    )
+    .await;
+    assert_eq!(
+        problem(differs, 422).await["errors"][0]["code"],
+        "settlement_differs"
+    );
     let settled = ok(act(
         &app,
         &s.facilitator,
         &loan,
         "settle",
-        json!({"on": "2025-01-15"}),
+        json!({"on": "2025-01-15", "amount": 12_040_000}),
     )
     .await)
     .await;
     assert_eq!(settled["state"], "settled");
     assert_eq!(settled["balance"], 0);
+    // Long after the schedule's last due day, a settled loan is in no arrears.
+    let later = read(&app, &s.pm, &loan, "2026-01-01").await;
+    assert_eq!(later["days_past_due"], 0, "{later}");
+    assert_eq!(later["bucket"], Value::Null);
     problem(
-        act(&app, &s.facilitator, &loan, "settle", json!({})).await,
+        act(&app, &s.facilitator, &loan, "settle", json!({"amount": 1})).await,
         409,
     )
     .await;

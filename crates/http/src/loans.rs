@@ -413,7 +413,11 @@ pub async fn apply(
         on,
     };
     let (context, scope) = (auth.audit(), auth.scope());
-    match with_db(&state, move |c| loans::apply(c, &context, &scope, new)).await? {
+    match with_db(&state, move |c| {
+        loans::apply(c, &context, &scope, new, today())
+    })
+    .await?
+    {
         ApplyOutcome::Applied(l) => Ok(HttpResponse::Created()
             .insert_header((
                 actix_web::http::header::LOCATION,
@@ -706,15 +710,18 @@ pub async fn settlement(
     }))
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettleRequest {
     /// Default today.
     pub on: Option<String>,
+    /// The rials paid: must be the settlement's total for that day (see `GET .../settlement`).
+    pub amount: i64,
 }
 
-/// Settle a loan early: the settlement amount is recorded as paid, later fees are waived, and
-/// the loan is `settled`.
+/// Settle a loan early: the amount paid, which must be the settlement's total for the day
+/// (`settlement_differs` otherwise), is recorded, later fees are waived, and the loan is
+/// `settled`.
 #[utoipa::path(
     tag = "loans",
     security(("bearer" = [])),
@@ -724,6 +731,7 @@ pub struct SettleRequest {
         (status = 200, description = "Settled", body = LoanResponse),
         (status = 404, description = "No such loan", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not disbursed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The amount is not the settlement's total", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/loans/{id}/settle")]
@@ -731,13 +739,18 @@ pub async fn settle(
     auth: Auth<perm::LoanWrite>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: Option<web::Json<SettleRequest>>,
+    body: web::Json<SettleRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    let body = body.into_inner();
     let on = day_or_today("on", body.on.as_deref())?;
-    let (id, scope, context) = (id.into_inner().to_string(), auth.scope(), auth.audit());
+    let (id, scope, context, amount) = (
+        id.into_inner().to_string(),
+        auth.scope(),
+        auth.audit(),
+        body.amount,
+    );
     let l = with_db(&state, move |c| {
-        loans::settle(c, &context, &scope, &id, on, today())
+        loans::settle(c, &context, &scope, &id, on, amount, today())
     })
     .await?;
     Ok(ok(l))

@@ -304,7 +304,19 @@ fn assemble(conn: &mut DbConnection, row: LoanRow, as_of: NaiveDate) -> Result<L
         &repayments.remove(&row.id).unwrap_or_default(),
         as_of,
     );
-    let arrears = loan::arrears(&schedule, as_of);
+    // A settled or written-off loan owes nothing from its closing day: settlement waives the
+    // later fees and a write-off ends the debt, which the schedule alone does not show.
+    let closed = matches!(row.state()?, LoanState::Settled | LoanState::WrittenOff)
+        && row.closed_on.is_some_and(|d| d <= as_of);
+    let arrears = if closed {
+        loan::Arrears {
+            days_past_due: 0,
+            overdue: 0,
+            bucket: None,
+        }
+    } else {
+        loan::arrears(&schedule, as_of)
+    };
     Ok(Loan {
         approvals: approvers(conn, &row.id, "approval")?,
         write_off_approvals: approvers(conn, &row.id, "write_off")?,
@@ -345,8 +357,16 @@ pub fn list(
     Ok(query.order(loans::id.desc()).limit(limit).load(conn)?)
 }
 
-/// Whether any disbursed loan of the person is past due on `on`.
+/// Whether any disbursed loan of the person is past due on `on`, or any was written off.
 fn in_arrears(conn: &mut DbConnection, person: &str, on: NaiveDate) -> Result<bool, StoreError> {
+    let written_off: i64 = loans::table
+        .filter(loans::person_id.eq(person))
+        .filter(loans::state.eq(LoanState::WrittenOff.as_str()))
+        .count()
+        .get_result(conn)?;
+    if written_off > 0 {
+        return Ok(true);
+    }
     let ids: Vec<String> = loans::table
         .filter(loans::person_id.eq(person))
         .filter(loans::state.eq(LoanState::Disbursed.as_str()))
@@ -385,7 +405,11 @@ pub fn apply(
     context: &AuditContext,
     scope: &Scope,
     new: NewLoan,
+    today: NaiveDate,
 ) -> Result<ApplyOutcome, StoreError> {
+    if new.on > today {
+        return Err(FieldError::new("applied_on", "in_future", "must not be in the future").into());
+    }
     write_transaction(conn, |conn| {
         let person = match crate::persons::get(conn, scope, new.person_id) {
             Err(StoreError::NotFound) => {
@@ -427,13 +451,15 @@ pub fn apply(
             .get_result(conn)?;
         let facts = Facts {
             enrolled: enrolled > 0,
-            has_valid_permit: crate::supporters::has_valid_permit(conn, &person_key, new.on)?,
+            // As of today, whatever day the application is dated: a past date must not pass a
+            // permit since lapsed or a loan since fallen into arrears.
+            has_valid_permit: crate::supporters::has_valid_permit(conn, &person_key, today)?,
             completed_technical_course: crate::cohorts::has_completed(
                 conn,
                 new.person_id,
                 CourseCategory::TechnicalVocational,
             )?,
-            has_loan_in_arrears: in_arrears(conn, &person_key, new.on)?,
+            has_loan_in_arrears: in_arrears(conn, &person_key, today)?,
             requirement: product.requirement()?,
         };
         let checks = loan::eligibility(&facts);
@@ -807,8 +833,15 @@ pub fn repay(
             None,
         )?;
         let row = if amount == owed {
+            // Closed on the last payment's day, which may be later than this one's date.
+            let last: Option<NaiveDate> = ledger_entries::table
+                .filter(ledger_entries::loan_id.eq(id))
+                .filter(ledger_entries::kind.eq(LoanEntryKind::Repayment.as_str()))
+                .select(diesel::dsl::max(ledger_entries::effective_on))
+                .first(conn)?;
+            let closed = last.map_or(on, |d| d.max(on));
             save(conn, current, LoanState::Settled, |r| {
-                r.closed_on = Some(on)
+                r.closed_on = Some(closed)
             })?
         } else {
             current
@@ -850,6 +883,7 @@ pub fn settle(
     scope: &Scope,
     id: &str,
     on: NaiveDate,
+    amount: i64,
     today: NaiveDate,
 ) -> Result<Loan, StoreError> {
     write_transaction(conn, |conn| {
@@ -859,6 +893,18 @@ pub fn settle(
         }
         let state = disbursed_state(conn, &current, on)?;
         let settlement = loan::settlement(&state, on);
+        // The money handed over, checked against the quote: the ledger records what was paid.
+        if amount != settlement.total() {
+            return Err(FieldError::new(
+                "amount",
+                "settlement_differs",
+                format!(
+                    "settling on {on} takes {} rials (GET /loans/{{id}}/settlement?on={on})",
+                    settlement.total()
+                ),
+            )
+            .into());
+        }
         post(
             conn,
             context,
@@ -909,6 +955,18 @@ pub fn write_off(
         let approvals = add_approval(conn, id, "write_off", approver, note)?;
         let row = if u32::try_from(approvals.len()).unwrap_or(u32::MAX) >= loan::WRITE_OFF_APPROVALS
         {
+            // Fees not yet earned are waived, not written off as a loss.
+            let state = disbursed_state(conn, &current, today)?;
+            let waived = loan::settlement(&state, today).waived_fee;
+            post(
+                conn,
+                context,
+                id,
+                LoanEntryKind::FeeWaiver,
+                -waived,
+                today,
+                Some("fees after the write-off".to_owned()),
+            )?;
             let owed = balance(conn, id)?;
             post(
                 conn,
