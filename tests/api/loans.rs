@@ -17,6 +17,7 @@ backend_tests!(
     arrears_are_computed_as_of_any_day_and_par30_counts_past_30_days,
     large_loans_and_write_offs_need_two_different_managers,
     forbidden_transitions_are_refused,
+    an_approved_loan_can_be_cancelled_and_the_programme_rule_decides_financed,
     eligibility_is_explained_rule_by_rule,
     early_settlement_waives_later_fees,
     facilitators_see_only_their_neighbourhoods_loans,
@@ -139,14 +140,33 @@ async fn repay(
     amount: i64,
     on: &str,
 ) -> reqwest::Response {
-    app.client
+    repay_as(
+        app,
+        &s.facilitator,
+        loan,
+        Some(key),
+        json!({"amount": amount, "paid_on": on}),
+    )
+    .await
+}
+
+/// A repayment by any caller, with or without an `Idempotency-Key`.
+async fn repay_as(
+    app: &TestApp,
+    token: &str,
+    loan: &Value,
+    key: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut request = app
+        .client
         .post(app.url(&format!("/api/v1/loans/{}/repayments", id(loan))))
-        .bearer_auth(&s.facilitator)
-        .header("idempotency-key", key)
-        .json(&json!({"amount": amount, "paid_on": on}))
-        .send()
-        .await
-        .expect("sent")
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    request.send().await.expect("sent")
 }
 
 async fn read(app: &TestApp, token: &str, loan: &Value, as_of: &str) -> Value {
@@ -161,6 +181,20 @@ async fn read(app: &TestApp, token: &str, loan: &Value, as_of: &str) -> Value {
     .await
 }
 
+/// The person's loan of `amount`, approved and disbursed on `on`.
+async fn disbursed_for(
+    app: &TestApp,
+    s: &Staff,
+    who: &Value,
+    product: &Value,
+    amount: i64,
+    on: &str,
+) -> Value {
+    let loan = created(apply(app, s, who, product, amount).await).await;
+    ok(act(app, &s.pm, &loan, "approve", json!({})).await).await;
+    ok(act(app, &s.pm, &loan, "disburse", json!({"disbursed_on": on})).await).await
+}
+
 /// An approved and disbursed loan of `amount` for a new eligible person of `n`.
 async fn disbursed(
     app: &TestApp,
@@ -172,9 +206,7 @@ async fn disbursed(
     on: &str,
 ) -> Value {
     let who = eligible_person(app, n, k).await;
-    let loan = created(apply(app, s, &who, product, amount).await).await;
-    ok(act(app, &s.pm, &loan, "approve", json!({})).await).await;
-    ok(act(app, &s.pm, &loan, "disburse", json!({"disbursed_on": on})).await).await
+    disbursed_for(app, s, &who, product, amount, on).await
 }
 
 fn sum(schedule: &Value, field: &str) -> i64 {
@@ -279,14 +311,7 @@ async fn a_loan_goes_from_application_to_settlement(app: TestApp) {
         "{closed}"
     );
     // A repayment needs a key.
-    let keyless = app
-        .client
-        .post(app.url(&format!("/api/v1/loans/{}/repayments", id(&loan))))
-        .bearer_auth(&s.facilitator)
-        .json(&json!({"amount": 1}))
-        .send()
-        .await
-        .expect("sent");
+    let keyless = repay_as(&app, &s.facilitator, &loan, None, json!({"amount": 1})).await;
     assert_eq!(keyless.status(), 400);
 }
 
@@ -537,18 +562,8 @@ async fn forbidden_transitions_are_refused(app: TestApp) {
         403
     );
     let auditor = crate::helpers::mint(&app.keys, Role::Auditor);
-    assert_eq!(
-        app.client
-            .post(app.url(&format!("/api/v1/loans/{}/repayments", id(&loan))))
-            .bearer_auth(&auditor)
-            .header("idempotency-key", "k")
-            .json(&json!({"amount": 1}))
-            .send()
-            .await
-            .expect("sent")
-            .status(),
-        403
-    );
+    let repaid = repay_as(&app, &auditor, &loan, Some("k"), json!({"amount": 1})).await;
+    assert_eq!(repaid.status(), 403);
 }
 
 async fn eligibility_is_explained_rule_by_rule(app: TestApp) {
@@ -699,15 +714,14 @@ async fn facilitators_see_only_their_neighbourhoods_loans(app: TestApp) {
         ok(send(&app, &s.facilitator, "get", "/api/v1/loans", Value::Null).await).await;
     assert_eq!(own.as_array().expect("list").len(), 1);
     // No repayment, settlement quote or application outside the scope.
-    let repaid = app
-        .client
-        .post(app.url(&format!("{path}/repayments")))
-        .bearer_auth(&outsider)
-        .header("idempotency-key", "outside")
-        .json(&json!({"amount": 1}))
-        .send()
-        .await
-        .expect("sent");
+    let repaid = repay_as(
+        &app,
+        &outsider,
+        &loan,
+        Some("outside"),
+        json!({"amount": 1}),
+    )
+    .await;
     assert_eq!(repaid.status(), 404);
     assert_eq!(
         send(
@@ -751,5 +765,51 @@ async fn facilitators_see_only_their_neighbourhoods_loans(app: TestApp) {
             .await
             .status(),
         403
+    );
+}
+
+async fn an_approved_loan_can_be_cancelled_and_the_programme_rule_decides_financed(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let s = staff(&app, &n1).await;
+    let product = product(&app, &s, "قاعده", "technical_course", 0).await;
+    // Approved, then cancelled before the money leaves: rejected, with its reason, and closed.
+    let first = eligible_person(&app, &n1, 1).await;
+    let loan = created(apply(&app, &s, &first, &product, 10_000_000).await).await;
+    ok(act(&app, &s.pm, &loan, "approve", json!({})).await).await;
+    let cancelled = ok(act(
+        &app,
+        &s.pm,
+        &loan,
+        "reject",
+        json!({"reason": "انصراف متقاضی"}),
+    )
+    .await)
+    .await;
+    assert_eq!(cancelled["state"], "rejected");
+    assert_eq!(cancelled["rejection_reason"], "انصراف متقاضی");
+    problem(act(&app, &s.pm, &loan, "disburse", json!({})).await, 409).await;
+
+    // With the programme's `advance_on_loan` off, a disbursed loan leaves the enrolment alone.
+    let off = app
+        .client
+        .patch(app.url("/api/v1/programmes/0169a6c0-0000-7000-8000-000000000001"))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"advance_on_loan": false}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(off.status(), 200);
+    let second = eligible_person(&app, &n1, 2).await;
+    disbursed_for(&app, &s, &second, &product, 10_000_000, "2025-01-01").await;
+    let enrolments: Value = ok(app
+        .get(&format!(
+            "/api/v1/enrolments?household_id={}",
+            second["household_id"].as_str().expect("household")
+        ))
+        .await)
+    .await;
+    assert_eq!(
+        enrolments["items"][0]["state"], "in_training",
+        "{enrolments}"
     );
 }
