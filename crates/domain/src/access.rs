@@ -85,14 +85,16 @@ pub enum ClientScope {
     RegistryWrite,
     ImportsWrite,
     ReportsRead,
+    WebhooksManage,
 }
 
 impl ClientScope {
-    pub const ALL: [ClientScope; 4] = [
+    pub const ALL: [ClientScope; 5] = [
         ClientScope::RegistryRead,
         ClientScope::RegistryWrite,
         ClientScope::ImportsWrite,
         ClientScope::ReportsRead,
+        ClientScope::WebhooksManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +103,7 @@ impl ClientScope {
             ClientScope::RegistryWrite => "registry:write",
             ClientScope::ImportsWrite => "imports:write",
             ClientScope::ReportsRead => "reports:read",
+            ClientScope::WebhooksManage => "webhooks:manage",
         }
     }
 }
@@ -166,10 +169,15 @@ pub enum Action {
     LoanWrite,
     LoanApprove,
     LoanProductWrite,
+    PartnerPolicyRead,
+    PartnerPolicyWrite,
+    ChangesRead,
+    WebhookManage,
+    ResearchRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 38] = [
+    pub const ALL: [Action; 43] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -208,6 +216,11 @@ impl Action {
         Action::LoanWrite,
         Action::LoanApprove,
         Action::LoanProductWrite,
+        Action::PartnerPolicyRead,
+        Action::PartnerPolicyWrite,
+        Action::ChangesRead,
+        Action::WebhookManage,
+        Action::ResearchRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -250,6 +263,11 @@ impl Action {
             Action::LoanWrite => "loan:write",
             Action::LoanApprove => "loan:approve",
             Action::LoanProductWrite => "loan_product:write",
+            Action::PartnerPolicyRead => "partner_policy:read",
+            Action::PartnerPolicyWrite => "partner_policy:write",
+            Action::ChangesRead => "changes:read",
+            Action::WebhookManage => "webhook:manage",
+            Action::ResearchRead => "research:read",
         }
     }
 
@@ -292,7 +310,13 @@ impl Action {
             | Action::LoanRead
             | Action::LoanWrite
             | Action::LoanApprove
-            | Action::LoanProductWrite => None,
+            | Action::LoanProductWrite
+            | Action::PartnerPolicyRead
+            | Action::PartnerPolicyWrite => None,
+            // Partner machines, always within their organisation's MoU data policy.
+            Action::ChangesRead => Some(ClientScope::RegistryRead),
+            Action::WebhookManage => Some(ClientScope::WebhooksManage),
+            Action::ResearchRead => Some(ClientScope::ReportsRead),
         }
     }
 }
@@ -407,6 +431,20 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     // Approving, paying out, rejecting and writing off are a programme manager's decisions.
     (Action::LoanApprove, &[ProgrammeManager]),
     (Action::LoanProductWrite, &[Admin, ProgrammeManager]),
+    // MoU data policies: set by an administrator, read by those who answer for them.
+    (
+        Action::PartnerPolicyRead,
+        &[Admin, ProgrammeManager, Auditor],
+    ),
+    (Action::PartnerPolicyWrite, &[Admin]),
+    // The changes feed and webhooks: partners within their policy; administrators see all.
+    (Action::ChangesRead, &[Admin, Partner]),
+    (Action::WebhookManage, &[Admin, Partner]),
+    // Research tables are aggregates with small cells suppressed.
+    (
+        Action::ResearchRead,
+        &[Admin, ProgrammeManager, Partner, Auditor],
+    ),
 ];
 
 /// Whether a user with `role` may perform `action`.

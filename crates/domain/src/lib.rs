@@ -22,6 +22,7 @@ pub mod mobile;
 pub mod national_id;
 pub mod organisation;
 pub mod outcome;
+pub mod partner;
 pub mod permit;
 pub mod person;
 pub mod progress;

@@ -9,6 +9,8 @@ use tavana_domain::assessment::{
 };
 use tavana_domain::id::{AssessmentId, PersonId};
 
+use crate::changes::Op;
+use tavana_domain::partner::Resource;
 use crate::audit::{self, AuditContext, Event};
 use crate::db::DbConnection;
 use crate::error::StoreError;
@@ -123,6 +125,7 @@ pub fn record(
                 other => other.into(),
             })?;
         let assessment = to_assessment(inserted)?;
+        crate::changes::record(conn, Resource::Assessments, &assessment.id.to_string(), Op::Created)?;
         audit::append(
             conn,
             context,

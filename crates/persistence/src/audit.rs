@@ -119,6 +119,16 @@ impl AuditRow {
     }
 }
 
+/// Orders appends (and the changes feed, which uses the same lock): on PostgreSQL a
+/// transaction-scoped lock held until commit, so numbers are taken in commit order; on SQLite the
+/// write transaction (BEGIN IMMEDIATE) already excludes other writers.
+pub(crate) fn order_lock(conn: &mut DbConnection) -> Result<(), StoreError> {
+    if let DbConnection::Pg(pg) = conn {
+        pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})"))?;
+    }
+    Ok(())
+}
+
 /// Appends one event. Call it inside the transaction that makes the change, so the change and its
 /// record commit or fail together.
 pub fn append(
@@ -129,11 +139,7 @@ pub fn append(
     if context.batched {
         return Ok(());
     }
-    // Appends are ordered: on PostgreSQL by a transaction-scoped lock; on SQLite the write
-    // transaction (BEGIN IMMEDIATE) already excludes other writers.
-    if let DbConnection::Pg(pg) = conn {
-        pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})"))?;
-    }
+    order_lock(conn)?;
     let last: Option<(i64, String)> = audit_log::table
         .select((audit_log::seq, audit_log::hash))
         .order(audit_log::seq.desc())

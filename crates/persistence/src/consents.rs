@@ -90,6 +90,7 @@ pub fn record(
             .returning(consents::all_columns)
             .get_result(conn)?;
         let consent = to_consent(inserted)?;
+        crate::changes::consent_changed(conn, &consent.person_id.to_string())?;
         audit::append(
             conn,
             context,
@@ -166,6 +167,7 @@ pub fn withdraw(
                 .select(ConsentRow::as_select())
                 .first(conn)?,
         )?;
+        crate::changes::consent_changed(conn, &after.person_id.to_string())?;
         audit::append(
             conn,
             context,

@@ -603,6 +603,7 @@ pub fn load(
             })
             .collect();
         bulk_insert!(conn, progress_counts::table, count_rows);
+        crate::changes::record_existing(conn)?;
         audit::append(
             conn,
             &AuditContext::system(),

@@ -8,6 +8,8 @@ use tavana_domain::FieldError;
 use tavana_domain::id::PersonId;
 use tavana_domain::person::Person;
 
+use crate::changes::Op;
+use tavana_domain::partner::Resource;
 use crate::audit::{self, AuditContext, Event};
 use crate::db::DbConnection;
 use crate::error::StoreError;
@@ -208,6 +210,13 @@ pub fn merge(
             ))
             .execute(conn)?;
         close_pair(conn, context, into, from, "merged")?;
+        crate::changes::record(conn, Resource::Persons, &from_id, Op::Deleted)?;
+        crate::changes::record(conn, Resource::Persons, &into_id, Op::Updated)?;
+        let moved: Vec<String> = assessments::table
+            .filter(assessments::person_id.eq(&into_id))
+            .select(assessments::id)
+            .load(conn)?;
+        crate::changes::record_many(conn, Resource::Assessments, &moved, Op::Updated)?;
         audit::append(
             conn,
             context,

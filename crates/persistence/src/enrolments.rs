@@ -11,6 +11,8 @@ use tavana_domain::enrolment::{
 };
 use tavana_domain::id::{AreaId, EnrolmentId, HouseholdId, PersonId, ProgrammeId};
 
+use crate::changes::Op;
+use tavana_domain::partner::Resource;
 use crate::audit::{self, AuditContext, Event};
 use crate::db::{DbConnection, MultiBackend};
 use crate::error::StoreError;
@@ -229,6 +231,7 @@ pub fn create(
             reason,
         )?;
         let enrolment = to_enrolment(inserted)?;
+        crate::changes::record(conn, Resource::Enrolments, &enrolment.id.to_string(), Op::Created)?;
         audit::append(
             conn,
             context,
@@ -398,6 +401,7 @@ pub fn transition(
             reason,
         )?;
         let after = get(conn, scope, id)?;
+        crate::changes::record(conn, Resource::Enrolments, &id.to_string(), Op::Updated)?;
         audit::append(
             conn,
             context,

@@ -7,6 +7,8 @@ use tavana_domain::FieldError;
 use tavana_domain::household::{Address, Household, NewHousehold};
 use tavana_domain::id::{AreaId, HouseholdId};
 
+use crate::changes::Op;
+use tavana_domain::partner::Resource;
 use crate::audit::{self, AuditContext, Event};
 use crate::db::DbConnection;
 use crate::error::StoreError;
@@ -119,6 +121,7 @@ pub fn create(
             .returning(households::all_columns)
             .get_result(conn)?;
         let household = Household::try_from(inserted)?;
+        crate::changes::record(conn, Resource::Households, &household.id.to_string(), Op::Created)?;
         audit::append(
             conn,
             context,
@@ -251,6 +254,7 @@ pub fn update(
             });
         }
         let after = get(conn, scope, id)?;
+        crate::changes::record(conn, Resource::Households, &id.to_string(), Op::Updated)?;
         audit::append(
             conn,
             context,

@@ -24,6 +24,8 @@ use tavana_domain::person::{HouseholdRole, NewPerson};
 use tavana_domain::{FieldError, ValidationErrors};
 
 use crate::assessments::AssessmentRow;
+use crate::changes::Op;
+use tavana_domain::partner::Resource;
 use crate::audit::{self, Actor, AuditContext, Event};
 use crate::cohorts::{Mark, Recorder};
 use crate::db::{Database, DbConnection};
@@ -1330,6 +1332,7 @@ fn apply_persons(
     let now = crate::now();
     let mut new_rows = Vec::new();
     let mut memberships = Vec::new();
+    let mut updated_ids = Vec::new();
     for (number, parsed) in batch {
         tally.read += 1;
         let person = match parsed {
@@ -1403,6 +1406,7 @@ fn apply_persons(
                     persons::updated_at.eq(now),
                 ))
                 .execute(conn)?;
+            updated_ids.push(current.id.clone());
             tally.updated += 1;
             continue;
         }
@@ -1452,6 +1456,8 @@ fn apply_persons(
     let new_ids: Vec<String> = new_rows.iter().map(|p| p.id.clone()).collect();
     bulk_insert!(conn, persons::table, new_rows);
     bulk_insert!(conn, household_memberships::table, memberships);
+    crate::changes::record_many(conn, Resource::Persons, &new_ids, Op::Created)?;
+    crate::changes::record_many(conn, Resource::Persons, &updated_ids, Op::Updated)?;
     queue_duplicates(conn, &new_ids, now)
 }
 

@@ -8,6 +8,8 @@ use tavana_domain::FieldError;
 use tavana_domain::id::{AreaId, HouseholdId, PersonId};
 use tavana_domain::person::{Education, HouseholdRole, NewPerson, Person, PersonName, Sex};
 
+use crate::changes::Op;
+use tavana_domain::partner::Resource;
 use crate::audit::{self, AuditContext, Event};
 use crate::db::{DbConnection, MultiBackend};
 use crate::error::StoreError;
@@ -221,6 +223,7 @@ pub fn create(
             ))
             .execute(conn)?;
         let person = to_person(inserted)?;
+        crate::changes::record(conn, Resource::Persons, &person.id.to_string(), Op::Created)?;
         audit::append(
             conn,
             context,
@@ -473,6 +476,7 @@ pub fn update(
             });
         }
         let after = get(conn, scope, id)?;
+        crate::changes::record(conn, Resource::Persons, &id.to_string(), Op::Updated)?;
         audit::append(
             conn,
             context,
@@ -673,7 +677,8 @@ fn set_current(
             }
             other => other.into(),
         })?;
-    Ok(())
+    // Moves, heads changing and splits all pass here.
+    crate::changes::record(conn, Resource::Persons, &id.to_string(), Op::Updated)
 }
 
 /// Makes `new_head` (a member of the household) its head from `on`; the previous head, if any,
@@ -750,6 +755,7 @@ pub fn change_head(
                 household.neighbourhood_id,
             )),
         )?;
+        crate::changes::record(conn, Resource::Households, &household_id, Op::Updated)?;
         audit::append(
             conn,
             context,
@@ -850,6 +856,7 @@ pub fn split(
                 Some((created.id, *role, created.neighbourhood_id)),
             )?;
         }
+        crate::changes::record(conn, Resource::Households, &source.id.to_string(), Op::Updated)?;
         audit::append(
             conn,
             context,

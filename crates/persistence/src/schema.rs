@@ -318,6 +318,74 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    partner_policies (organisation_id) {
+        organisation_id -> Text,
+        purpose -> Text,
+        starts_on -> Date,
+        ends_on -> Date,
+        resources -> Text,
+        withheld -> Text,
+        writes -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    changes (seq) {
+        seq -> BigInt,
+        entity -> Text,
+        entity_id -> Text,
+        op -> Text,
+        changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        organisation_id -> Text,
+        url -> Text,
+        event_types -> Text,
+        secret -> Text,
+        enabled -> Bool,
+        failures -> Integer,
+        disabled_at -> Nullable<Timestamp>,
+        last_seq -> BigInt,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        endpoint_id -> Text,
+        change_seq -> BigInt,
+        event_type -> Text,
+        payload -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Text,
+        delivery_id -> Text,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(households -> areas (neighbourhood_id));
 diesel::joinable!(employment_outcomes -> persons (person_id));
 diesel::joinable!(outcome_follow_ups -> employment_outcomes (outcome_id));
@@ -715,6 +783,10 @@ diesel::joinable!(permits -> business_activities (activity));
 diesel::joinable!(permit_applications -> business_activities (activity));
 diesel::joinable!(api_clients -> organisations (organisation_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(partner_policies -> organisations (organisation_id));
+diesel::joinable!(webhook_endpoints -> organisations (organisation_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     areas,
@@ -768,6 +840,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     loans,
     loan_approvals,
     loan_instalments,
+    partner_policies,
+    changes,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
 );
 
 diesel::allow_columns_to_appear_in_same_group_by_clause!(cohorts::course_id, registrations::status);

@@ -255,5 +255,10 @@ pub mod perm {
         LoanWrite,
         LoanApprove,
         LoanProductWrite,
+        PartnerPolicyRead,
+        PartnerPolicyWrite,
+        ChangesRead,
+        WebhookManage,
+        ResearchRead,
     );
 }

@@ -1,0 +1,150 @@
+//! Partner organisations' MoU data policies: one per organisation, replaced whole, audited.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use serde_json::{Value, json};
+use tavana_domain::id::OrganisationId;
+use tavana_domain::partner::{Policy, join};
+
+use crate::audit::{self, AuditContext, Event};
+use crate::db::DbConnection;
+use crate::error::StoreError;
+use crate::schema::partner_policies;
+use crate::tx::write_transaction;
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = partner_policies)]
+struct PolicyRow {
+    organisation_id: String,
+    purpose: String,
+    starts_on: NaiveDate,
+    ends_on: NaiveDate,
+    resources: String,
+    withheld: String,
+    writes: String,
+    version: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// A stored policy with its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPolicy {
+    pub organisation_id: OrganisationId,
+    pub policy: Policy,
+    pub version: i64,
+    pub updated_at: NaiveDateTime,
+}
+
+fn names<T: std::str::FromStr + Ord>(
+    row: &str,
+    text: &str,
+) -> Result<std::collections::BTreeSet<T>, StoreError> {
+    text.split_whitespace()
+        .map(|n| {
+            n.parse()
+                .map_err(|_| StoreError::Internal(format!("partner_policies row {row}: bad {n}")))
+        })
+        .collect()
+}
+
+fn to_stored(row: PolicyRow) -> Result<StoredPolicy, StoreError> {
+    let id = &row.organisation_id;
+    Ok(StoredPolicy {
+        organisation_id: id.parse().map_err(|_| {
+            StoreError::Internal(format!("partner_policies row {id}: bad organisation"))
+        })?,
+        policy: Policy {
+            purpose: row.purpose.clone(),
+            starts_on: row.starts_on,
+            ends_on: row.ends_on,
+            resources: names(id, &row.resources)?,
+            withheld: names(id, &row.withheld)?,
+            writes: names(id, &row.writes)?,
+        },
+        version: row.version,
+        updated_at: row.updated_at,
+    })
+}
+
+fn snapshot(policy: &Policy) -> Value {
+    json!({
+        "purpose": policy.purpose,
+        "starts_on": policy.starts_on,
+        "ends_on": policy.ends_on,
+        "resources": join(&policy.resources),
+        "withheld": join(&policy.withheld),
+        "writes": join(&policy.writes),
+    })
+}
+
+/// The organisation's policy, if it has one.
+pub fn find(
+    conn: &mut DbConnection,
+    organisation: OrganisationId,
+) -> Result<Option<StoredPolicy>, StoreError> {
+    partner_policies::table
+        .find(organisation.to_string())
+        .select(PolicyRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(to_stored)
+        .transpose()
+}
+
+/// The organisation's policy itself, if it has one.
+pub fn get(
+    conn: &mut DbConnection,
+    organisation: OrganisationId,
+) -> Result<Option<Policy>, StoreError> {
+    Ok(find(conn, organisation)?.map(|s| s.policy))
+}
+
+/// Sets an organisation's policy (the organisation must exist), replacing the one it had; the
+/// change is audited with both versions.
+pub fn put(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    organisation: OrganisationId,
+    policy: Policy,
+) -> Result<StoredPolicy, StoreError> {
+    policy.validate().map_err(StoreError::Invalid)?;
+    write_transaction(conn, |conn| {
+        // 404 for an unknown organisation.
+        crate::organisations::get(conn, organisation)?;
+        let before = find(conn, organisation)?;
+        let now = crate::now();
+        let id = organisation.to_string();
+        let version = before.as_ref().map_or(1, |b| b.version + 1);
+        if before.is_some() {
+            diesel::delete(partner_policies::table.find(&id)).execute(conn)?;
+        }
+        diesel::insert_into(partner_policies::table)
+            .values(PolicyRow {
+                organisation_id: id.clone(),
+                purpose: policy.purpose.trim().to_owned(),
+                starts_on: policy.starts_on,
+                ends_on: policy.ends_on,
+                resources: join(&policy.resources),
+                withheld: join(&policy.withheld),
+                writes: join(&policy.writes),
+                version,
+                created_at: now,
+                updated_at: now,
+            })
+            .execute(conn)?;
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "partner_policy.set",
+                entity: "organisation",
+                entity_id: Some(id),
+                before: before.as_ref().map(|b| snapshot(&b.policy)),
+                after: Some(snapshot(&policy)),
+            },
+        )?;
+        find(conn, organisation)?
+            .ok_or_else(|| StoreError::Internal("policy vanished after writing".to_owned()))
+    })
+}
