@@ -389,6 +389,17 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         Some(Action::LoanProductWrite),
     ),
     ("get", "/api/v1/loans", Some(Action::LoanRead)),
+    (
+        "get",
+        "/api/v1/organisations/{id}/policy",
+        Some(Action::PartnerPolicyRead),
+    ),
+    (
+        "put",
+        "/api/v1/organisations/{id}/policy",
+        Some(Action::PartnerPolicyWrite),
+    ),
+    ("get", "/api/v1/changes", Some(Action::ChangesRead)),
     ("post", "/api/v1/loans", Some(Action::LoanWrite)),
     ("get", "/api/v1/loan-portfolio", Some(Action::LoanRead)),
     ("get", "/api/v1/loans/{id}", Some(Action::LoanRead)),
@@ -469,7 +480,20 @@ async fn every_documented_operation_follows_the_matrix() {
                     .request(method.to_uppercase().parse().expect("method"), &url)
                     .bearer_auth(&token)
                     .json(&serde_json::json!({}));
-                let status = request.send().await.expect("sent").status().as_u16();
+                let response = request.send().await.expect("sent");
+                let status = response.status().as_u16();
+                // A partner the matrix allows is still held to its MoU data policy, and this
+                // partner's organisation has none: that refusal names the policy.
+                let status = if role == Role::Partner && status == 403 {
+                    let body = response.text().await.unwrap_or_default();
+                    if body.contains("MoU data policy") {
+                        200
+                    } else {
+                        status
+                    }
+                } else {
+                    status
+                };
                 if role_allows(role, *action) {
                     assert!(
                         status != 401 && status != 403,

@@ -15,6 +15,7 @@ mod imports;
 mod loans;
 mod migrations;
 mod operations;
+mod partners;
 mod permits;
 mod persons;
 mod progress;

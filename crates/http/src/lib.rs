@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod organisations;
 pub mod outcomes;
 pub mod pagination;
+pub mod partners;
 pub mod permits;
 pub mod persons;
 pub mod programmes;

@@ -23,8 +23,8 @@ use crate::openapi::{ApiDoc, CommonResponses};
 use crate::rate_limit::rate_limit;
 use crate::{
     AppState, api_clients, areas, assessments, audit, auth, cohorts, consents, courses, enrolments,
-    health, households, imports, loans, organisations, outcomes, permits, persons, programmes,
-    progress, supporters, users,
+    health, households, imports, loans, organisations, outcomes, partners, permits, persons,
+    programmes, progress, supporters, users,
 };
 
 /// How the HTTP side is configured.
@@ -127,7 +127,8 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(supporters::routes)
                 .configure(progress::routes)
                 .configure(imports::routes)
-                .configure(loans::routes),
+                .configure(loans::routes)
+                .configure(partners::routes),
         )
 }
 

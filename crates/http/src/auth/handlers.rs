@@ -9,7 +9,7 @@ use chrono::{NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tavana_domain::organisation::{check_password, parse_username};
 use tavana_persistence::tokens::{self, Rotation};
-use tavana_persistence::{Actor, AuditContext, api_clients, users};
+use tavana_persistence::{Actor, AuditContext, api_clients, partner_policies, users};
 use utoipa::ToSchema;
 
 use super::password::{hash_password, hash_secret, random_secret, verify_password};
@@ -267,10 +267,22 @@ async fn client_credentials_grant(
         }
         _ => return Err(invalid_credentials()),
     };
+    // A partner's MoU data policy bounds its clients too: none after its end.
+    let organisation = client.organisation_id;
+    let policy = with_db(&state, move |c| partner_policies::get(c, organisation)).await?;
+    let mut last_day = client.expires_on;
+    if let Some(policy) = policy {
+        if !policy.in_force_on(today) {
+            return Err(ApiError::Forbidden(format!(
+                "the MoU data policy of the client's organisation is in force from {} to {}",
+                policy.starts_on, policy.ends_on
+            )));
+        }
+        last_day = last_day.min(policy.ends_on);
+    }
     clear_attempts(&state, &key).await?;
     // The token never outlives the MoU: it expires at the end of the client's last day at most.
-    let end_of_mou = client
-        .expires_on
+    let end_of_mou = last_day
         .succ_opt()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| (t - now()).num_seconds().max(1).unsigned_abs())

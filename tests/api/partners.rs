@@ -1,0 +1,370 @@
+//! Partner integration: MoU data policies and the changes feed.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use tavana_domain::access::Role;
+
+use crate::auth::{client_grant, create_client, token_of};
+use crate::backend_tests;
+use crate::helpers::{TestApp, mint, problem};
+use crate::households::two_neighbourhoods;
+use crate::training::national_id;
+
+backend_tests!(
+    a_policy_shapes_what_a_partner_reads,
+    an_mou_out_of_force_is_refused,
+    the_feed_misses_nothing_under_concurrent_writes,
+);
+
+/// A partner agency with an API client (scope `registry:read`) and the given policy; returns
+/// (organisation id, client token).
+pub async fn partner(app: &TestApp, policy: &Value) -> (String, String) {
+    let client = create_client(app, &["registry:read", "reports:read"]).await;
+    let org = client["organisation_id"]
+        .as_str()
+        .expect("organisation")
+        .to_owned();
+    set_policy(app, &org, policy).await;
+    let token = token_of(
+        client_grant(
+            app,
+            client["client_id"].as_str().expect("client id"),
+            client["client_secret"].as_str().expect("secret"),
+        )
+        .await,
+    )
+    .await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    (org, token)
+}
+
+pub async fn set_policy(app: &TestApp, org: &str, policy: &Value) -> Value {
+    let response = app
+        .client
+        .put(app.url(&format!("/api/v1/organisations/{org}/policy")))
+        .bearer_auth(&app.admin_token)
+        .json(policy)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200, "set policy");
+    response.json().await.expect("policy")
+}
+
+pub fn study_policy() -> Value {
+    json!({
+        "purpose": "the programme's baseline and follow-up study",
+        "starts_on": "2020-01-01", "ends_on": "2099-12-31",
+        "resources": ["persons", "households"],
+        "withheld": ["national_id", "birth_date", "address", "mobile"],
+    })
+}
+
+/// A household headed by a woman; her consent to share with partners when `shares`.
+pub async fn household_with_head(
+    app: &TestApp,
+    neighbourhood: &Value,
+    n: u32,
+    shares: bool,
+) -> (Value, Value) {
+    let household: Value = app
+        .post_json(
+            "/api/v1/households",
+            &json!({"neighbourhood_id": neighbourhood["id"], "address": "کوچه بهار ۱۲"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("household");
+    let response = app
+        .post_json(
+            "/api/v1/persons",
+            &json!({"national_id": national_id(n), "first_name": "زینب", "last_name": "حسینی",
+                    "birth_date": "1365-01-01", "sex": "female", "mobile": "09151234567",
+                    "household_id": household["id"], "household_role": "head"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let head: Value = response.json().await.expect("person");
+    if shares {
+        give_consent(app, &head).await;
+    }
+    (household, head)
+}
+
+pub async fn give_consent(app: &TestApp, person: &Value) -> Value {
+    let response = app
+        .post_json(
+            &format!(
+                "/api/v1/persons/{}/consents",
+                person["id"].as_str().expect("id")
+            ),
+            &json!({"purpose": "research", "share_with_partners": true, "given_on": "1400-01-01"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    response.json().await.expect("consent")
+}
+
+async fn feed_as(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(&format!("/api/v1/changes{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+}
+
+/// Every change after `after`, page by page; returns the items and the last cursor.
+async fn drain(app: &TestApp, token: &str, after: &str, extra: &str) -> (Vec<Value>, String) {
+    let mut items = Vec::new();
+    let mut cursor = after.to_owned();
+    loop {
+        let response = feed_as(app, token, &format!("?after={cursor}&limit=3{extra}")).await;
+        assert_eq!(response.status(), 200);
+        let page: Value = response.json().await.expect("page");
+        items.extend(page["items"].as_array().expect("items").iter().cloned());
+        cursor = page["next_cursor"].as_str().expect("cursor").to_owned();
+        if page["has_more"] == json!(false) {
+            return (items, cursor);
+        }
+    }
+}
+
+fn latest<'a>(items: &'a [Value], id: &Value) -> &'a Value {
+    items
+        .iter()
+        .rev()
+        .find(|c| c["id"] == *id)
+        .expect("a change of the record")
+}
+
+async fn a_policy_shapes_what_a_partner_reads(app: TestApp) {
+    let (east, _) = two_neighbourhoods(&app).await;
+    let (org, token) = partner(&app, &study_policy()).await;
+
+    // The policy reads back, and setting it was audited.
+    let read: Value = app
+        .get(&format!("/api/v1/organisations/{org}/policy"))
+        .await
+        .json()
+        .await
+        .expect("policy");
+    assert_eq!(
+        read["withheld"],
+        json!(["national_id", "mobile", "address", "birth_date"])
+    );
+    assert_eq!(read["ends_on"], "2099-12-31");
+    let audit: Value = app
+        .get("/api/v1/audit?action=partner_policy.set")
+        .await
+        .json()
+        .await
+        .expect("audit");
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1));
+
+    let (shared_home, shares) = household_with_head(&app, &east, 11, true).await;
+    let (private_home, keeps) = household_with_head(&app, &east, 12, false).await;
+
+    let (items, cursor) = drain(&app, &token, "0", "").await;
+    let seqs: Vec<i64> = items
+        .iter()
+        .map(|c| c["seq"].as_i64().expect("seq"))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    // The consenting head: her record without the withheld fields, her birth year instead.
+    let person = &latest(&items, &shares["id"])["data"];
+    assert_eq!(person["first_name"], "زینب");
+    assert_eq!(person["birth_year"], 1986);
+    for field in ["national_id", "birth_date", "mobile"] {
+        assert!(person.get(field).is_none(), "{field} is withheld: {person}");
+    }
+    let home = latest(&items, &shared_home["id"]);
+    assert_eq!(home["type"], "households");
+    assert_eq!(home["data"]["head_person_id"], shares["id"]);
+    assert!(home["data"].get("address").is_none());
+    // Without consent: nothing of her or her household, only a deletion.
+    for id in [&keeps["id"], &private_home["id"]] {
+        let change = latest(&items, id);
+        assert_eq!(change["op"], "deleted");
+        assert_eq!(change["data"], Value::Null);
+    }
+    assert!(
+        !Value::from(items.clone())
+            .to_string()
+            .contains(&national_id(12))
+    );
+
+    // Outside the policy: refused. Staff see records whole.
+    problem(feed_as(&app, &token, "?types=enrolments").await, 403).await;
+    let staff: Value = app
+        .get("/api/v1/changes?types=persons")
+        .await
+        .json()
+        .await
+        .expect("feed");
+    assert!(staff.to_string().contains(&national_id(12)));
+    // A facilitator has no feed.
+    problem(
+        feed_as(&app, &mint(&app.keys, Role::Facilitator), "").await,
+        403,
+    )
+    .await;
+
+    // Consent withdrawn: the partner's next page deletes her.
+    let consents: Value = app
+        .get(&format!(
+            "/api/v1/persons/{}/consents",
+            shares["id"].as_str().expect("id")
+        ))
+        .await
+        .json()
+        .await
+        .expect("consents");
+    let response = app
+        .post_json(
+            &format!(
+                "/api/v1/persons/{}/consents/{}/withdraw",
+                shares["id"].as_str().expect("id"),
+                consents[0]["id"].as_str().expect("id")
+            ),
+            &json!({"on": "1401-01-01", "reason": "changed her mind"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let (after, _) = drain(&app, &token, &cursor, "").await;
+    for id in [&shares["id"], &shared_home["id"]] {
+        assert_eq!(latest(&after, id)["op"], "deleted", "{after:?}");
+    }
+
+    // A bad policy is refused with the fields named.
+    let response = app
+        .client
+        .put(app.url(&format!("/api/v1/organisations/{org}/policy")))
+        .bearer_auth(&app.admin_token)
+        .json(
+            &json!({"purpose": "x", "starts_on": "2026-01-01", "ends_on": "2025-01-01",
+                      "resources": ["persons"], "writes": ["persons"]}),
+        )
+        .send()
+        .await
+        .expect("sent");
+    let body = problem(response, 422).await;
+    assert!(body.to_string().contains("before_start") && body.to_string().contains("not_writable"));
+}
+
+async fn an_mou_out_of_force_is_refused(app: TestApp) {
+    let client = create_client(&app, &["registry:read"]).await;
+    let org = client["organisation_id"].as_str().expect("org").to_owned();
+    let (id, secret) = (
+        client["client_id"].as_str().expect("id"),
+        client["client_secret"].as_str().expect("secret"),
+    );
+    // No policy: a token, but no data.
+    let token = token_of(client_grant(&app, id, secret).await).await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    problem(feed_as(&app, &token, "").await, 403).await;
+
+    // In force: the feed answers.
+    set_policy(&app, &org, &study_policy()).await;
+    assert_eq!(feed_as(&app, &token, "").await.status(), 200);
+
+    // Ended yesterday: no new token, and the token from before reads nothing.
+    let mut ended = study_policy();
+    ended["ends_on"] = json!((chrono::Utc::now().date_naive() - chrono::Days::new(1)).to_string());
+    set_policy(&app, &org, &ended).await;
+    problem(client_grant(&app, id, secret).await, 403).await;
+    let body = problem(feed_as(&app, &token, "").await, 403).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("in force"))
+    );
+
+    // Not yet started: refused as well.
+    let mut later = study_policy();
+    later["starts_on"] = json!("2098-01-01");
+    set_policy(&app, &org, &later).await;
+    problem(feed_as(&app, &token, "").await, 403).await;
+}
+
+async fn the_feed_misses_nothing_under_concurrent_writes(app: TestApp) {
+    let (east, west) = two_neighbourhoods(&app).await;
+    let app = std::sync::Arc::new(app);
+    // Writers add households in two neighbourhoods while a reader pages through the feed.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let app = app.clone();
+        let hood = if w % 2 == 0 {
+            east.clone()
+        } else {
+            west.clone()
+        };
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..10 {
+                let created: Value = app
+                    .post_json(
+                        "/api/v1/households",
+                        &json!({"neighbourhood_id": hood["id"], "address": "کوچه یاس"}),
+                    )
+                    .await
+                    .json()
+                    .await
+                    .expect("household");
+                ids.push(created["id"].as_str().expect("id").to_owned());
+            }
+            ids
+        }));
+    }
+    let reader = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut cursor = "0".to_owned();
+            for _ in 0..200 {
+                let page: Value = app
+                    .get(&format!(
+                        "/api/v1/changes?types=households&after={cursor}&limit=2"
+                    ))
+                    .await
+                    .json()
+                    .await
+                    .expect("page");
+                for item in page["items"].as_array().expect("items") {
+                    seen.push((item["seq"].as_i64().expect("seq"), item["id"].clone()));
+                }
+                cursor = page["next_cursor"].as_str().expect("cursor").to_owned();
+                tokio::task::yield_now().await;
+            }
+            (seen, cursor)
+        })
+    };
+    let mut written = HashSet::new();
+    for writer in writers {
+        written.extend(writer.await.expect("writer"));
+    }
+    let (mut seen, cursor) = reader.await.expect("reader");
+    let (rest, _) = drain(&app, &app.admin_token, &cursor, "&types=households").await;
+    seen.extend(
+        rest.iter()
+            .map(|c| (c["seq"].as_i64().expect("seq"), c["id"].clone())),
+    );
+
+    let seqs: Vec<i64> = seen.iter().map(|(s, _)| *s).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "no change twice, in order"
+    );
+    let ids: HashSet<String> = seen
+        .iter()
+        .map(|(_, id)| id.as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids, written, "every household, once");
+    assert_eq!(seen.len(), written.len());
+}
