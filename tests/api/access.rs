@@ -400,6 +400,11 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         Some(Action::PartnerPolicyWrite),
     ),
     ("get", "/api/v1/changes", Some(Action::ChangesRead)),
+    (
+        "get",
+        "/api/v1/research/aggregates",
+        Some(Action::ResearchRead),
+    ),
     ("post", "/api/v1/loans", Some(Action::LoanWrite)),
     ("get", "/api/v1/loan-portfolio", Some(Action::LoanRead)),
     ("get", "/api/v1/loans/{id}", Some(Action::LoanRead)),

@@ -15,6 +15,7 @@ backend_tests!(
     a_policy_shapes_what_a_partner_reads,
     an_mou_out_of_force_is_refused,
     the_feed_misses_nothing_under_concurrent_writes,
+    research_tables_suppress_small_cells,
 );
 
 /// A partner agency with an API client (scope `registry:read`) and the given policy; returns
@@ -367,4 +368,108 @@ async fn the_feed_misses_nothing_under_concurrent_writes(app: TestApp) {
         .collect();
     assert_eq!(ids, written, "every household, once");
     assert_eq!(seen.len(), written.len());
+}
+
+const WHH: &str = "0169a6c0-0000-7000-8000-000000000001";
+
+async fn enrol(app: &TestApp, household: &Value) {
+    let response = app
+        .post_json(
+            "/api/v1/enrolments",
+            &json!({"programme_id": WHH, "household_id": household["id"], "on": "1404-01-15"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+}
+
+async fn research_tables_suppress_small_cells(app: TestApp) {
+    let (east, west) = two_neighbourhoods(&app).await;
+    // East: six enrolled women heads, five of whom share with partners. West: two.
+    for n in 0..6 {
+        let (home, _) = household_with_head(&app, &east, 100 + n, n < 5).await;
+        enrol(&app, &home).await;
+    }
+    for n in 0..2 {
+        let (home, _) = household_with_head(&app, &west, 200 + n, true).await;
+        enrol(&app, &home).await;
+    }
+    // Not enrolled: not counted.
+    household_with_head(&app, &east, 300, true).await;
+    let path =
+        format!("/api/v1/research/aggregates?programme_id={WHH}&by=neighbourhood,household_type");
+
+    let staff: Value = app.get(&path).await.json().await.expect("tables");
+    assert_eq!(staff["min_cell"], 5);
+    assert_eq!(staff["suppressed_cells"], 1);
+    let cell = |tables: &Value, hood: &Value| {
+        tables["cells"]
+            .as_array()
+            .expect("cells")
+            .iter()
+            .find(|c| c["neighbourhood"] == hood["id"])
+            .cloned()
+            .expect("a cell")
+    };
+    let east_cell = cell(&staff, &east);
+    assert_eq!(east_cell["people"], 6);
+    assert_eq!(east_cell["women"], 6);
+    assert_eq!(east_cell["household_type"], "woman_headed");
+    assert_eq!(east_cell["in_sensitive_courses"], 0);
+    let west_cell = cell(&staff, &west);
+    assert_eq!(west_cell["people"], Value::Null, "two people: suppressed");
+    assert_eq!(west_cell["women"], Value::Null);
+
+    // A partner counts only those who consented: five in the east.
+    let (_, token) = partner(&app, &study_policy()).await;
+    let response = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let shared: Value = response.json().await.expect("tables");
+    assert_eq!(cell(&shared, &east)["people"], 5);
+    assert_eq!(cell(&shared, &west)["people"], Value::Null);
+
+    // Totals and age bands; an unknown breakdown is refused.
+    let total: Value = app
+        .get(&format!(
+            "/api/v1/research/aggregates?programme_id={WHH}&as_of=1405-01-01"
+        ))
+        .await
+        .json()
+        .await
+        .expect("total");
+    assert_eq!(total["cells"][0]["people"], 8);
+    let bands: Value = app
+        .get(&format!(
+            "/api/v1/research/aggregates?programme_id={WHH}&by=age_band&as_of=1405-01-01"
+        ))
+        .await
+        .json()
+        .await
+        .expect("bands");
+    assert_eq!(
+        bands["cells"][0]["age_band"], "30_44",
+        "born 1365, 40 in 1405"
+    );
+    problem(
+        app.get(&format!(
+            "/api/v1/research/aggregates?programme_id={WHH}&by=income"
+        ))
+        .await,
+        400,
+    )
+    .await;
+    // Not for facilitators.
+    let response = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(mint(&app.keys, Role::Facilitator))
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 403).await;
 }

@@ -26,6 +26,7 @@ pub mod partner;
 pub mod permit;
 pub mod person;
 pub mod progress;
+pub mod research;
 pub mod text;
 pub mod training;
 

@@ -33,6 +33,7 @@ pub mod persons;
 pub mod programmes;
 pub mod progress;
 pub mod rate_limit;
+pub mod research;
 pub mod server;
 pub mod supporters;
 pub mod users;

@@ -24,7 +24,7 @@ use crate::rate_limit::rate_limit;
 use crate::{
     AppState, api_clients, areas, assessments, audit, auth, cohorts, consents, courses, enrolments,
     health, households, imports, loans, organisations, outcomes, partners, permits, persons,
-    programmes, progress, supporters, users,
+    programmes, progress, research, supporters, users,
 };
 
 /// How the HTTP side is configured.
@@ -128,7 +128,8 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(progress::routes)
                 .configure(imports::routes)
                 .configure(loans::routes)
-                .configure(partners::routes),
+                .configure(partners::routes)
+                .configure(research::routes),
         )
 }
 

@@ -46,6 +46,7 @@ pub mod programmes;
 pub mod progress;
 pub mod purchases;
 pub mod rate_limits;
+pub mod research;
 pub mod schema;
 pub mod scope;
 pub mod supporters;
