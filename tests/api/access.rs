@@ -401,6 +401,16 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
     ),
     ("get", "/api/v1/changes", Some(Action::ChangesRead)),
     (
+        "post",
+        "/api/v1/partner/households",
+        Some(Action::PartnerSubmit),
+    ),
+    (
+        "post",
+        "/api/v1/partner/persons/{id}/assessments",
+        Some(Action::PartnerSubmit),
+    ),
+    (
         "get",
         "/api/v1/research/aggregates",
         Some(Action::ResearchRead),

@@ -16,12 +16,17 @@ backend_tests!(
     an_mou_out_of_force_is_refused,
     the_feed_misses_nothing_under_concurrent_writes,
     research_tables_suppress_small_cells,
+    a_partner_submits_what_its_policy_allows,
 );
 
 /// A partner agency with an API client (scope `registry:read`) and the given policy; returns
 /// (organisation id, client token).
 pub async fn partner(app: &TestApp, policy: &Value) -> (String, String) {
-    let client = create_client(app, &["registry:read", "reports:read"]).await;
+    partner_with(app, policy, &["registry:read", "reports:read"]).await
+}
+
+pub async fn partner_with(app: &TestApp, policy: &Value, scopes: &[&str]) -> (String, String) {
+    let client = create_client(app, scopes).await;
     let org = client["organisation_id"]
         .as_str()
         .expect("organisation")
@@ -472,4 +477,85 @@ async fn research_tables_suppress_small_cells(app: TestApp) {
         .await
         .expect("sent");
     problem(response, 403).await;
+}
+
+async fn post_as(app: &TestApp, token: &str, path: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("sent")
+}
+
+async fn a_partner_submits_what_its_policy_allows(app: TestApp) {
+    let (east, west) = two_neighbourhoods(&app).await;
+    let (org, token) =
+        partner_with(&app, &study_policy(), &["registry:read", "registry:write"]).await;
+    let home = |hood: &Value| json!({"neighbourhood_id": hood["id"], "address": "کوچه نسترن ۴"});
+    let assessment = json!({"kind": "baseline", "assessed_on": "1404-03-01",
+        "employment_status": "unemployed", "income_band": "none", "social_insurance": false,
+        "welfare_services": [], "disability": false, "dependants": 2});
+
+    // The policy allows no writes yet.
+    problem(
+        post_as(&app, &token, "/api/v1/partner/households", &home(&east)).await,
+        403,
+    )
+    .await;
+
+    let mut writes = study_policy();
+    writes["writes"] = json!(["households", "assessments"]);
+    writes["areas"] = json!([east["id"]]);
+    set_policy(&app, &org, &writes).await;
+
+    // Only in the MoU's areas.
+    let refused = problem(
+        post_as(&app, &token, "/api/v1/partner/households", &home(&west)).await,
+        422,
+    )
+    .await;
+    assert!(refused.to_string().contains("outside_mou"));
+    let response = post_as(&app, &token, "/api/v1/partner/households", &home(&east)).await;
+    assert_eq!(response.status(), 201);
+    let found: Value = response.json().await.expect("household");
+    assert_eq!(found["neighbourhood_id"], east["id"]);
+
+    // Assessments of people it may see; the others are not found.
+    let (_, shares) = household_with_head(&app, &east, 400, true).await;
+    let (_, keeps) = household_with_head(&app, &east, 401, false).await;
+    let assess = |person: &Value| {
+        format!(
+            "/api/v1/partner/persons/{}/assessments",
+            person["id"].as_str().expect("id")
+        )
+    };
+    let response = post_as(&app, &token, &assess(&shares), &assessment).await;
+    assert_eq!(response.status(), 201);
+    problem(
+        post_as(&app, &token, &assess(&keeps), &assessment).await,
+        404,
+    )
+    .await;
+    // The same rules as the API's own: a second baseline is refused.
+    problem(
+        post_as(&app, &token, &assess(&shares), &assessment).await,
+        422,
+    )
+    .await;
+
+    // Outside the MoU's areas the feed shows nothing either, consent or not.
+    let (_, far) = household_with_head(&app, &west, 402, true).await;
+    let (items, _) = drain(&app, &token, "0", "&types=persons").await;
+    assert_eq!(latest(&items, &far["id"])["op"], "deleted");
+    assert!(latest(&items, &shares["id"])["data"].is_object());
+
+    // Staff use the registry's own endpoints, not these.
+    problem(
+        app.post_json("/api/v1/partner/households", &home(&east))
+            .await,
+        403,
+    )
+    .await;
 }

@@ -174,10 +174,11 @@ pub enum Action {
     ChangesRead,
     WebhookManage,
     ResearchRead,
+    PartnerSubmit,
 }
 
 impl Action {
-    pub const ALL: [Action; 43] = [
+    pub const ALL: [Action; 44] = [
         Action::AreaRead,
         Action::AreaWrite,
         Action::OrganisationRead,
@@ -221,6 +222,7 @@ impl Action {
         Action::ChangesRead,
         Action::WebhookManage,
         Action::ResearchRead,
+        Action::PartnerSubmit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -268,6 +270,7 @@ impl Action {
             Action::ChangesRead => "changes:read",
             Action::WebhookManage => "webhook:manage",
             Action::ResearchRead => "research:read",
+            Action::PartnerSubmit => "partner:submit",
         }
     }
 
@@ -317,6 +320,8 @@ impl Action {
             Action::ChangesRead => Some(ClientScope::RegistryRead),
             Action::WebhookManage => Some(ClientScope::WebhooksManage),
             Action::ResearchRead => Some(ClientScope::ReportsRead),
+            // What the study finds in the field, where the policy lets it write.
+            Action::PartnerSubmit => Some(ClientScope::RegistryWrite),
         }
     }
 }
@@ -445,6 +450,8 @@ pub const MATRIX: &[(Action, &[Role])] = &[
         Action::ResearchRead,
         &[Admin, ProgrammeManager, Partner, Auditor],
     ),
+    // Households and assessments found in the field, where the partner's policy allows.
+    (Action::PartnerSubmit, &[Partner]),
 ];
 
 /// Whether a user with `role` may perform `action`.

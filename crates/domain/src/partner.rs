@@ -8,6 +8,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+use crate::id::AreaId;
 use crate::{FieldError, ValidationErrors};
 
 names!(
@@ -69,6 +70,8 @@ pub struct Policy {
     pub resources: BTreeSet<Resource>,
     pub withheld: BTreeSet<Withheld>,
     pub writes: BTreeSet<Resource>,
+    /// The areas (at any level) the MoU covers; empty for the whole programme.
+    pub areas: BTreeSet<AreaId>,
 }
 
 impl Policy {
@@ -218,6 +221,7 @@ mod tests {
             resources: [Resource::Persons].into(),
             withheld: [Withheld::NationalId, Withheld::BirthDate, Withheld::Address].into(),
             writes: [Resource::Assessments].into(),
+            areas: BTreeSet::new(),
         }
     }
 

@@ -129,6 +129,27 @@ pub async fn list(
     Ok(web::Json(found.into_iter().map(Into::into).collect()))
 }
 
+/// An assessment as submitted, checked by the domain's rules.
+pub(crate) fn new_assessment(body: RecordAssessmentRequest) -> Result<NewAssessment, ApiError> {
+    let today = Utc::now().date_naive();
+    let assessed_on = match body.assessed_on.as_deref() {
+        Some(text) => parse_date("assessed_on", text)?,
+        None => today,
+    };
+    Ok(NewAssessment {
+        kind: body.kind.into(),
+        assessed_on,
+        employment_status: body.employment_status.into(),
+        income_band: body.income_band.into(),
+        social_insurance: body.social_insurance,
+        welfare_services: body.welfare_services.into_iter().map(Into::into).collect(),
+        skills: body.skills,
+        disability: body.disability,
+        dependants: body.dependants,
+    }
+    .check(today)?)
+}
+
 /// Record a baseline (once) or follow-up assessment of a person.
 #[utoipa::path(
     tag = "persons",
@@ -159,23 +180,7 @@ pub async fn record(
         &format!("POST /api/v1/persons/{person}/assessments"),
         &body,
     )?;
-    let today = Utc::now().date_naive();
-    let assessed_on = match body.assessed_on.as_deref() {
-        Some(text) => parse_date("assessed_on", text)?,
-        None => today,
-    };
-    let new = NewAssessment {
-        kind: body.kind.into(),
-        assessed_on,
-        employment_status: body.employment_status.into(),
-        income_band: body.income_band.into(),
-        social_insurance: body.social_insurance,
-        welfare_services: body.welfare_services.into_iter().map(Into::into).collect(),
-        skills: body.skills,
-        disability: body.disability,
-        dependants: body.dependants,
-    }
-    .check(today)?;
+    let new = new_assessment(body)?;
     let (context, scope) = (auth.audit(), auth.scope());
     let location = format!("/api/v1/persons/{person}/assessments");
     let render =

@@ -1,25 +1,35 @@
 //! Partner integration: `/organisations/{id}/policy` (the MoU data policy) and `/changes` (the
 //! feed partners keep their copies with). See docs/partner-integration.md.
 
-use actix_web::{get, put, web};
+use actix_web::{HttpResponse, get, post, put, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tavana_domain::ValidationErrors;
+use tavana_domain::assessment::Assessment;
 use tavana_domain::calendar::parse_date;
-use tavana_domain::id::OrganisationId;
+use tavana_domain::household::{Household, NewHousehold};
+use tavana_domain::id::{AreaId, OrganisationId, PersonId};
 use tavana_domain::partner::{Policy, Resource, Withheld, parse_list};
-use tavana_persistence::changes::{self, Viewer};
+use tavana_persistence::changes::{self, PartnerView, Viewer};
+use tavana_persistence::idempotency;
 use tavana_persistence::partner_policies::{self, StoredPolicy};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::assessments::{AssessmentResponse, RecordAssessmentRequest, new_assessment};
 use crate::auth::{Auth, Caller, Principal, perm};
 use crate::error::{ApiError, Problem};
+use crate::households::{CreateHouseholdRequest, HouseholdResponse};
+use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::{AppState, with_db};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(read_policy).service(set_policy).service(feed);
+    cfg.service(read_policy)
+        .service(set_policy)
+        .service(feed)
+        .service(submit_household)
+        .service(submit_assessment);
 }
 
 api_enum!(
@@ -65,6 +75,10 @@ pub struct PolicyRequest {
     /// What it may submit: `households` and `assessments` only.
     #[serde(default)]
     pub writes: Vec<ResourceDto>,
+    /// The areas (any level: city, district, neighbourhood) the MoU covers; none for the whole
+    /// programme.
+    #[serde(default)]
+    pub areas: Vec<Uuid>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,6 +90,7 @@ pub struct PolicyResponse {
     pub resources: Vec<ResourceDto>,
     pub withheld: Vec<WithheldDto>,
     pub writes: Vec<ResourceDto>,
+    pub areas: Vec<Uuid>,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
 }
@@ -90,6 +105,7 @@ impl From<StoredPolicy> for PolicyResponse {
             resources: s.policy.resources.into_iter().map(Into::into).collect(),
             withheld: s.policy.withheld.into_iter().map(Into::into).collect(),
             writes: s.policy.writes.into_iter().map(Into::into).collect(),
+            areas: s.policy.areas.into_iter().map(|a| a.as_uuid()).collect(),
             version: s.version,
             updated_at: s.updated_at.and_utc(),
         }
@@ -169,6 +185,7 @@ pub async fn set_policy(
         resources,
         withheld,
         writes,
+        areas: body.areas.into_iter().map(AreaId::from).collect(),
     };
     let context = auth.audit();
     let stored = with_db(&state, move |c| {
@@ -321,4 +338,112 @@ pub async fn feed(
         next_cursor,
         has_more,
     }))
+}
+
+/// The caller's partner view; staff have none here (these endpoints are the partners' own).
+async fn partner_view(state: &AppState, caller: &Caller) -> Result<PartnerView, ApiError> {
+    match viewer(state, caller).await? {
+        Viewer::Partner(view) => Ok(view),
+        Viewer::Staff => Err(ApiError::Forbidden(
+            "only partners submit through this endpoint".to_owned(),
+        )),
+    }
+}
+
+/// Submit a household found in the field, in one of the MoU's areas, where the caller's policy
+/// lets it submit households. Send an `Idempotency-Key` to make retries safe.
+#[utoipa::path(
+    tag = "partners",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key and body returns the first answer and creates nothing")),
+    request_body = CreateHouseholdRequest,
+    responses(
+        (status = 201, description = "Created; `Location` points to it", body = HouseholdResponse),
+        (status = 403, description = "No MoU data policy in force, or it does not allow submitting households", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or a neighbourhood outside the MoU's areas", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/partner/households")]
+pub async fn submit_household(
+    auth: Auth<perm::PartnerSubmit>,
+    state: web::Data<AppState>,
+    key: IdempotencyKey,
+    body: web::Json<CreateHouseholdRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let request = key.request(&auth, "POST /api/v1/partner/households", &body)?;
+    let new = NewHousehold::parse(
+        body.neighbourhood_id.into(),
+        &body.address,
+        body.postal_code.as_deref(),
+    )?;
+    let view = partner_view(&state, &auth).await?;
+    let context = auth.audit();
+    let render = |household: &Household| {
+        created(
+            format!("/api/v1/households/{}", household.id),
+            &HouseholdResponse::from(household.clone()),
+        )
+    };
+    let outcome = with_db(&state, move |c| {
+        idempotency::run(
+            c,
+            request.as_ref(),
+            |c| partner_policies::submit_household(c, &context, &view, new),
+            render,
+        )
+    })
+    .await?;
+    respond(outcome, render)
+}
+
+/// Submit an assessment of a person the caller may see (consent and areas, as in the feed), where
+/// its policy lets it submit assessments.
+#[utoipa::path(
+    tag = "partners",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The person's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key and body returns the first answer and records nothing twice"),
+    ),
+    request_body = RecordAssessmentRequest,
+    responses(
+        (status = 201, description = "Recorded", body = AssessmentResponse),
+        (status = 403, description = "No MoU data policy in force, or it does not allow submitting assessments", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person the caller may see", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or a second baseline", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/partner/persons/{id}/assessments")]
+pub async fn submit_assessment(
+    auth: Auth<perm::PartnerSubmit>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    key: IdempotencyKey,
+    body: web::Json<RecordAssessmentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let person = PersonId::from(id.into_inner());
+    let body = body.into_inner();
+    let request = key.request(
+        &auth,
+        &format!("POST /api/v1/partner/persons/{person}/assessments"),
+        &body,
+    )?;
+    let new = new_assessment(body)?;
+    let view = partner_view(&state, &auth).await?;
+    let context = auth.audit();
+    let location = format!("/api/v1/persons/{person}/assessments");
+    let render =
+        move |a: &Assessment| created(location.clone(), &AssessmentResponse::from(a.clone()));
+    let stored = render.clone();
+    let outcome = with_db(&state, move |c| {
+        idempotency::run(
+            c,
+            request.as_ref(),
+            |c| partner_policies::submit_assessment(c, &context, &view, person, new),
+            stored,
+        )
+    })
+    .await?;
+    respond(outcome, render)
 }

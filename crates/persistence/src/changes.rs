@@ -25,9 +25,7 @@ use crate::enrolments::EnrolmentRow;
 use crate::error::StoreError;
 use crate::households::HouseholdRow;
 use crate::persons::PersonRow;
-use crate::schema::{
-    areas, assessments, changes, consents, enrolments, households, organisation_areas, persons,
-};
+use crate::schema::{areas, assessments, changes, consents, enrolments, households, persons};
 
 /// What happened to the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +152,7 @@ pub enum Viewer {
 pub struct PartnerView {
     pub organisation_id: OrganisationId,
     pub policy: Policy,
-    /// The neighbourhoods the organisation covers; `None` when it has no coverage set (all).
+    /// The neighbourhoods of the MoU's areas; `None` when it covers the whole programme.
     pub neighbourhoods: Option<Vec<String>>,
     /// The day consents are judged on.
     pub today: NaiveDate,
@@ -181,8 +179,8 @@ impl Viewer {
         }
         Ok(Viewer::Partner(PartnerView {
             organisation_id: organisation,
+            neighbourhoods: covered_neighbourhoods(conn, &policy)?,
             policy,
-            neighbourhoods: covered_neighbourhoods(conn, organisation)?,
             today,
         }))
     }
@@ -196,17 +194,12 @@ impl Viewer {
     }
 }
 
-/// The neighbourhoods under an organisation's coverage (areas at any level, with all below them).
+/// The neighbourhoods of the MoU's areas (at any level, with all below them).
 fn covered_neighbourhoods(
     conn: &mut DbConnection,
-    organisation: OrganisationId,
+    policy: &Policy,
 ) -> Result<Option<Vec<String>>, StoreError> {
-    let covered: HashSet<String> = organisation_areas::table
-        .filter(organisation_areas::organisation_id.eq(organisation.to_string()))
-        .select(organisation_areas::area_id)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
+    let covered: HashSet<String> = policy.areas.iter().map(ToString::to_string).collect();
     if covered.is_empty() {
         return Ok(None);
     }

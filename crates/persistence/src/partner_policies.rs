@@ -3,13 +3,19 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::{Value, json};
+use tavana_domain::FieldError;
+use tavana_domain::assessment::{Assessment, NewAssessment};
+use tavana_domain::household::{Household, NewHousehold};
 use tavana_domain::id::OrganisationId;
-use tavana_domain::partner::{Policy, join};
+use tavana_domain::id::PersonId;
+use tavana_domain::partner::{Policy, Resource, join};
 
 use crate::audit::{self, AuditContext, Event};
+use crate::changes::{PartnerView, Viewer};
 use crate::db::DbConnection;
 use crate::error::StoreError;
-use crate::schema::partner_policies;
+use crate::schema::{areas, partner_policies};
+use crate::scope::Scope;
 use crate::tx::write_transaction;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
@@ -22,6 +28,7 @@ struct PolicyRow {
     resources: String,
     withheld: String,
     writes: String,
+    areas: String,
     version: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
@@ -61,6 +68,7 @@ fn to_stored(row: PolicyRow) -> Result<StoredPolicy, StoreError> {
             resources: names(id, &row.resources)?,
             withheld: names(id, &row.withheld)?,
             writes: names(id, &row.writes)?,
+            areas: names(id, &row.areas)?,
         },
         version: row.version,
         updated_at: row.updated_at,
@@ -75,6 +83,7 @@ fn snapshot(policy: &Policy) -> Value {
         "resources": join(&policy.resources),
         "withheld": join(&policy.withheld),
         "writes": join(&policy.writes),
+        "areas": join(&policy.areas),
     })
 }
 
@@ -112,6 +121,14 @@ pub fn put(
     write_transaction(conn, |conn| {
         // 404 for an unknown organisation.
         crate::organisations::get(conn, organisation)?;
+        let wanted: Vec<String> = policy.areas.iter().map(ToString::to_string).collect();
+        let found: i64 = areas::table
+            .filter(areas::id.eq_any(&wanted))
+            .count()
+            .get_result(conn)?;
+        if usize::try_from(found).ok() != Some(wanted.len()) {
+            return Err(FieldError::new("areas", "not_found", "every area must exist").into());
+        }
         let before = find(conn, organisation)?;
         let now = crate::now();
         let id = organisation.to_string();
@@ -128,6 +145,7 @@ pub fn put(
                 resources: join(&policy.resources),
                 withheld: join(&policy.withheld),
                 writes: join(&policy.writes),
+                areas: join(&policy.areas),
                 version,
                 created_at: now,
                 updated_at: now,
@@ -147,4 +165,56 @@ pub fn put(
         find(conn, organisation)?
             .ok_or_else(|| StoreError::Internal("policy vanished after writing".to_owned()))
     })
+}
+
+/// Checks that a partner may submit `resource` under its policy.
+fn may_submit(view: &PartnerView, resource: Resource) -> Result<(), StoreError> {
+    if view.policy.may_write(resource) {
+        Ok(())
+    } else {
+        Err(StoreError::Forbidden(format!(
+            "the caller's MoU data policy does not let it submit {resource}"
+        )))
+    }
+}
+
+/// A household a partner found in the field, in one of its areas.
+pub fn submit_household(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    view: &PartnerView,
+    new: NewHousehold,
+) -> Result<Household, StoreError> {
+    may_submit(view, Resource::Households)?;
+    if view
+        .neighbourhoods
+        .as_ref()
+        .is_some_and(|n| !n.iter().any(|id| *id == new.neighbourhood_id.to_string()))
+    {
+        return Err(FieldError::new(
+            "neighbourhood_id",
+            "outside_mou",
+            "the neighbourhood is outside the areas of the caller's MoU",
+        )
+        .into());
+    }
+    crate::households::create(conn, context, &Scope::All, new)
+}
+
+/// An assessment a partner made of a person it may see (consent and areas, as in the feed);
+/// anyone else is not found.
+pub fn submit_assessment(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    view: &PartnerView,
+    person: PersonId,
+    new: NewAssessment,
+) -> Result<Assessment, StoreError> {
+    may_submit(view, Resource::Assessments)?;
+    let viewer = Viewer::Partner(view.clone());
+    let visible = crate::changes::records(conn, &viewer, Resource::Persons, &[person.to_string()])?;
+    if visible.is_empty() {
+        return Err(StoreError::NotFound);
+    }
+    crate::assessments::record(conn, context, &Scope::All, person, new)
 }

@@ -327,6 +327,7 @@ diesel::table! {
         resources -> Text,
         withheld -> Text,
         writes -> Text,
+        areas -> Text,
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,

@@ -11,6 +11,8 @@ CREATE TABLE partner_policies (
     resources       TEXT NOT NULL,
     withheld        TEXT NOT NULL,
     writes          TEXT NOT NULL,
+    -- Space-separated area ids (any level) the MoU covers; empty for the whole programme.
+    areas           TEXT NOT NULL,
     version         BIGINT NOT NULL DEFAULT 1 CHECK (version > 0),
     created_at      TIMESTAMP NOT NULL,
     updated_at      TIMESTAMP NOT NULL,

@@ -260,5 +260,6 @@ pub mod perm {
         ChangesRead,
         WebhookManage,
         ResearchRead,
+        PartnerSubmit,
     );
 }
