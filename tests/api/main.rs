@@ -21,3 +21,4 @@ mod progress;
 mod spec;
 mod supporters;
 mod training;
+mod webhooks;

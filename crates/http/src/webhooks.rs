@@ -103,9 +103,7 @@ fn parse_types(names: &[String]) -> Result<BTreeSet<Resource>, FieldError> {
                 FieldError::new(
                     "event_types",
                     "unknown_name",
-                    format!(
-                        "`{name}` is not one of person, household, enrolment, assessment"
-                    ),
+                    format!("`{name}` is not one of person, household, enrolment, assessment"),
                 )
             })
         })

@@ -9,14 +9,14 @@ use tavana_domain::assessment::{
 };
 use tavana_domain::id::{AssessmentId, PersonId};
 
-use crate::changes::Op;
-use tavana_domain::partner::Resource;
 use crate::audit::{self, AuditContext, Event};
+use crate::changes::Op;
 use crate::db::DbConnection;
 use crate::error::StoreError;
 use crate::schema::assessments;
 use crate::scope::Scope;
 use crate::tx::write_transaction;
+use tavana_domain::partner::Resource;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = assessments)]
@@ -125,7 +125,12 @@ pub fn record(
                 other => other.into(),
             })?;
         let assessment = to_assessment(inserted)?;
-        crate::changes::record(conn, Resource::Assessments, &assessment.id.to_string(), Op::Created)?;
+        crate::changes::record(
+            conn,
+            Resource::Assessments,
+            &assessment.id.to_string(),
+            Op::Created,
+        )?;
         audit::append(
             conn,
             context,

@@ -8,9 +8,8 @@ use tavana_domain::FieldError;
 use tavana_domain::id::PersonId;
 use tavana_domain::person::Person;
 
-use crate::changes::Op;
-use tavana_domain::partner::Resource;
 use crate::audit::{self, AuditContext, Event};
+use crate::changes::Op;
 use crate::db::DbConnection;
 use crate::error::StoreError;
 use crate::schema::{
@@ -19,6 +18,7 @@ use crate::schema::{
 };
 use crate::scope::Scope;
 use crate::tx::write_transaction;
+use tavana_domain::partner::Resource;
 
 /// One pair awaiting (or past) review.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]

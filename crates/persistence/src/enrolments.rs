@@ -11,14 +11,14 @@ use tavana_domain::enrolment::{
 };
 use tavana_domain::id::{AreaId, EnrolmentId, HouseholdId, PersonId, ProgrammeId};
 
-use crate::changes::Op;
-use tavana_domain::partner::Resource;
 use crate::audit::{self, AuditContext, Event};
+use crate::changes::Op;
 use crate::db::{DbConnection, MultiBackend};
 use crate::error::StoreError;
 use crate::schema::{enrolment_transitions, enrolments, persons, programmes};
 use crate::scope::{Scope, assigned_to};
 use crate::tx::write_transaction;
+use tavana_domain::partner::Resource;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = enrolments)]
@@ -231,7 +231,12 @@ pub fn create(
             reason,
         )?;
         let enrolment = to_enrolment(inserted)?;
-        crate::changes::record(conn, Resource::Enrolments, &enrolment.id.to_string(), Op::Created)?;
+        crate::changes::record(
+            conn,
+            Resource::Enrolments,
+            &enrolment.id.to_string(),
+            Op::Created,
+        )?;
         audit::append(
             conn,
             context,

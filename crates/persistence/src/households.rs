@@ -7,14 +7,14 @@ use tavana_domain::FieldError;
 use tavana_domain::household::{Address, Household, NewHousehold};
 use tavana_domain::id::{AreaId, HouseholdId};
 
-use crate::changes::Op;
-use tavana_domain::partner::Resource;
 use crate::audit::{self, AuditContext, Event};
+use crate::changes::Op;
 use crate::db::DbConnection;
 use crate::error::StoreError;
 use crate::schema::{areas, households};
 use crate::scope::{Scope, assigned_to};
 use crate::tx::write_transaction;
+use tavana_domain::partner::Resource;
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = households)]
@@ -121,7 +121,12 @@ pub fn create(
             .returning(households::all_columns)
             .get_result(conn)?;
         let household = Household::try_from(inserted)?;
-        crate::changes::record(conn, Resource::Households, &household.id.to_string(), Op::Created)?;
+        crate::changes::record(
+            conn,
+            Resource::Households,
+            &household.id.to_string(),
+            Op::Created,
+        )?;
         audit::append(
             conn,
             context,

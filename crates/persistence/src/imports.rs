@@ -24,9 +24,8 @@ use tavana_domain::person::{HouseholdRole, NewPerson};
 use tavana_domain::{FieldError, ValidationErrors};
 
 use crate::assessments::AssessmentRow;
-use crate::changes::Op;
-use tavana_domain::partner::Resource;
 use crate::audit::{self, Actor, AuditContext, Event};
+use crate::changes::Op;
 use crate::cohorts::{Mark, Recorder};
 use crate::db::{Database, DbConnection};
 use crate::enrolments::TransitionOutcome;
@@ -41,6 +40,7 @@ use crate::schema::{
 use crate::scope::{Scope, assigned_to};
 use crate::supporters::Access;
 use crate::tx::write_transaction;
+use tavana_domain::partner::Resource;
 
 /// Rows applied per transaction.
 pub const BATCH: usize = 5000;

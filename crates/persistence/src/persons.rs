@@ -8,15 +8,15 @@ use tavana_domain::FieldError;
 use tavana_domain::id::{AreaId, HouseholdId, PersonId};
 use tavana_domain::person::{Education, HouseholdRole, NewPerson, Person, PersonName, Sex};
 
-use crate::changes::Op;
-use tavana_domain::partner::Resource;
 use crate::audit::{self, AuditContext, Event};
+use crate::changes::Op;
 use crate::db::{DbConnection, MultiBackend};
 use crate::error::StoreError;
 use crate::households::escape_like;
 use crate::schema::{areas, enrolments, household_memberships, persons, user_areas};
 use crate::scope::Scope;
 use crate::tx::write_transaction;
+use tavana_domain::partner::Resource;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = persons)]
@@ -856,7 +856,12 @@ pub fn split(
                 Some((created.id, *role, created.neighbourhood_id)),
             )?;
         }
-        crate::changes::record(conn, Resource::Households, &source.id.to_string(), Op::Updated)?;
+        crate::changes::record(
+            conn,
+            Resource::Households,
+            &source.id.to_string(),
+            Op::Updated,
+        )?;
         audit::append(
             conn,
             context,

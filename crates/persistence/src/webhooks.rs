@@ -428,6 +428,9 @@ pub struct Attempt {
     pub duration_ms: i64,
 }
 
+/// A delivery with all its attempts, oldest first.
+pub type DeliveryWithAttempts = (Delivery, Vec<Attempt>);
+
 /// The endpoint's deliveries, newest first, each with all its attempts (oldest first).
 pub fn deliveries(
     conn: &mut DbConnection,
@@ -436,7 +439,7 @@ pub fn deliveries(
     state: Option<String>,
     before: Option<String>,
     limit: usize,
-) -> Result<(Vec<(Delivery, Vec<Attempt>)>, bool), StoreError> {
+) -> Result<(Vec<DeliveryWithAttempts>, bool), StoreError> {
     row(conn, owner, endpoint)?;
     let mut query = webhook_deliveries::table
         .filter(webhook_deliveries::endpoint_id.eq(endpoint.to_owned()))
@@ -707,19 +710,18 @@ pub fn claim_due(
         diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
             .set(webhook_deliveries::next_attempt_at.eq(Some(add(now, lease))))
             .execute(conn)?;
-        let rows: Vec<(String, String, String, String, String, String)> =
-            webhook_deliveries::table
-                .inner_join(webhook_endpoints::table)
-                .filter(webhook_deliveries::id.eq_any(&ids))
-                .select((
-                    webhook_deliveries::id,
-                    webhook_deliveries::endpoint_id,
-                    webhook_endpoints::url,
-                    webhook_endpoints::secret,
-                    webhook_deliveries::event_type,
-                    webhook_deliveries::payload,
-                ))
-                .load(conn)?;
+        let rows: Vec<(String, String, String, String, String, String)> = webhook_deliveries::table
+            .inner_join(webhook_endpoints::table)
+            .filter(webhook_deliveries::id.eq_any(&ids))
+            .select((
+                webhook_deliveries::id,
+                webhook_deliveries::endpoint_id,
+                webhook_endpoints::url,
+                webhook_endpoints::secret,
+                webhook_deliveries::event_type,
+                webhook_deliveries::payload,
+            ))
+            .load(conn)?;
         Ok(rows
             .into_iter()
             .map(
@@ -758,7 +760,9 @@ pub enum AfterAttempt {
     /// Retried at the given time.
     Retry(NaiveDateTime),
     /// Every attempt used; `true` when this disabled the endpoint.
-    Failed { disabled: bool },
+    Failed {
+        disabled: bool,
+    },
     /// The delivery was no longer pending (replayed, or its endpoint deleted meanwhile).
     Ignored,
 }
@@ -835,8 +839,8 @@ pub fn record_attempt(
             ))
             .execute(conn)?;
         let failures = endpoint.failures.saturating_add(1);
-        let disable = endpoint.enabled
-            && u32::try_from(failures).unwrap_or(u32::MAX) >= retry.max_failures;
+        let disable =
+            endpoint.enabled && u32::try_from(failures).unwrap_or(u32::MAX) >= retry.max_failures;
         if disable {
             diesel::update(webhook_endpoints::table.find(&endpoint.id))
                 .set((
