@@ -250,7 +250,13 @@ mod tests {
         p.purpose = " ".to_owned();
         p.ends_on = day("2026-01-01");
         p.writes = [Resource::Persons].into();
-        let codes: Vec<_> = p.validate().unwrap_err().0.iter().map(|e| e.code).collect();
+        let codes: Vec<_> = p
+            .validate()
+            .expect_err("invalid")
+            .0
+            .iter()
+            .map(|e| e.code)
+            .collect();
         assert_eq!(codes, ["required", "before_start", "not_writable"]);
         assert!(policy().validate().is_ok());
     }

@@ -360,6 +360,9 @@ pub fn records(
     Ok(out)
 }
 
+/// Records by id, as loaded for the feed.
+type Records = Vec<(String, Map<String, Value>)>;
+
 fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
@@ -403,7 +406,7 @@ fn load_persons(
     conn: &mut DbConnection,
     viewer: &Viewer,
     ids: &[String],
-) -> Result<Vec<(String, Map<String, Value>)>, StoreError> {
+) -> Result<Records, StoreError> {
     Ok(visible_persons(conn, viewer, ids)?
         .into_iter()
         .map(|p| {
@@ -474,7 +477,7 @@ fn load_households(
     conn: &mut DbConnection,
     viewer: &Viewer,
     ids: &[String],
-) -> Result<Vec<(String, Map<String, Value>)>, StoreError> {
+) -> Result<Records, StoreError> {
     Ok(visible_households(conn, viewer, ids)?
         .into_iter()
         .map(|(h, head)| {
@@ -496,7 +499,7 @@ fn load_enrolments(
     conn: &mut DbConnection,
     viewer: &Viewer,
     ids: &[String],
-) -> Result<Vec<(String, Map<String, Value>)>, StoreError> {
+) -> Result<Records, StoreError> {
     let rows: Vec<EnrolmentRow> = enrolments::table
         .filter(enrolments::id.eq_any(ids))
         .select(EnrolmentRow::as_select())
@@ -529,7 +532,7 @@ fn load_assessments(
     conn: &mut DbConnection,
     viewer: &Viewer,
     ids: &[String],
-) -> Result<Vec<(String, Map<String, Value>)>, StoreError> {
+) -> Result<Records, StoreError> {
     let rows: Vec<AssessmentRow> = assessments::table
         .filter(assessments::id.eq_any(ids))
         .select(AssessmentRow::as_select())
