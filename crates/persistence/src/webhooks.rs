@@ -618,10 +618,20 @@ pub fn enqueue_endpoint(
             // Nothing it asked for is covered by the policy any more.
             return Ok(0);
         }
+        // Changes are numbered in commit order: once `upto` is visible, so is every change
+        // before it. A feed shorter than the batch therefore holds every change up to `upto`
+        // the endpoint wants, and the others can be passed over.
+        let upto = changes::last_seq(conn)?;
         let feed = changes::feed(conn, &viewer, endpoint.last_seq, &resources, batch)?;
-        let Some(last) = feed.last().map(|c| c.seq) else {
-            return Ok(0);
+        let complete = i64::try_from(feed.len()).unwrap_or(i64::MAX) < batch;
+        let last = match feed.last().map(|c| c.seq) {
+            Some(seq) if complete => seq.max(upto),
+            Some(seq) => seq,
+            None => upto,
         };
+        if last <= endpoint.last_seq {
+            return Ok(0);
+        }
         let now = crate::now();
         let rows = feed
             .into_iter()
@@ -698,6 +708,11 @@ pub fn claim_due(
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<Claim>, StoreError> {
+    // A plain read first: most rounds find nothing due and need no write lock.
+    let due: Vec<String> = due!(crate::now(), 1).load(conn)?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
     write_transaction(conn, |conn| {
         let now = crate::now();
         let ids: Vec<String> = match conn {
