@@ -233,6 +233,32 @@ struct ServeArgs {
     #[arg(long, env = "TAVANA_IMPORT_DIR", default_value = "data/imports")]
     import_dir: std::path::PathBuf,
 
+    /// Milliseconds between the webhook dispatcher's rounds (new deliveries, due sends).
+    #[arg(long, env = "TAVANA_WEBHOOK_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    webhook_poll_ms: u64,
+
+    /// Attempts per webhook delivery before it is given up as failed.
+    #[arg(long, env = "TAVANA_WEBHOOK_MAX_ATTEMPTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=50))]
+    webhook_max_attempts: u32,
+
+    /// Milliseconds to wait after a failed webhook attempt; doubled after each further one
+    /// (at most 6 hours).
+    #[arg(long, env = "TAVANA_WEBHOOK_BACKOFF_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=21_600_000))]
+    webhook_backoff_ms: u64,
+
+    /// Failed deliveries in a row after which a webhook endpoint is disabled.
+    #[arg(long, env = "TAVANA_WEBHOOK_MAX_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    webhook_max_failures: u32,
+
+    /// Milliseconds one webhook attempt may take before it counts as failed.
+    #[arg(long, env = "TAVANA_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=300_000))]
+    webhook_timeout_ms: u64,
+
+    /// Accept `http://` webhook URLs on a loopback host (127.0.0.1, localhost, [::1]); for local
+    /// development only. Otherwise endpoints must be `https://`.
+    #[arg(long, env = "TAVANA_WEBHOOK_ALLOW_HTTP_LOOPBACK")]
+    webhook_allow_http_loopback: bool,
+
     /// Password of the first administrator, created when the database has no users. When not set,
     /// a random one is generated and printed once.
     #[arg(long, env = "TAVANA_ADMIN_PASSWORD", hide_env_values = true)]
@@ -321,6 +347,14 @@ fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<(), Failure> {
         public_rate_limit_per_minute: args.public_rate_limit,
         permit_validity_years: args.permit_validity_years,
         import_dir: args.import_dir.clone(),
+        webhooks: tavana_http::dispatcher::WebhookSettings {
+            poll: Duration::from_millis(args.webhook_poll_ms),
+            max_attempts: args.webhook_max_attempts,
+            backoff_base: Duration::from_millis(args.webhook_backoff_ms),
+            max_failures: args.webhook_max_failures,
+            timeout: Duration::from_millis(args.webhook_timeout_ms),
+            allow_http_loopback: args.webhook_allow_http_loopback,
+        },
         ..tavana_http::Settings::new(tokens)
     };
     let address = listener

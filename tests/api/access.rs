@@ -449,6 +449,34 @@ const OPERATIONS: &[(&str, &str, Option<Action>)] = &[
         "/api/v1/loans/{id}/write-off",
         Some(Action::LoanApprove),
     ),
+    ("get", "/api/v1/webhooks", Some(Action::WebhookManage)),
+    ("post", "/api/v1/webhooks", Some(Action::WebhookManage)),
+    ("get", "/api/v1/webhooks/{id}", Some(Action::WebhookManage)),
+    (
+        "patch",
+        "/api/v1/webhooks/{id}",
+        Some(Action::WebhookManage),
+    ),
+    (
+        "delete",
+        "/api/v1/webhooks/{id}",
+        Some(Action::WebhookManage),
+    ),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/enable",
+        Some(Action::WebhookManage),
+    ),
+    (
+        "get",
+        "/api/v1/webhooks/{id}/deliveries",
+        Some(Action::WebhookManage),
+    ),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/replay",
+        Some(Action::WebhookManage),
+    ),
 ];
 
 /// Operations any authenticated user may call (their own account).
@@ -486,6 +514,7 @@ async fn every_documented_operation_follows_the_matrix() {
                     .replace("{id}", "01936b2e-0000-7000-8000-000000000000")
                     .replace("{consent_id}", "01936b2e-0000-7000-8000-000000000001")
                     .replace("{registration_id}", "01936b2e-0000-7000-8000-000000000002")
+                    .replace("{delivery_id}", "01936b2e-0000-7000-8000-000000000003")
                     .replace("{months}", "3"),
             );
             for role in Role::ALL {

@@ -22,3 +22,4 @@ mod progress;
 mod spec;
 mod supporters;
 mod training;
+mod webhooks;

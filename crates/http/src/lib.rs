@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cohorts;
 pub mod consents;
 pub mod courses;
+pub mod dispatcher;
 pub mod enrolments;
 pub mod error;
 pub mod health;
@@ -37,6 +38,7 @@ pub mod research;
 pub mod server;
 pub mod supporters;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::web;
 use tavana_persistence::{Database, DbConnection, StoreError};
@@ -58,6 +60,8 @@ pub struct AppState {
     pub permit_validity_years: u32,
     /// Where uploaded import files are kept until their job is done.
     pub import_dir: std::path::PathBuf,
+    /// Webhook delivery (the URL rule is checked by the handlers).
+    pub webhooks: dispatcher::WebhookSettings,
 }
 
 /// Runs `work` with a pooled connection on the blocking thread pool, so that database I/O never

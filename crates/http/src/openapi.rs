@@ -40,6 +40,7 @@ parameters are refused with 400.",
         (name = "progress", description = "Progress toward the targets (JSON, CSV, SVG) and baseline statistics"),
         (name = "loans", description = "Micro-loans for home workshops: products, applications, approvals, disbursement with its schedule, repayments, arrears and portfolio at risk"),
         (name = "imports", description = "Batch imports of CSV and JSON Lines files: validated, resumable, idempotent"),
+        (name = "webhooks", description = "Partner endpoints that changes are pushed to, signed with HMAC-SHA256, with every delivery and attempt on record"),
         (name = "audit", description = "The hash-chained audit log (auditors, administrators)"),
     ),
 )]

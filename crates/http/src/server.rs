@@ -24,7 +24,7 @@ use crate::rate_limit::rate_limit;
 use crate::{
     AppState, api_clients, areas, assessments, audit, auth, cohorts, consents, courses, enrolments,
     health, households, imports, loans, organisations, outcomes, partners, permits, persons,
-    programmes, progress, research, supporters, users,
+    programmes, progress, research, supporters, users, webhooks,
 };
 
 /// How the HTTP side is configured.
@@ -50,6 +50,8 @@ pub struct Settings {
     pub permit_validity_years: u32,
     /// Where uploaded import files are kept until their job is done.
     pub import_dir: std::path::PathBuf,
+    /// Webhook delivery: polling, retries, back-off, disabling, timeout.
+    pub webhooks: crate::dispatcher::WebhookSettings,
 }
 
 impl Settings {
@@ -66,6 +68,7 @@ impl Settings {
             public_rate_limit_per_minute: 60,
             permit_validity_years: tavana_domain::permit::DEFAULT_VALIDITY_YEARS,
             import_dir: crate::imports::default_import_dir(),
+            webhooks: crate::dispatcher::WebhookSettings::default(),
         }
     }
 }
@@ -129,7 +132,8 @@ fn api() -> utoipa_actix_web::UtoipaApp<
                 .configure(imports::routes)
                 .configure(loans::routes)
                 .configure(partners::routes)
-                .configure(research::routes),
+                .configure(research::routes)
+                .configure(webhooks::routes),
         )
 }
 
@@ -200,11 +204,17 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
         public_rate_limit_per_minute: settings.public_rate_limit_per_minute,
         permit_validity_years: settings.permit_validity_years,
         import_dir: settings.import_dir.clone(),
+        webhooks: settings.webhooks.clone(),
     });
+    let (dispatcher_db, dispatcher_settings) = (state.db.clone(), settings.webhooks.clone());
+    // The dispatcher runs while the server does: every copy of the app factory holds `alive`,
+    // and the dispatcher stops once the server (and with it the factory) is gone.
+    let (alive, still_alive) = crate::dispatcher::keep_alive();
     let metrics = web::Data::new(Metrics::new());
     let shutdown_timeout = settings.shutdown_timeout.as_secs();
     let workers = settings.workers;
     let mut server = HttpServer::new(move || {
+        let _alive = &alive;
         let (app, mut doc) = api().split_for_parts();
         CommonResponses.modify(&mut doc);
         let limit = settings.body_limit;
@@ -233,5 +243,8 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
-    Ok(server.run())
+    let server = server.run();
+    // Its own thread and runtime: `build` may run outside any runtime (see src/main.rs).
+    crate::dispatcher::start(dispatcher_db, dispatcher_settings, still_alive)?;
+    Ok(server)
 }

@@ -53,6 +53,7 @@ pub mod supporters;
 pub mod tokens;
 pub mod tx;
 pub mod users;
+pub mod webhooks;
 
 pub use audit::{Actor, AuditContext};
 pub use db::{Backend, Database, DbConnection, Pool, PoolOptions};
