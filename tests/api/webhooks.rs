@@ -48,6 +48,7 @@ webhook_tests!(
     an_unreachable_receiver_is_a_failed_attempt,
     deliveries_are_made_once_across_instances,
     endpoints_belong_to_their_organisation,
+    deliveries_follow_the_mou_and_consent_in_force,
 );
 
 /// Fast rounds and retries, and http:// to the local receiver allowed.
@@ -177,27 +178,7 @@ async fn partner(app: &TestApp, name: &str) -> Partner {
         .expect("organisation");
     let organisation_id = organisation["id"].as_str().expect("id").to_owned();
     let id: OrganisationId = organisation_id.parse().expect("organisation id");
-    let db = app.db.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = db.get().expect("connection");
-        tavana_persistence::partner_policies::put(
-            &mut conn,
-            &tavana_persistence::AuditContext::system(),
-            id,
-            Policy {
-                purpose: "the programme's study".to_owned(),
-                starts_on: "2020-01-01".parse().expect("date"),
-                ends_on: "2099-12-31".parse().expect("date"),
-                resources: [Resource::Persons, Resource::Households].into(),
-                withheld: [Withheld::NationalId].into(),
-                writes: BTreeSet::new(),
-                areas: BTreeSet::new(),
-            },
-        )
-    })
-    .await
-    .expect("joined")
-    .expect("policy set");
+    set_policy(app, id, "2099-12-31").await;
     let token = app
         .keys
         .issue(
@@ -212,6 +193,33 @@ async fn partner(app: &TestApp, name: &str) -> Partner {
         organisation_id,
         token,
     }
+}
+
+/// Gives the organisation its MoU policy (persons and households, national ids withheld), in
+/// force from 2020 to `ends_on`.
+async fn set_policy(app: &TestApp, id: OrganisationId, ends_on: &str) {
+    let db = app.db.clone();
+    let ends_on = ends_on.parse().expect("date");
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        tavana_persistence::partner_policies::put(
+            &mut conn,
+            &tavana_persistence::AuditContext::system(),
+            id,
+            Policy {
+                purpose: "the programme's study".to_owned(),
+                starts_on: "2020-01-01".parse().expect("date"),
+                ends_on,
+                resources: [Resource::Persons, Resource::Households].into(),
+                withheld: [Withheld::NationalId].into(),
+                writes: BTreeSet::new(),
+                areas: BTreeSet::new(),
+            },
+        )
+    })
+    .await
+    .expect("joined")
+    .expect("policy set");
 }
 
 /// A household headed by a woman who shares her data with partners; returns her id.
@@ -795,4 +803,72 @@ async fn endpoints_belong_to_their_organisation(app: TestApp) {
         404,
     )
     .await;
+}
+
+async fn deliveries_follow_the_mou_and_consent_in_force(app: TestApp) {
+    let receiver = Receiver::start().await;
+    let partner = partner(&app, "Jahad Daneshgahi").await;
+    let organisation: OrganisationId = partner.organisation_id.parse().expect("id");
+    let person = consenting_person(&app, "0012345679").await;
+    let (endpoint, _) = register(&app, &partner, &receiver.url).await;
+
+    // The MoU ended yesterday: nothing is sent, and the partner manages nothing.
+    let yesterday = (Utc::now().date_naive() - chrono::Days::new(1)).to_string();
+    set_policy(&app, organisation, &yesterday).await;
+    share(&app, &person).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "nothing after the MoU's end"
+    );
+    let response = send(
+        &app,
+        reqwest::Method::GET,
+        &partner.token,
+        "/api/v1/webhooks",
+        None,
+    )
+    .await;
+    problem(response, 403).await;
+
+    // Renewed: what changed meanwhile is delivered, shaped by the policy.
+    set_policy(&app, organisation, "2099-12-31").await;
+    eventually("the change made meanwhile", || async {
+        !receiver.received().is_empty()
+    })
+    .await;
+    let first: Value = serde_json::from_str(&receiver.received()[0].body).expect("body");
+    assert_eq!(first["type"], "person.updated");
+    assert!(first["data"].get("national_id").is_none());
+
+    // Consent withdrawn: the partner is told to delete her, with no data.
+    let consents = get_json(&app, &format!("/api/v1/persons/{person}/consents")).await;
+    for consent in consents.as_array().expect("consents") {
+        let response = app
+            .post_json(
+                &format!(
+                    "/api/v1/persons/{person}/consents/{}/withdraw",
+                    consent["id"].as_str().expect("id")
+                ),
+                &json!({"on": Utc::now().date_naive().to_string(), "reason": "changed her mind"}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    eventually("the deletion", || async {
+        receiver
+            .received()
+            .iter()
+            .any(|r| r.body.contains("person.deleted"))
+    })
+    .await;
+    let deleted = receiver
+        .received()
+        .into_iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).expect("body"))
+        .find(|b| b["type"] == "person.deleted")
+        .expect("a deletion");
+    assert_eq!(deleted["record_id"], person.as_str());
+    assert_eq!(deleted["data"], Value::Null);
+    assert_eq!(endpoint["enabled"], true);
 }

@@ -215,6 +215,8 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListWebhooksQuery>,
 ) -> Result<web::Json<Page<WebhookResponse>>, ApiError> {
+    // A partner manages its endpoints only while its MoU is in force.
+    crate::partners::viewer(&state, &auth).await?;
     let query = query.into_inner();
     let limit = pagination::limit(query.limit)?;
     let after: Option<Uuid> = query
@@ -256,6 +258,8 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<CreateWebhookRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    // A partner manages its endpoints only while its MoU is in force.
+    crate::partners::viewer(&state, &auth).await?;
     let body = body.into_inner();
     let url = check_url(&body.url, state.webhooks.allow_http_loopback)?;
     let event_types = parse_types(&body.event_types)?;
@@ -306,6 +310,8 @@ pub async fn read(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    // A partner manages its endpoints only while its MoU is in force.
+    crate::partners::viewer(&state, &auth).await?;
     let id = id.into_inner().to_string();
     let owner = owner(&auth);
     let endpoint = with_db(&state, move |c| webhooks::get(c, owner, &id)).await?;
@@ -339,6 +345,8 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: web::Json<UpdateWebhookRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    // A partner manages its endpoints only while its MoU is in force.
+    crate::partners::viewer(&state, &auth).await?;
     let id = id.into_inner().to_string();
     let expected = if_match(&req)?;
     let body = body.into_inner();
@@ -376,6 +384,8 @@ pub async fn remove(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    // A partner manages its endpoints only while its MoU is in force.
+    crate::partners::viewer(&state, &auth).await?;
     let id = id.into_inner().to_string();
     let (context, owner) = (auth.audit(), owner(&auth));
     with_db(&state, move |c| webhooks::delete(c, &context, owner, &id)).await?;
@@ -399,6 +409,8 @@ pub async fn enable(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    // A partner manages its endpoints only while its MoU is in force.
+    crate::partners::viewer(&state, &auth).await?;
     let id = id.into_inner().to_string();
     let (context, owner) = (auth.audit(), owner(&auth));
     let endpoint = with_db(&state, move |c| webhooks::enable(c, &context, owner, &id)).await?;
@@ -504,6 +516,8 @@ pub async fn deliveries(
     id: web::Path<Uuid>,
     query: web::Query<ListDeliveriesQuery>,
 ) -> Result<web::Json<Page<DeliveryResponse>>, ApiError> {
+    // A partner manages its endpoints only while its MoU is in force.
+    crate::partners::viewer(&state, &auth).await?;
     let id = id.into_inner().to_string();
     let query = query.into_inner();
     let limit = pagination::limit(query.limit)?;
@@ -561,6 +575,8 @@ pub async fn replay(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
+    // A partner manages its endpoints only while its MoU is in force.
+    crate::partners::viewer(&state, &auth).await?;
     let (id, delivery) = path.into_inner();
     let (id, delivery) = (id.to_string(), delivery.to_string());
     let (context, owner) = (auth.audit(), owner(&auth));

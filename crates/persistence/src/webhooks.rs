@@ -11,7 +11,7 @@
 //! Every management query is scoped by [`Owner`]: a partner reaches only its organisation's
 //! endpoints; another organisation's endpoint is "not found".
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -725,7 +725,7 @@ pub fn claim_due(
         diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
             .set(webhook_deliveries::next_attempt_at.eq(Some(add(now, lease))))
             .execute(conn)?;
-        let rows: Vec<(String, String, String, String, String, String)> = webhook_deliveries::table
+        let rows: Vec<ClaimRow> = webhook_deliveries::table
             .inner_join(webhook_endpoints::table)
             .filter(webhook_deliveries::id.eq_any(&ids))
             .select((
@@ -733,24 +733,94 @@ pub fn claim_due(
                 webhook_deliveries::endpoint_id,
                 webhook_endpoints::url,
                 webhook_endpoints::secret,
-                webhook_deliveries::event_type,
+                webhook_endpoints::organisation_id,
                 webhook_deliveries::payload,
             ))
             .load(conn)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(delivery_id, endpoint_id, url, secret, event_type, payload)| Claim {
-                    delivery_id,
-                    endpoint_id,
-                    url,
-                    secret,
-                    event_type,
-                    payload,
-                },
-            )
-            .collect())
+        let today = now.date();
+        let mut viewers: HashMap<String, Option<Viewer>> = HashMap::new();
+        let mut claims = Vec::new();
+        for (delivery_id, endpoint_id, url, secret, organisation, payload) in rows {
+            // The body is shaped again under the policy and consents in force now: a delivery
+            // made before the MoU ended, a consent was withdrawn or a field was withheld sends
+            // nothing it may no longer send.
+            let Some((event_type, payload)) =
+                reshape(conn, &mut viewers, &organisation, &payload, today)?
+            else {
+                // No policy in force: held back, not attempted, until there is one again.
+                continue;
+            };
+            diesel::update(webhook_deliveries::table.find(&delivery_id))
+                .set((
+                    webhook_deliveries::event_type.eq(&event_type),
+                    webhook_deliveries::payload.eq(&payload),
+                ))
+                .execute(conn)?;
+            claims.push(Claim {
+                delivery_id,
+                endpoint_id,
+                url,
+                secret,
+                event_type,
+                payload,
+            });
+        }
+        Ok(claims)
     })
+}
+
+/// A claimed delivery: id, endpoint, url, secret, organisation, stored body.
+type ClaimRow = (String, String, String, String, String, String);
+
+/// A stored body shaped again for its organisation's policy in force today: its event type and
+/// body, or `None` when the organisation has no policy in force.
+fn reshape(
+    conn: &mut DbConnection,
+    viewers: &mut HashMap<String, Option<Viewer>>,
+    organisation: &str,
+    payload: &str,
+    today: NaiveDate,
+) -> Result<Option<(String, String)>, StoreError> {
+    let viewer = match viewers.get(organisation) {
+        Some(viewer) => viewer.clone(),
+        None => {
+            let id = organisation.parse().map_err(|_| {
+                StoreError::Internal(format!(
+                    "webhook endpoint of bad organisation {organisation}"
+                ))
+            })?;
+            let viewer = match Viewer::partner(conn, id, today) {
+                Ok(viewer) => Some(viewer),
+                Err(StoreError::Forbidden(_)) => None,
+                Err(other) => return Err(other),
+            };
+            viewers.insert(organisation.to_owned(), viewer.clone());
+            viewer
+        }
+    };
+    let Some(viewer) = viewer else {
+        return Ok(None);
+    };
+    let bad = || StoreError::Internal("webhook delivery with a bad body".to_owned());
+    let mut body: Value = serde_json::from_str(payload).map_err(|_| bad())?;
+    let resource: Resource = body["resource"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .ok_or_else(bad)?;
+    let record = body["record_id"].as_str().ok_or_else(bad)?.to_owned();
+    let kind = body["type"].as_str().ok_or_else(bad)?.to_owned();
+    let data = if kind.ends_with(".deleted") || !viewer.readable().contains(&resource) {
+        None
+    } else {
+        changes::records(conn, &viewer, resource, std::slice::from_ref(&record))?.remove(&record)
+    };
+    let event_type = match &data {
+        Some(_) => kind,
+        None => format!("{}.deleted", resource.entity()),
+    };
+    body["type"] = Value::from(event_type.clone());
+    body["data"] = data.map_or(Value::Null, Value::Object);
+    Ok(Some((event_type, body.to_string())))
 }
 
 /// How one attempt went.
