@@ -17,6 +17,7 @@ backend_tests!(
     the_feed_misses_nothing_under_concurrent_writes,
     research_tables_suppress_small_cells,
     a_partner_submits_what_its_policy_allows,
+    a_change_of_head_changes_what_partners_see,
 );
 
 /// A partner agency with an API client (scope `registry:read`) and the given policy; returns
@@ -230,13 +231,22 @@ async fn a_policy_shapes_what_a_partner_reads(app: TestApp) {
         .json()
         .await
         .expect("consents");
+    let withdraw = format!(
+        "/api/v1/persons/{}/consents/{}/withdraw",
+        shares["id"].as_str().expect("id"),
+        consents[0]["id"].as_str().expect("id")
+    );
+    // Not ahead of time: sharing would end on a day no change marks.
+    let ahead = problem(
+        app.post_json(&withdraw, &json!({"on": "2098-01-01", "reason": "later"}))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(ahead["errors"][0]["code"], "in_future");
     let response = app
         .post_json(
-            &format!(
-                "/api/v1/persons/{}/consents/{}/withdraw",
-                shares["id"].as_str().expect("id"),
-                consents[0]["id"].as_str().expect("id")
-            ),
+            &withdraw,
             &json!({"on": "1401-01-01", "reason": "changed her mind"}),
         )
         .await;
@@ -377,7 +387,7 @@ async fn the_feed_misses_nothing_under_concurrent_writes(app: TestApp) {
 
 const WHH: &str = "0169a6c0-0000-7000-8000-000000000001";
 
-async fn enrol(app: &TestApp, household: &Value) {
+async fn enrol(app: &TestApp, household: &Value) -> Value {
     let response = app
         .post_json(
             "/api/v1/enrolments",
@@ -385,6 +395,7 @@ async fn enrol(app: &TestApp, household: &Value) {
         )
         .await;
     assert_eq!(response.status(), 201);
+    response.json().await.expect("enrolment")
 }
 
 async fn research_tables_suppress_small_cells(app: TestApp) {
@@ -558,4 +569,48 @@ async fn a_partner_submits_what_its_policy_allows(app: TestApp) {
         403,
     )
     .await;
+}
+
+async fn a_change_of_head_changes_what_partners_see(app: TestApp) {
+    let (east, _) = two_neighbourhoods(&app).await;
+    let mut policy = study_policy();
+    policy["resources"] = json!(["persons", "households", "enrolments"]);
+    let (_, token) = partner(&app, &policy).await;
+    // Her head does not share: the household and its enrolment are not the partner's to see.
+    let (home, _) = household_with_head(&app, &east, 500, false).await;
+    let enrolment = enrol(&app, &home).await;
+    let response = app
+        .post_json(
+            "/api/v1/persons",
+            &json!({"national_id": national_id(501), "first_name": "مریم", "last_name": "حسینی",
+                    "birth_date": "1375-02-02", "sex": "female", "household_id": home["id"],
+                    "household_role": "other"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let daughter: Value = response.json().await.expect("person");
+    give_consent(&app, &daughter).await;
+    let (items, cursor) = drain(&app, &token, "0", "").await;
+    assert_eq!(latest(&items, &home["id"])["op"], "deleted");
+    assert_eq!(latest(&items, &enrolment["id"])["op"], "deleted");
+
+    // She becomes the head: the household now shows through her, in the next page.
+    let response = app
+        .post_json(
+            &format!(
+                "/api/v1/households/{}/head",
+                home["id"].as_str().expect("id")
+            ),
+            &json!({"person_id": daughter["id"], "previous_head_role": "other"}),
+        )
+        .await;
+    assert_eq!(response.status(), 204, "head changed");
+    let (after, _) = drain(&app, &token, &cursor, "").await;
+    let household = latest(&after, &home["id"]);
+    assert_eq!(household["op"], "updated");
+    assert_eq!(household["data"]["head_person_id"], daughter["id"]);
+    // Its enrolment shows through the household: numbered again, not left behind.
+    let enrolled = latest(&after, &enrolment["id"]);
+    assert_eq!(enrolled["op"], "updated");
+    assert_eq!(enrolled["data"]["state"], "identified");
 }

@@ -719,7 +719,8 @@ async fn endpoints_belong_to_their_organisation(app: TestApp) {
     // URLs: https, or http to loopback only when allowed (as in these tests); nothing else.
     for (url, code) in [
         ("http://partner.example.org/hook", "https_required"),
-        ("http://10.0.0.1/hook", "https_required"),
+        ("http://10.0.0.1/hook", "internal_address"),
+        ("https://169.254.169.254/latest", "internal_address"),
         ("ftp://partner.example.org/hook", "https_required"),
         ("partner.example.org/hook", "format"),
     ] {

@@ -60,8 +60,9 @@ pub struct Cell {
 }
 
 /// The tables by `dimensions` (none: one total cell). A cell of fewer than [`MIN_CELL`] people
-/// shows no count at all; within a shown cell, a count of 1 to 4 is suppressed too, since it
-/// would single people out (who took an addiction course, say). Returns the cells in key order
+/// shows no count at all; within a shown cell, a count of 1 to 4, or one that leaves 1 to 4 of
+/// the cell out, is suppressed too, since it would single people out (who took an addiction
+/// course, say, or who did not). Returns the cells in key order
 /// and how many were suppressed.
 pub fn tabulate(subjects: &[Subject], dimensions: &[Dimension]) -> (Vec<Cell>, usize) {
     let mut counts: BTreeMap<Vec<String>, (i64, i64, i64)> = BTreeMap::new();
@@ -72,7 +73,8 @@ pub fn tabulate(subjects: &[Subject], dimensions: &[Dimension]) -> (Vec<Cell>, u
         entry.1 += i64::from(s.woman);
         entry.2 += i64::from(s.in_sensitive_course);
     }
-    let small = |n: i64| (1..MIN_CELL).contains(&n);
+    // A count of 1–4, or one that leaves 1–4 people out of the cell, singles those people out.
+    let small = |n: i64, of: i64| (1..MIN_CELL).contains(&n) || (1..MIN_CELL).contains(&(of - n));
     let mut suppressed = 0;
     let cells = counts
         .into_iter()
@@ -90,8 +92,10 @@ pub fn tabulate(subjects: &[Subject], dimensions: &[Dimension]) -> (Vec<Cell>, u
             Cell {
                 key,
                 people: Some(people),
-                women: (!small(women)).then_some(women),
-                in_sensitive_courses: (!small(sensitive)).then_some(sensitive),
+                women: (!small(women, people)).then_some(women),
+                // Everyone in the cell having taken such a course tells it of each of them.
+                in_sensitive_courses: (!small(sensitive, people) && sensitive != people)
+                    .then_some(sensitive),
             }
         })
         .collect();
@@ -138,6 +142,21 @@ mod tests {
         assert_eq!(cells[0].people, Some(10));
         assert_eq!(cells[0].women, Some(10));
         assert_eq!(cells[0].in_sensitive_courses, None);
+    }
+
+    #[test]
+    fn near_total_counts_are_suppressed() {
+        // Seven of eight in a sensitive course: the one who was not is singled out too.
+        let mut people: Vec<Subject> = (0..7).map(|_| subject("a", 30, true)).collect();
+        people.push(subject("a", 30, false));
+        let (cells, _) = tabulate(&people, &[]);
+        assert_eq!(cells[0].people, Some(8));
+        assert_eq!(cells[0].in_sensitive_courses, None);
+        // All of them women: not sensitive, shown.
+        assert_eq!(cells[0].women, Some(8));
+        // All of them in a sensitive course: that is each of them, so it is not shown.
+        let everyone: Vec<Subject> = (0..8).map(|_| subject("a", 30, true)).collect();
+        assert_eq!(tabulate(&everyone, &[]).0[0].in_sensitive_courses, None);
     }
 
     #[test]

@@ -179,6 +179,7 @@ pub async fn record(
         (status = 200, description = "Withdrawn", body = ConsentResponse),
         (status = 404, description = "No such person or consent in the caller's scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Withdrawn already", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A date before the consent was given, or after today", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/persons/{id}/consents/{consent_id}/withdraw")]
@@ -192,6 +193,16 @@ pub async fn withdraw(
     let (person, consent) = (PersonId::from(person), ConsentId::from(consent));
     let body = body.into_inner();
     let on = day_or_today("on", body.on.as_deref())?;
+    // A withdrawal takes effect when it is recorded: one dated ahead would end sharing on a day
+    // no write marks, and partners' copies would never hear of it.
+    if on > chrono::Utc::now().date_naive() {
+        return Err(tavana_domain::FieldError::new(
+            "on",
+            "in_future",
+            "a consent is withdrawn on or before the day it is recorded",
+        )
+        .into());
+    }
     let reason = optional_text(body.reason);
     let (context, scope) = (auth.audit(), auth.scope());
     let withdrawn = with_db(&state, move |c| {

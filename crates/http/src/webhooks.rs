@@ -85,6 +85,33 @@ pub fn check_url(text: &str, allow_http_loopback: bool) -> Result<String, FieldE
     if url.fragment().is_some() {
         return Err(bad("format", "the URL may not have a fragment"));
     }
+    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    // Not the office's own network: a partner could probe it through the attempts' records.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let internal = match bare.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || (ip.octets()[0] == 100 && (64..128).contains(&ip.octets()[1]))
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some()
+        }
+        Err(_) => bare == "localhost" || bare.ends_with(".localhost"),
+    };
+    if internal && !(allow_http_loopback && loopback) {
+        return Err(bad(
+            "internal_address",
+            "the URL must point to a public address, not a private, loopback or link-local one",
+        ));
+    }
     match url.scheme() {
         "https" => Ok(url.to_string()),
         "http" if allow_http_loopback && matches!(host, "127.0.0.1" | "localhost" | "[::1]") => {
@@ -607,6 +634,20 @@ mod tests {
         assert!(check_url("http://localhost/hook", true).is_ok());
         assert!(check_url("http://[::1]:9/hook", true).is_ok());
         assert!(check_url("http://10.0.0.1/hook", true).is_err());
+        for internal in [
+            "https://10.1.2.3/hook",
+            "https://192.168.1.1/hook",
+            "https://169.254.169.254/latest",
+            "https://127.0.0.1/hook",
+            "https://[fd00::1]/hook",
+            "https://localhost/hook",
+        ] {
+            assert_eq!(
+                check_url(internal, false).map_err(|e| e.code),
+                Err("internal_address"),
+                "{internal}"
+            );
+        }
         assert!(check_url("http://127.0.0.1.example.org/hook", true).is_err());
     }
 }

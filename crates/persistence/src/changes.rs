@@ -116,26 +116,39 @@ pub(crate) fn record_existing(conn: &mut DbConnection) -> Result<(), StoreError>
     Ok(())
 }
 
-/// A person's consent changed: what partners may see of them changed too — the person, their
-/// assessments and, when they head a household, the household and its enrolments.
+/// A person's consent changed: what partners may see of them changed too.
 pub fn consent_changed(conn: &mut DbConnection, person: &str) -> Result<(), StoreError> {
+    let headed: Vec<String> = persons::table
+        .filter(persons::id.eq(person))
+        .select(persons::household_id)
+        .load::<Option<String>>(conn)?
+        .into_iter()
+        .flatten()
+        .collect();
+    visibility_changed(conn, person, &headed)
+}
+
+/// What partners may see around a person changed (consent, household, role, a merge): the
+/// person, their assessments (seen through them), and the given households with their
+/// enrolments (seen through their head) are numbered again, so that a copy kept from the feed
+/// gains or drops them.
+pub fn visibility_changed(
+    conn: &mut DbConnection,
+    person: &str,
+    households: &[String],
+) -> Result<(), StoreError> {
     record(conn, Resource::Persons, person, Op::Updated)?;
     let assessed: Vec<String> = assessments::table
         .filter(assessments::person_id.eq(person))
         .select(assessments::id)
         .load(conn)?;
     record_many(conn, Resource::Assessments, &assessed, Op::Updated)?;
-    let headed: Vec<String> = persons::table
-        .filter(persons::id.eq(person))
-        .filter(persons::household_role.eq("head"))
-        .select(persons::household_id)
-        .load::<Option<String>>(conn)?
-        .into_iter()
-        .flatten()
-        .collect();
-    record_many(conn, Resource::Households, &headed, Op::Updated)?;
+    let mut households = households.to_vec();
+    households.sort();
+    households.dedup();
+    record_many(conn, Resource::Households, &households, Op::Updated)?;
     let enrolled: Vec<String> = enrolments::table
-        .filter(enrolments::household_id.eq_any(&headed))
+        .filter(enrolments::household_id.eq_any(&households))
         .select(enrolments::id)
         .load(conn)?;
     record_many(conn, Resource::Enrolments, &enrolled, Op::Updated)

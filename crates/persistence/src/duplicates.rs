@@ -211,12 +211,14 @@ pub fn merge(
             .execute(conn)?;
         close_pair(conn, context, into, from, "merged")?;
         crate::changes::record(conn, Resource::Persons, &from_id, Op::Deleted)?;
-        crate::changes::record(conn, Resource::Persons, &into_id, Op::Updated)?;
-        let moved: Vec<String> = assessments::table
-            .filter(assessments::person_id.eq(&into_id))
-            .select(assessments::id)
-            .load(conn)?;
-        crate::changes::record_many(conn, Resource::Assessments, &moved, Op::Updated)?;
+        // The survivor gains the merged record's consents, assessments and history: what partners
+        // see of her, her households and their enrolments may change.
+        let households: Vec<String> = [survivor.household_id, merged.household_id]
+            .into_iter()
+            .flatten()
+            .map(|h| h.to_string())
+            .collect();
+        crate::changes::visibility_changed(conn, &into_id, &households)?;
         audit::append(
             conn,
             context,

@@ -662,9 +662,15 @@ fn set_current(
         Some((h, r, n)) => (Some(h.to_string()), Some(r.as_str()), Some(n.to_string())),
         None => (None, None, None),
     };
+    let before: Option<String> = persons::table
+        .find(id.to_string())
+        .select(persons::household_id)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten();
     diesel::update(persons::table.find(id.to_string()))
         .set((
-            persons::household_id.eq(household),
+            persons::household_id.eq(&household),
             persons::household_role.eq(role),
             persons::neighbourhood_id.eq(neighbourhood),
             persons::version.eq(persons::version + 1),
@@ -677,8 +683,10 @@ fn set_current(
             }
             other => other.into(),
         })?;
-    // Moves, heads changing and splits all pass here.
-    crate::changes::record(conn, Resource::Persons, &id.to_string(), Op::Updated)
+    // Moves, heads changing and splits all pass here. The households left and joined may gain or
+    // lose their head, and with it what partners see of them.
+    let touched: Vec<String> = before.into_iter().chain(household).collect();
+    crate::changes::visibility_changed(conn, &id.to_string(), &touched)
 }
 
 /// Makes `new_head` (a member of the household) its head from `on`; the previous head, if any,
