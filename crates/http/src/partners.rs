@@ -318,9 +318,15 @@ pub async fn feed(
     })
     .await?;
     let has_more = rows.len() as i64 > limit;
-    let items: Vec<ChangeResponse> = rows
+    let page: Vec<changes::Change> = rows
         .into_iter()
         .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect();
+    // The cursor passes hidden changes too, so that they are not read again.
+    let next_cursor = page.last().map_or(after, |c| c.seq).to_string();
+    let items: Vec<ChangeResponse> = page
+        .into_iter()
+        .filter(|c| !c.hidden)
         .map(|c| {
             Ok(ChangeResponse {
                 seq: c.seq,
@@ -332,7 +338,6 @@ pub async fn feed(
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    let next_cursor = items.last().map_or(after, |c| c.seq).to_string();
     Ok(web::Json(FeedPage {
         items,
         next_cursor,

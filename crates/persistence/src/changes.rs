@@ -252,6 +252,9 @@ pub struct Change {
     pub changed_at: NaiveDateTime,
     /// The record as the viewer may see it now; `None` when deleted or no longer visible.
     pub data: Option<Map<String, Value>>,
+    /// The creation of a record the viewer may not see now: not shown at all. Had it been
+    /// visible since, the change that hid it comes later and is shown as a deletion.
+    pub hidden: bool,
 }
 
 /// The changes after `after` of the given resources (all the viewer may read when empty), in
@@ -313,6 +316,7 @@ pub fn feed(
                 Op::Deleted => None,
                 _ => found.get(&(resource, id.clone())).cloned(),
             };
+            let hidden = op == Op::Created && data.is_none();
             let op = if data.is_none() { Op::Deleted } else { op };
             Ok(Change {
                 seq,
@@ -321,6 +325,7 @@ pub fn feed(
                 op,
                 changed_at,
                 data,
+                hidden,
             })
         })
         .collect()

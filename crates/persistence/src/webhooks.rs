@@ -635,6 +635,7 @@ pub fn enqueue_endpoint(
         let now = crate::now();
         let rows = feed
             .into_iter()
+            .filter(|change| !change.hidden)
             .map(|change| {
                 let delivery = uuid::Uuid::now_v7().to_string();
                 let event_type = format!("{}.{}", change.resource.entity(), change.op.as_str());
