@@ -283,6 +283,8 @@ pub fn update(
     expected: Option<i64>,
 ) -> Result<Endpoint, StoreError> {
     write_transaction(conn, |conn| {
+        // Serialised with the dispatcher's writes to the same endpoint.
+        lock(conn, &format!("webhook_endpoint:{id}"))?;
         let before = row(conn, owner, id)?;
         check_version(&before, expected)?;
         let mut after = before.clone();
@@ -329,6 +331,8 @@ pub fn delete(
     id: &str,
 ) -> Result<(), StoreError> {
     write_transaction(conn, |conn| {
+        // Serialised with the dispatcher's writes to the same endpoint.
+        lock(conn, &format!("webhook_endpoint:{id}"))?;
         let before = row(conn, owner, id)?;
         let deliveries = webhook_deliveries::table
             .filter(webhook_deliveries::endpoint_id.eq(id))
@@ -363,6 +367,8 @@ pub fn enable(
     id: &str,
 ) -> Result<Endpoint, StoreError> {
     write_transaction(conn, |conn| {
+        // Serialised with the dispatcher's writes to the same endpoint.
+        lock(conn, &format!("webhook_endpoint:{id}"))?;
         let before = row(conn, owner, id)?;
         let now = crate::now();
         diesel::update(webhook_endpoints::table.find(id))
@@ -494,6 +500,8 @@ pub fn replay(
     delivery: &str,
 ) -> Result<Delivery, StoreError> {
     write_transaction(conn, |conn| {
+        // Serialised with the dispatcher's writes to the same endpoint.
+        lock(conn, &format!("webhook_endpoint:{endpoint}"))?;
         let endpoint_row = row(conn, owner, endpoint)?;
         let before: Delivery = webhook_deliveries::table
             .filter(webhook_deliveries::id.eq(delivery))
@@ -862,6 +870,16 @@ pub fn record_attempt(
     retry: &RetryPolicy,
 ) -> Result<AfterAttempt, StoreError> {
     write_transaction(conn, |conn| {
+        let Some(endpoint_id) = webhook_deliveries::table
+            .find(delivery_id)
+            .select(webhook_deliveries::endpoint_id)
+            .first::<String>(conn)
+            .optional()?
+        else {
+            return Ok(AfterAttempt::Ignored);
+        };
+        lock(conn, &format!("webhook_endpoint:{endpoint_id}"))?;
+        // Read again under the lock: a replay or an enable may have changed it meanwhile.
         let Some(delivery) = webhook_deliveries::table
             .find(delivery_id)
             .select(Delivery::as_select())
@@ -870,7 +888,6 @@ pub fn record_attempt(
         else {
             return Ok(AfterAttempt::Ignored);
         };
-        lock(conn, &format!("webhook_endpoint:{}", delivery.endpoint_id))?;
         diesel::insert_into(webhook_attempts::table)
             .values(Attempt {
                 id: uuid::Uuid::now_v7().to_string(),
