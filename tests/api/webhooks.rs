@@ -380,6 +380,13 @@ async fn deliveries_are_signed_with_the_documented_recipe(app: TestApp) {
         parts["v1"],
         tavana_domain::partner::sign(&secret, t, request.body.as_bytes())
     );
+    // The guide's own Python recipe, as published, accepts it and refuses a changed body.
+    assert!(guide_recipe_verifies(&secret, signature, &request.body));
+    assert!(!guide_recipe_verifies(
+        &secret,
+        signature,
+        &request.body.replace("زینب", "مریم")
+    ));
     // Another secret does not verify.
     assert_ne!(
         parts["v1"],
@@ -872,4 +879,39 @@ async fn deliveries_follow_the_mou_and_consent_in_force(app: TestApp) {
     assert_eq!(deleted["record_id"], person.as_str());
     assert_eq!(deleted["data"], Value::Null);
     assert_eq!(endpoint["enabled"], true);
+}
+
+/// Runs the `verify` function of docs/partner-integration.md, exactly as published there, with
+/// python3 (as a partner would).
+fn guide_recipe_verifies(secret: &str, header: &str, body: &str) -> bool {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/partner-integration.md"
+    ))
+    .expect("the guide");
+    let recipe = guide
+        .split("```python")
+        .map(|block| block.split("```").next().unwrap_or_default())
+        .find(|block| block.contains("def verify("))
+        .expect("the guide's verify recipe");
+    let script = format!(
+        "{recipe}\nimport sys\nsecret, header, body = sys.argv[1], sys.argv[2], open(sys.argv[3], 'rb').read()\nprint(verify(secret, header, body))\n"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let body_path = dir.path().join("body");
+    std::fs::write(&body_path, body.as_bytes()).expect("body written");
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(secret)
+        .arg(header)
+        .arg(&body_path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim() == "True"
 }
