@@ -19,7 +19,7 @@ backend_tests!(
 const WHH: &str = "0169a6c0-0000-7000-8000-000000000001";
 
 /// A household in `neighbourhood` headed by a woman; returns (household, head).
-async fn household_with_head(
+pub async fn household_with_head(
     app: &TestApp,
     neighbourhood: &Value,
     national_id: &str,

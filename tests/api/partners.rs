@@ -77,25 +77,8 @@ pub async fn household_with_head(
     n: u32,
     shares: bool,
 ) -> (Value, Value) {
-    let household: Value = app
-        .post_json(
-            "/api/v1/households",
-            &json!({"neighbourhood_id": neighbourhood["id"], "address": "کوچه بهار ۱۲"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("household");
-    let response = app
-        .post_json(
-            "/api/v1/persons",
-            &json!({"national_id": national_id(n), "first_name": "زینب", "last_name": "حسینی",
-                    "birth_date": "1365-01-01", "sex": "female", "mobile": "09151234567",
-                    "household_id": household["id"], "household_role": "head"}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let head: Value = response.json().await.expect("person");
+    let (household, head) =
+        crate::enrolments::household_with_head(app, neighbourhood, &national_id(n)).await;
     if shares {
         give_consent(app, &head).await;
     }
@@ -434,18 +417,35 @@ async fn research_tables_suppress_small_cells(app: TestApp) {
     assert_eq!(west_cell["women"], Value::Null);
 
     // A partner counts only those who consented: five in the east.
-    let (_, token) = partner(&app, &study_policy()).await;
-    let response = app
-        .client
-        .get(app.url(&path))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 200);
-    let shared: Value = response.json().await.expect("tables");
+    let (org, token) = partner(&app, &study_policy()).await;
+    let tables_as_partner = || async {
+        let response = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.expect("tables")
+    };
+    let shared = tables_as_partner().await;
     assert_eq!(cell(&shared, &east)["people"], 5);
     assert_eq!(cell(&shared, &west)["people"], Value::Null);
+    // With the MoU limited to the east, the west is not counted at all.
+    let mut east_only = study_policy();
+    east_only["areas"] = json!([east["id"]]);
+    set_policy(&app, &org, &east_only).await;
+    let shared = tables_as_partner().await;
+    assert_eq!(cell(&shared, &east)["people"], 5);
+    assert!(
+        shared["cells"]
+            .as_array()
+            .expect("cells")
+            .iter()
+            .all(|c| c["neighbourhood"] != west["id"]),
+        "{shared}"
+    );
 
     // Totals and age bands; an unknown breakdown is refused.
     let total: Value = app

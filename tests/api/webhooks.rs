@@ -225,25 +225,7 @@ async fn set_policy(app: &TestApp, id: OrganisationId, ends_on: &str) {
 /// A household headed by a woman who shares her data with partners; returns her id.
 async fn consenting_person(app: &TestApp, national_id: &str) -> String {
     let (n1, _) = two_neighbourhoods(app).await;
-    let household: Value = app
-        .post_json(
-            "/api/v1/households",
-            &json!({"neighbourhood_id": n1["id"], "address": "کوچه بهار"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("household");
-    let response = app
-        .post_json(
-            "/api/v1/persons",
-            &json!({"national_id": national_id, "first_name": "زینب", "last_name": "حسینی",
-                    "birth_date": "1365-01-01", "sex": "female", "household_id": household["id"],
-                    "household_role": "head", "member_since": "1390-01-01"}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let person: Value = response.json().await.expect("person");
+    let (_, person) = crate::enrolments::household_with_head(app, &n1, national_id).await;
     let id = person["id"].as_str().expect("id").to_owned();
     share(app, &id).await;
     id
@@ -671,30 +653,16 @@ async fn endpoints_belong_to_their_organisation(app: TestApp) {
     ] {
         problem(send(&app, method, &theirs.token, &path, body).await, 404).await;
     }
-    let list: Value = send(
-        &app,
-        reqwest::Method::GET,
-        &theirs.token,
-        "/api/v1/webhooks",
-        None,
-    )
-    .await
-    .json()
-    .await
-    .expect("list");
-    assert_eq!(list["items"], json!([]));
-    let list: Value = send(
-        &app,
-        reqwest::Method::GET,
-        &ours.token,
-        "/api/v1/webhooks",
-        None,
-    )
-    .await
-    .json()
-    .await
-    .expect("list");
-    assert_eq!(list["items"][0]["id"], id);
+    let list_as = |token: String| {
+        let app = &app;
+        async move {
+            let response = send(app, reqwest::Method::GET, &token, "/api/v1/webhooks", None).await;
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.expect("list")
+        }
+    };
+    assert_eq!(list_as(theirs.token.clone()).await["items"], json!([]));
+    assert_eq!(list_as(ours.token.clone()).await["items"][0]["id"], id);
     // An administrator sees every organisation's.
     assert_eq!(
         get_json(&app, "/api/v1/webhooks").await["items"][0]["id"],

@@ -8,11 +8,11 @@ use tavana_domain::assessment::{
 };
 use tavana_domain::calendar::{parse_date, to_jalali};
 use tavana_domain::id::PersonId;
-use tavana_persistence::{assessments, idempotency};
+use tavana_persistence::{DbConnection, StoreError, assessments, idempotency};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{Auth, perm};
+use crate::auth::{Auth, Caller, perm};
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::{AppState, with_db};
@@ -130,7 +130,7 @@ pub async fn list(
 }
 
 /// An assessment as submitted, checked by the domain's rules.
-pub(crate) fn new_assessment(body: RecordAssessmentRequest) -> Result<NewAssessment, ApiError> {
+fn new_assessment(body: RecordAssessmentRequest) -> Result<NewAssessment, ApiError> {
     let today = Utc::now().date_naive();
     let assessed_on = match body.assessed_on.as_deref() {
         Some(text) => parse_date("assessed_on", text)?,
@@ -174,25 +174,41 @@ pub async fn record(
     body: web::Json<RecordAssessmentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let person = PersonId::from(id.into_inner());
-    let body = body.into_inner();
-    let request = key.request(
-        &auth,
-        &format!("POST /api/v1/persons/{person}/assessments"),
-        &body,
-    )?;
-    let new = new_assessment(body)?;
     let (context, scope) = (auth.audit(), auth.scope());
+    assess(
+        &auth,
+        &state,
+        key,
+        &format!("POST /api/v1/persons/{person}/assessments"),
+        person,
+        body.into_inner(),
+        move |c, new| assessments::record(c, &context, &scope, person, new),
+    )
+    .await
+}
+
+/// Records an assessment of `person` with `store` (staff with their scope, a partner under its
+/// policy): the request checked by the domain's rules, made idempotent, and answered 201.
+pub(crate) async fn assess<F>(
+    caller: &Caller,
+    state: &AppState,
+    key: IdempotencyKey,
+    route: &str,
+    person: PersonId,
+    body: RecordAssessmentRequest,
+    store: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&mut DbConnection, NewAssessment) -> Result<Assessment, StoreError> + Send + 'static,
+{
+    let request = key.request(caller, route, &body)?;
+    let new = new_assessment(body)?;
     let location = format!("/api/v1/persons/{person}/assessments");
     let render =
         move |a: &Assessment| created(location.clone(), &AssessmentResponse::from(a.clone()));
     let stored = render.clone();
-    let outcome = with_db(&state, move |c| {
-        idempotency::run(
-            c,
-            request.as_ref(),
-            |c| assessments::record(c, &context, &scope, person, new),
-            stored,
-        )
+    let outcome = with_db(state, move |c| {
+        idempotency::run(c, request.as_ref(), |c| store(c, new), stored)
     })
     .await?;
     respond(outcome, render)

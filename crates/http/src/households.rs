@@ -7,11 +7,11 @@ use tavana_domain::household::{Address, Household, NewHousehold, parse_postal_co
 use tavana_domain::id::{AreaId, HouseholdId};
 use tavana_domain::text::normalise;
 use tavana_persistence::households::{self, HouseholdChanges, HouseholdFilter};
-use tavana_persistence::idempotency;
+use tavana_persistence::{DbConnection, StoreError, idempotency};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Auth, perm};
+use crate::auth::{Auth, Caller, perm};
 use crate::conventions::{etag, if_match};
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{IdempotencyKey, created, respond};
@@ -168,27 +168,45 @@ pub async fn create(
     key: IdempotencyKey,
     body: web::Json<CreateHouseholdRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let request = key.request(&auth, "POST /api/v1/households", &body)?;
+    let (context, scope) = (auth.audit(), auth.scope());
+    register(
+        &auth,
+        &state,
+        key,
+        "POST /api/v1/households",
+        body.into_inner(),
+        move |c, new| households::create(c, &context, &scope, new),
+    )
+    .await
+}
+
+/// Registers a household with `store` (staff with their scope, a partner under its policy): the
+/// request checked, made idempotent, and answered 201.
+pub(crate) async fn register<F>(
+    caller: &Caller,
+    state: &AppState,
+    key: IdempotencyKey,
+    route: &str,
+    body: CreateHouseholdRequest,
+    store: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&mut DbConnection, NewHousehold) -> Result<Household, StoreError> + Send + 'static,
+{
+    let request = key.request(caller, route, &body)?;
     let new = NewHousehold::parse(
         body.neighbourhood_id.into(),
         &body.address,
         body.postal_code.as_deref(),
     )?;
-    let (context, scope) = (auth.audit(), auth.scope());
     let render = |household: &Household| {
         created(
             format!("/api/v1/households/{}", household.id),
             &HouseholdResponse::from(household.clone()),
         )
     };
-    let outcome = with_db(&state, move |c| {
-        idempotency::run(
-            c,
-            request.as_ref(),
-            |c| households::create(c, &context, &scope, new),
-            render,
-        )
+    let outcome = with_db(state, move |c| {
+        idempotency::run(c, request.as_ref(), |c| store(c, new), render)
     })
     .await?;
     respond(outcome, render)

@@ -6,22 +6,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tavana_domain::ValidationErrors;
-use tavana_domain::assessment::Assessment;
 use tavana_domain::calendar::parse_date;
-use tavana_domain::household::{Household, NewHousehold};
 use tavana_domain::id::{AreaId, OrganisationId, PersonId};
 use tavana_domain::partner::{Policy, Resource, Withheld, parse_list};
 use tavana_persistence::changes::{self, PartnerView, Viewer};
-use tavana_persistence::idempotency;
 use tavana_persistence::partner_policies::{self, StoredPolicy};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::assessments::{AssessmentResponse, RecordAssessmentRequest, new_assessment};
+use crate::assessments::{self, AssessmentResponse, RecordAssessmentRequest};
 use crate::auth::{Auth, Caller, Principal, perm};
 use crate::error::{ApiError, Problem};
-use crate::households::{CreateHouseholdRequest, HouseholdResponse};
-use crate::idempotency::{IdempotencyKey, created, respond};
+use crate::households::{self, CreateHouseholdRequest, HouseholdResponse};
+use crate::idempotency::IdempotencyKey;
 use crate::{AppState, with_db};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -375,31 +372,17 @@ pub async fn submit_household(
     key: IdempotencyKey,
     body: web::Json<CreateHouseholdRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let request = key.request(&auth, "POST /api/v1/partner/households", &body)?;
-    let new = NewHousehold::parse(
-        body.neighbourhood_id.into(),
-        &body.address,
-        body.postal_code.as_deref(),
-    )?;
     let view = partner_view(&state, &auth).await?;
     let context = auth.audit();
-    let render = |household: &Household| {
-        created(
-            format!("/api/v1/households/{}", household.id),
-            &HouseholdResponse::from(household.clone()),
-        )
-    };
-    let outcome = with_db(&state, move |c| {
-        idempotency::run(
-            c,
-            request.as_ref(),
-            |c| partner_policies::submit_household(c, &context, &view, new),
-            render,
-        )
-    })
-    .await?;
-    respond(outcome, render)
+    households::register(
+        &auth,
+        &state,
+        key,
+        "POST /api/v1/partner/households",
+        body.into_inner(),
+        move |c, new| partner_policies::submit_household(c, &context, &view, new),
+    )
+    .await
 }
 
 /// Submit an assessment of a person the caller may see (consent and areas, as in the feed), where
@@ -428,27 +411,16 @@ pub async fn submit_assessment(
     body: web::Json<RecordAssessmentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let person = PersonId::from(id.into_inner());
-    let body = body.into_inner();
-    let request = key.request(
-        &auth,
-        &format!("POST /api/v1/partner/persons/{person}/assessments"),
-        &body,
-    )?;
-    let new = new_assessment(body)?;
     let view = partner_view(&state, &auth).await?;
     let context = auth.audit();
-    let location = format!("/api/v1/persons/{person}/assessments");
-    let render =
-        move |a: &Assessment| created(location.clone(), &AssessmentResponse::from(a.clone()));
-    let stored = render.clone();
-    let outcome = with_db(&state, move |c| {
-        idempotency::run(
-            c,
-            request.as_ref(),
-            |c| partner_policies::submit_assessment(c, &context, &view, person, new),
-            stored,
-        )
-    })
-    .await?;
-    respond(outcome, render)
+    assessments::assess(
+        &auth,
+        &state,
+        key,
+        &format!("POST /api/v1/partner/persons/{person}/assessments"),
+        person,
+        body.into_inner(),
+        move |c, new| partner_policies::submit_assessment(c, &context, &view, person, new),
+    )
+    .await
 }

@@ -381,6 +381,20 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
+/// The people whose consent to share with partners is in force on `day`, as a subquery.
+#[diesel::dsl::auto_type]
+pub(crate) fn sharing_on(day: NaiveDate) -> _ {
+    consents::table
+        .filter(consents::share_with_partners.eq(true))
+        .filter(consents::given_on.le(day))
+        .filter(
+            consents::withdrawn_on
+                .is_null()
+                .or(consents::withdrawn_on.gt(day)),
+        )
+        .select(consents::person_id)
+}
+
 /// Of these persons, the ids the viewer may see: not merged away, and for a partner, sharing
 /// consent in force and living in its areas.
 fn visible_persons(
@@ -395,16 +409,7 @@ fn visible_persons(
     let Viewer::Partner(p) = viewer else {
         return Ok(query.load(conn)?);
     };
-    let consenting = consents::table
-        .filter(consents::share_with_partners.eq(true))
-        .filter(consents::given_on.le(p.today))
-        .filter(
-            consents::withdrawn_on
-                .is_null()
-                .or(consents::withdrawn_on.gt(p.today)),
-        )
-        .select(consents::person_id);
-    let query = query.filter(persons::id.eq_any(consenting));
+    let query = query.filter(persons::id.eq_any(sharing_on(p.today)));
     Ok(match &p.neighbourhoods {
         None => query.load(conn)?,
         Some(areas) => query

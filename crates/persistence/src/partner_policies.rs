@@ -133,9 +133,11 @@ pub fn put(
         let now = crate::now();
         let id = organisation.to_string();
         let version = before.as_ref().map_or(1, |b| b.version + 1);
-        if before.is_some() {
-            diesel::delete(partner_policies::table.find(&id)).execute(conn)?;
-        }
+        // Replaced whole; only its first creation is kept.
+        let created_at: Option<NaiveDateTime> = diesel::delete(partner_policies::table.find(&id))
+            .returning(partner_policies::created_at)
+            .get_result(conn)
+            .optional()?;
         diesel::insert_into(partner_policies::table)
             .values(PolicyRow {
                 organisation_id: id.clone(),
@@ -147,7 +149,7 @@ pub fn put(
                 writes: join(&policy.writes),
                 areas: join(&policy.areas),
                 version,
-                created_at: now,
+                created_at: created_at.unwrap_or(now),
                 updated_at: now,
             })
             .execute(conn)?;
