@@ -1,59 +1,136 @@
 #!/usr/bin/env bash
-# The floor under the person import on SQLite: the same number of rows written straight into
-# Tavana's own persons, household_memberships and changes tables (every index and constraint of the
-# migrations, no validation, no duplicate queue, no HTTP), in batches of 5,000 per transaction with
-# the import's 16 MB page cache. Prints rows per second every 200,000 rows, with and without the
-# index that finds possible duplicates (last name, first name, birth date).
+# The floor under the person import: the same number of person rows written straight into
+# Tavana's own persons, household_memberships and changes tables by the database itself (every
+# index, constraint and foreign key of the migrations; no validation, no duplicate queue, no
+# client, no HTTP), one INSERT … SELECT per table and batch, in the import's batches. The rows are
+# made in SQL (sqlite3 CLI, psql), so nothing but the database's own work is timed. Prints rows per
+# second per backend, also with persons_duplicate_idx dropped (the index the possible-duplicate
+# check needs) and, on PostgreSQL, with the foreign keys dropped.
 #
-#   bench/import-floor.sh            # 1,000,000 rows
-#   ROWS=200000 bench/import-floor.sh
+#   bench/import-floor.sh                      # 1,000,000 rows, both backends
+#   ROWS=200000 BATCH=5000 BACKENDS=sqlite bench/import-floor.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
+BATCH=${BATCH:-10000}
+BACKENDS=${BACKENDS:-sqlite postgres}
+BENCH_POSTGRES_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
-for f in migrations/sqlite/*/up.sql; do sqlite3 "$workdir/schema.db" < "$f"; done
 
-run() {
-    local label=$1 drop=$2
-    cp "$workdir/schema.db" "$workdir/run.db"
-    echo "== $label"
-    python3 - "$workdir/run.db" "$drop" "$ROWS" <<'PY'
-import random, sqlite3, sys, time
-path, drop, total = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
-random.seed(1398)
-db = sqlite3.connect(path, isolation_level=None)
-for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "cache_size = -16384"):
-    db.execute(f"PRAGMA {pragma}")
-if drop:
-    db.execute("DROP INDEX persons_duplicate_idx")
-first = [f"first{i}" for i in range(60)]
-last = [f"last{i}" for i in range(80)]
-households = [f"0193{i:04d}-0000-7000-8000-000000000000" for i in range(1000)]
-at = "2026-11-26 00:00:00"
-started, done = time.time(), 0
-while done < total:
-    persons, memberships, changes = [], [], []
-    for n in range(done, min(total, done + 5000)):
-        pid = f"0194{n:08d}-0000-7000-8000-000000000000"
-        f, l = random.choice(first), random.choice(last)
-        born = f"{random.randint(1951, 2000)}-{random.randint(1, 12):02d}-{random.randint(1, 28):02d}"
-        home = households[n % len(households)]
-        persons.append((pid, f"{1000000000 + n}", f, l, f, l, born, "female", None, None, home,
-                        "other", "n1", None, 1, at, at))
-        memberships.append((f"0195{n:08d}-0000-7000-8000-000000000000", pid, home, "other",
-                            "2020-01-01", None, None, at))
-        changes.append(("person", pid, "created", at))
-    db.execute("BEGIN IMMEDIATE")
-    db.executemany("INSERT INTO persons VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", persons)
-    db.executemany("INSERT INTO household_memberships (id, person_id, household_id, role, "
-                   "started_on, ended_on, reason, recorded_at) VALUES (?,?,?,?,?,?,?,?)", memberships)
-    db.executemany("INSERT INTO changes (entity, entity_id, op, changed_at) VALUES (?,?,?,?)", changes)
-    db.execute("COMMIT")
-    done += len(persons)
-    if done % 200000 == 0 or done == total:
-        print(f"{done} rows: {done / (time.time() - started):.0f} rows/s", flush=True)
-PY
+# Ids as the service makes them (UUID v7 text, in creation order), 1,000 households in one
+# neighbourhood, names from 60 × 80 and birth dates over 50 years as in bench/import.sh.
+seed_sql() {
+    cat <<'SQL'
+INSERT INTO areas VALUES ('p', NULL, 'province', 'P', 'p', 'p', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');
+INSERT INTO areas VALUES ('c', 'p', 'city', 'C', 'c', 'c', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');
+INSERT INTO areas VALUES ('d', 'c', 'district', 'D', 'd', 'd', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');
+INSERT INTO areas VALUES ('n1', 'd', 'neighbourhood', 'N1', 'n', 'n', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');
+SQL
 }
-run "all the migrations' indexes" 0
-run "without persons_duplicate_idx" 1
+
+# One batch per transaction; $1 is the backend, $2 and $3 the batch's first and last row.
+batch_sql() {
+    local series person household names born
+    case $1 in
+        sqlite)
+            series="(WITH RECURSIVE c(n) AS (SELECT $2 UNION ALL SELECT n + 1 FROM c WHERE n < $3) SELECT n FROM c)"
+            person="printf('0194%08d-0000-7000-8000-000000000000', n)"
+            household="printf('0193%04d-0000-7000-8000-000000000000', n % 1000)"
+            names="printf('نام%d', abs(random()) % 60) AS f, printf('خانواده%d', abs(random()) % 80) AS l"
+            born="printf('%d-%02d-%02d', 1951 + abs(random()) % 50, 1 + abs(random()) % 12, 1 + abs(random()) % 28)"
+            echo "BEGIN IMMEDIATE;"
+            ;;
+        postgres)
+            series="(SELECT n FROM generate_series($2, $3) n)"
+            person="format('0194%s-0000-7000-8000-000000000000', lpad(n::text, 8, '0'))"
+            household="format('0193%s-0000-7000-8000-000000000000', lpad((n % 1000)::text, 4, '0'))"
+            names="'نام' || (random() * 59)::int AS f, 'خانواده' || (random() * 79)::int AS l"
+            born="make_date(1951 + (random() * 49)::int, 1 + (random() * 11)::int, 1 + (random() * 27)::int)"
+            echo "BEGIN;"
+            ;;
+    esac
+    cat <<SQL
+INSERT INTO persons (id, national_id, first_name, last_name, first_name_normalised,
+    last_name_normalised, birth_date, sex, household_id, household_role, neighbourhood_id, version,
+    created_at, updated_at)
+SELECT $person, (1000000000 + n) || '', f, l, f, l, $born, 'female', $household, 'other', 'n1', 1,
+    '2026-11-26 00:00:00', '2026-11-26 00:00:00'
+FROM (SELECT n, $names FROM $series s) named;
+INSERT INTO household_memberships (id, person_id, household_id, role, started_on, recorded_at)
+SELECT replace($person, '0194', '0195'), $person, $household, 'other', '2020-01-01', '2026-11-26 00:00:00'
+FROM $series s;
+INSERT INTO changes (entity, entity_id, op, changed_at)
+SELECT 'person', $person, 'created', '2026-11-26 00:00:00' FROM $series s;
+COMMIT;
+SQL
+}
+
+households_sql() {
+    case $1 in
+        sqlite) echo "WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < 999)
+INSERT INTO households SELECT printf('0193%04d-0000-7000-8000-000000000000', n), 'n1', 'a', 'a', NULL, 1,
+    '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM c;" ;;
+        postgres) echo "INSERT INTO households SELECT format('0193%s-0000-7000-8000-000000000000', lpad(n::text, 4, '0')),
+    'n1', 'a', 'a', NULL, 1, '2026-01-01', '2026-01-01' FROM generate_series(0, 999) n;" ;;
+    esac
+}
+
+all_batches() {
+    local first
+    for ((first = 0; first < ROWS; first += BATCH)); do
+        batch_sql "$1" "$first" $((first + BATCH - 1 < ROWS - 1 ? first + BATCH - 1 : ROWS - 1))
+    done
+}
+
+timed() {
+    local label=$1 started finished
+    shift
+    started=$(date +%s.%N)
+    "$@"
+    finished=$(date +%s.%N)
+    python3 -c "print(f'  $label: {$ROWS / ($finished - $started):,.0f} rows/s ({$finished - $started:.1f} s)')"
+}
+
+db="$workdir/floor.db"
+url="${BENCH_POSTGRES_URL%/*}/tavana_floor"
+
+# A fresh schema, with one index or the foreign keys dropped when asked.
+sqlite_setup() {
+    rm -f "$db" "$db-wal" "$db-shm"
+    for f in migrations/sqlite/*/up.sql; do sqlite3 "$db" <"$f"; done
+    { seed_sql; households_sql sqlite; } | sqlite3 "$db"
+    [ -z "$1" ] || sqlite3 "$db" "DROP INDEX $1"
+}
+sqlite_load() {
+    # The service's connection settings and the import's page cache.
+    { echo "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+      echo "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;"
+      all_batches sqlite; } | sqlite3 "$db" >/dev/null
+}
+postgres_setup() {
+    psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS tavana_floor WITH (FORCE)" -c "CREATE DATABASE tavana_floor" >/dev/null 2>&1
+    for f in migrations/postgres/*/up.sql; do psql -q "$url" -f "$f" >/dev/null; done
+    { seed_sql; households_sql postgres; } | psql -q "$url" >/dev/null
+    case $1 in
+        "") ;;
+        fk) psql -q "$url" -c "ALTER TABLE persons DROP CONSTRAINT persons_household_id_fkey, DROP CONSTRAINT persons_neighbourhood_id_fkey" \
+                -c "ALTER TABLE household_memberships DROP CONSTRAINT household_memberships_person_id_fkey, DROP CONSTRAINT household_memberships_household_id_fkey" >/dev/null ;;
+        *) psql -q "$url" -c "DROP INDEX $1" >/dev/null ;;
+    esac
+}
+postgres_load() { all_batches postgres | psql -q "$url" >/dev/null; }
+
+echo "Import floor: $ROWS person rows in batches of $BATCH, $(nproc) cores"
+if [[ " $BACKENDS " == *" sqlite "* ]]; then
+    echo "== sqlite"
+    sqlite_setup "" && timed "every index" sqlite_load
+    sqlite_setup persons_duplicate_idx && timed "without persons_duplicate_idx" sqlite_load
+fi
+if [[ " $BACKENDS " == *" postgres "* ]] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "== postgres"
+    postgres_setup "" && timed "every index" postgres_load
+    postgres_setup persons_duplicate_idx && timed "without persons_duplicate_idx" postgres_load
+    postgres_setup fk && timed "without the foreign keys" postgres_load
+    psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE tavana_floor WITH (FORCE)" >/dev/null
+fi

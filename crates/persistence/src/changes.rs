@@ -78,7 +78,7 @@ pub fn record_many(
             )
         })
         .collect();
-    bulk_insert!(conn, changes::table, rows);
+    copy_insert!(conn, changes::table, rows, 4);
     Ok(())
 }
 

@@ -17,6 +17,29 @@ macro_rules! bulk_insert {
     }};
 }
 
+/// Inserts many rows of a big write (an import): PostgreSQL through one binary `COPY`, SQLite in
+/// statements of as many rows as its 32,766 bound values allow (`$columns` values a row). Fewer,
+/// larger statements matter on SQLite: each statement journals again every page it touches. COPY
+/// needs every value bound (no `DEFAULT`).
+macro_rules! copy_insert {
+    ($conn:expr, $table:expr, $rows:expr, $columns:expr) => {{
+        match $conn {
+            DbConnection::Pg(pg) => {
+                if !$rows.is_empty() {
+                    diesel::copy_from($table)
+                        .from_insertable($rows)
+                        .execute(pg)?;
+                }
+            }
+            DbConnection::Sqlite(sqlite) => {
+                for chunk in $rows.chunks(32_766 / $columns) {
+                    diesel::insert_into($table).values(chunk).execute(sqlite)?;
+                }
+            }
+        };
+    }};
+}
+
 pub mod api_clients;
 pub mod areas;
 pub mod assessments;

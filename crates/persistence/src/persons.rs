@@ -20,6 +20,8 @@ use tavana_domain::partner::Resource;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = persons)]
+// Every column is written, a missing value as NULL: rows can be sent by COPY (imports).
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct PersonRow {
     pub(crate) id: String,
     pub(crate) national_id: String,
