@@ -31,11 +31,12 @@ SQL
 
 # One batch per transaction; $1 is the backend, $2 and $3 the batch's first and last row.
 batch_sql() {
-    local series person household names born
+    local series person membership household names born
     case $1 in
         sqlite)
             series="(WITH RECURSIVE c(n) AS (SELECT $2 UNION ALL SELECT n + 1 FROM c WHERE n < $3) SELECT n FROM c)"
             person="printf('0194%08d-0000-7000-8000-000000000000', n)"
+            membership="printf('0195%08d-0000-7000-8000-000000000000', n)"
             household="printf('0193%04d-0000-7000-8000-000000000000', n % 1000)"
             names="printf('نام%d', abs(random()) % 60) AS f, printf('خانواده%d', abs(random()) % 80) AS l"
             born="printf('%d-%02d-%02d', 1951 + abs(random()) % 50, 1 + abs(random()) % 12, 1 + abs(random()) % 28)"
@@ -44,6 +45,7 @@ batch_sql() {
         postgres)
             series="(SELECT n FROM generate_series($2, $3) n)"
             person="format('0194%s-0000-7000-8000-000000000000', lpad(n::text, 8, '0'))"
+            membership="format('0195%s-0000-7000-8000-000000000000', lpad(n::text, 8, '0'))"
             household="format('0193%s-0000-7000-8000-000000000000', lpad((n % 1000)::text, 4, '0'))"
             names="'نام' || (random() * 59)::int AS f, 'خانواده' || (random() * 79)::int AS l"
             born="make_date(1951 + (random() * 49)::int, 1 + (random() * 11)::int, 1 + (random() * 27)::int)"
@@ -58,7 +60,7 @@ SELECT $person, (1000000000 + n) || '', f, l, f, l, $born, 'female', $household,
     '2026-11-26 00:00:00', '2026-11-26 00:00:00'
 FROM (SELECT n, $names FROM $series s) named;
 INSERT INTO household_memberships (id, person_id, household_id, role, started_on, recorded_at)
-SELECT replace($person, '0194', '0195'), $person, $household, 'other', '2020-01-01', '2026-11-26 00:00:00'
+SELECT $membership, $person, $household, 'other', '2020-01-01', '2026-11-26 00:00:00'
 FROM $series s;
 INSERT INTO changes (entity, entity_id, op, changed_at)
 SELECT 'person', $person, 'created', '2026-11-26 00:00:00' FROM $series s;
@@ -106,7 +108,7 @@ sqlite_load() {
     # The service's connection settings and the import's page cache.
     { echo "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
       echo "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;"
-      all_batches sqlite; } | sqlite3 "$db" >/dev/null
+      all_batches sqlite; } | sqlite3 -bail "$db" >/dev/null
 }
 postgres_setup() {
     psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS tavana_floor WITH (FORCE)" -c "CREATE DATABASE tavana_floor" >/dev/null 2>&1
@@ -119,7 +121,7 @@ postgres_setup() {
         *) psql -q "$url" -c "DROP INDEX $1" >/dev/null ;;
     esac
 }
-postgres_load() { all_batches postgres | psql -q "$url" >/dev/null; }
+postgres_load() { all_batches postgres | psql -q -v ON_ERROR_STOP=1 "$url" >/dev/null; }
 
 echo "Import floor: $ROWS person rows in batches of $BATCH, $(nproc) cores"
 if [[ " $BACKENDS " == *" sqlite "* ]]; then
