@@ -78,7 +78,7 @@ pub fn record_many(
             )
         })
         .collect();
-    copy_insert!(conn, changes::table, rows, 4);
+    copy_insert!(conn, changes::table, rows);
     Ok(())
 }
 

@@ -44,7 +44,7 @@ use tavana_domain::partner::Resource;
 
 /// Keys looked up in one `IN (…)`. From about 1,000 values SQLite's planner (with statistics
 /// from when the table was small, or none) scans all of `persons` instead of probing the index
-/// once per value: at 500,000 persons that made the lookups a quarter of the import.
+/// once per value: at 500,000 persons that made the lookups a fifth of the import.
 const LOOKUP_CHUNK: usize = 500;
 
 /// Rows read, checked and written per transaction; memory grows with it (about 1.5 KB a person
@@ -353,6 +353,7 @@ fn run_kind<K: Kind>(
         tracing::warn!(error = %error, "import connection settings not reset");
     }
     if let Ok(job) = &result
+        && job.mode().is_ok_and(|mode| mode == ImportMode::Commit)
         && job.created + job.updated > 0
     {
         refresh_statistics(&mut conn);
@@ -1506,8 +1507,8 @@ fn apply_persons(
         tally.created += 1;
     }
     let new_ids: Vec<String> = new_rows.iter().map(|p| p.id.clone()).collect();
-    copy_insert!(conn, persons::table, new_rows, 17);
-    copy_insert!(conn, household_memberships::table, memberships, 6);
+    copy_insert!(conn, persons::table, new_rows);
+    copy_insert!(conn, household_memberships::table, memberships);
     crate::changes::record_many(conn, Resource::Persons, &new_ids, Op::Created)?;
     crate::changes::record_many(conn, Resource::Persons, &updated_ids, Op::Updated)?;
     queue_duplicates(conn, &new_ids, now)
