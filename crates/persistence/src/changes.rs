@@ -78,7 +78,8 @@ pub fn record_many(
             )
         })
         .collect();
-    copy_insert!(conn, changes::table, rows);
+    // 4: the columns of a row above.
+    copy_insert!(conn, changes::table, rows, 4);
     Ok(())
 }
 

@@ -1507,8 +1507,9 @@ fn apply_persons(
         tally.created += 1;
     }
     let new_ids: Vec<String> = new_rows.iter().map(|p| p.id.clone()).collect();
-    copy_insert!(conn, persons::table, new_rows);
-    copy_insert!(conn, household_memberships::table, memberships);
+    // The columns a row has: 17 of a person (`PersonRow`), 6 of a membership (the tuple above).
+    copy_insert!(conn, persons::table, new_rows, 17);
+    copy_insert!(conn, household_memberships::table, memberships, 6);
     crate::changes::record_many(conn, Resource::Persons, &new_ids, Op::Created)?;
     crate::changes::record_many(conn, Resource::Persons, &updated_ids, Op::Updated)?;
     queue_duplicates(conn, &new_ids, now)

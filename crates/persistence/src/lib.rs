@@ -18,11 +18,11 @@ macro_rules! bulk_insert {
 }
 
 /// Inserts many rows of a big write (an import): PostgreSQL through one binary `COPY`, SQLite in
-/// statements of 1,000 rows, which stays under its 32,766 bound values for any table diesel is
-/// built for (32 columns). Fewer, larger statements matter on SQLite: each statement journals
-/// again every page it touches. COPY needs every value bound (no `DEFAULT`).
+/// statements of as many rows as its 32,766 bound values allow (`$columns` values a row). Fewer,
+/// larger statements matter on SQLite: each statement journals again every page it touches. COPY
+/// needs every value bound (no `DEFAULT`).
 macro_rules! copy_insert {
-    ($conn:expr, $table:expr, $rows:expr) => {{
+    ($conn:expr, $table:expr, $rows:expr, $columns:expr) => {{
         match $conn {
             DbConnection::Pg(pg) => {
                 if !$rows.is_empty() {
@@ -32,7 +32,7 @@ macro_rules! copy_insert {
                 }
             }
             DbConnection::Sqlite(sqlite) => {
-                for chunk in $rows.chunks(1000) {
+                for chunk in $rows.chunks(32_766 / $columns) {
                     diesel::insert_into($table).values(chunk).execute(sqlite)?;
                 }
             }
