@@ -1506,13 +1506,46 @@ fn apply_persons(
         });
         tally.created += 1;
     }
-    let new_ids: Vec<String> = new_rows.iter().map(|p| p.id.clone()).collect();
+    let newcomers = Newcomers::of(&new_rows);
     // The columns a row has: 17 of a person (`PersonRow`), 6 of a membership (the tuple above).
     copy_insert!(conn, persons::table, new_rows, 17);
     copy_insert!(conn, household_memberships::table, memberships, 6);
-    crate::changes::record_many(conn, Resource::Persons, &new_ids, Op::Created)?;
+    crate::changes::record_many(conn, Resource::Persons, &newcomers.id, Op::Created)?;
     crate::changes::record_many(conn, Resource::Persons, &updated_ids, Op::Updated)?;
-    queue_duplicates(conn, &new_ids, now)
+    queue_duplicates(conn, &newcomers, now)
+}
+
+/// What the possible-duplicates statement needs of the persons a batch registers, a column each:
+/// sent with the statement (PostgreSQL arrays, a JSON array on SQLite) instead of read back from
+/// `persons` by id, which PostgreSQL's planner did by scanning the whole table once per batch.
+struct Newcomers {
+    id: Vec<String>,
+    last_name: Vec<String>,
+    first_name: Vec<String>,
+    birth_date: Vec<NaiveDate>,
+    neighbourhood_id: Vec<String>,
+}
+
+impl Newcomers {
+    fn of(rows: &[PersonRow]) -> Self {
+        Self {
+            id: rows.iter().map(|p| p.id.clone()).collect(),
+            last_name: rows
+                .iter()
+                .map(|p| p.last_name_normalised.clone())
+                .collect(),
+            first_name: rows
+                .iter()
+                .map(|p| p.first_name_normalised.clone())
+                .collect(),
+            birth_date: rows.iter().map(|p| p.birth_date).collect(),
+            // Every imported person joins a household, so has a neighbourhood.
+            neighbourhood_id: rows
+                .iter()
+                .map(|p| p.neighbourhood_id.clone().unwrap_or_default())
+                .collect(),
+        }
+    }
 }
 
 /// Queues the possible duplicates of newly imported persons as registration through the API
@@ -1521,25 +1554,19 @@ fn apply_persons(
 /// names and birth date. Two new persons of one batch make one pair, not two.
 fn queue_duplicates(
     conn: &mut DbConnection,
-    ids: &[String],
+    new: &Newcomers,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    use diesel::sql_types::Timestamp;
-    if ids.is_empty() {
+    use diesel::sql_types::{Array, Date, Text, Timestamp};
+    if new.id.is_empty() {
         return Ok(());
     }
-    // The ids were made by this function's caller (UUIDs), not read from the file: they can be
-    // written into the statement, which saves binding thousands of parameters.
-    let list = ids
-        .iter()
-        .map(|id| format!("'{id}'"))
-        .collect::<Vec<_>>()
-        .join(",");
     // At most 20 candidates for each new person, as the API lists: a file of one name over and
     // over must not queue every pair of it. The candidates of one new person come from the index
     // on names and birth date; PostgreSQL needs a LATERAL join to look them up per person (a
     // correlated IN with a LIMIT would be run for every pair), SQLite runs that IN per person.
-    let candidates = |same_year: &str| {
+    // `in_batch` is the batch's ids: of two new persons, only the later one names the other.
+    let candidates = |same_year: &str, in_batch: &str| {
         format!(
             "SELECT o.id FROM persons o
              JOIN areas o_area ON o_area.id = o.neighbourhood_id
@@ -1548,7 +1575,7 @@ fn queue_duplicates(
                AND {same_year}
                AND o_area.parent_id = new_area.parent_id
                AND o.id <> new.id
-               AND (o.id NOT IN ({list}) OR o.id < new.id)
+               AND (o.id < new.id OR NOT {in_batch})
              LIMIT 20"
         )
     };
@@ -1559,33 +1586,61 @@ fn queue_duplicates(
             let candidates = candidates(
                 "o.birth_date >= date_trunc('year', new.birth_date)::date
                    AND o.birth_date < (date_trunc('year', new.birth_date) + interval '1 year')::date",
+                "o.id = ANY ($2)",
             );
             diesel::sql_query(format!(
                 "{insert}
                  SELECT new.id, other.id, new.neighbourhood_id, 'open', $1
-                 FROM persons new
+                 FROM unnest($2, $3, $4, $5, $6)
+                     AS new (id, last_name_normalised, first_name_normalised, birth_date,
+                             neighbourhood_id)
                  JOIN areas new_area ON new_area.id = new.neighbourhood_id
-                 CROSS JOIN LATERAL ({candidates}) other
-                 WHERE new.id IN ({list})"
+                 CROSS JOIN LATERAL ({candidates}) other"
             ))
             .bind::<Timestamp, _>(now)
+            .bind::<Array<Text>, _>(&new.id)
+            .bind::<Array<Text>, _>(&new.last_name)
+            .bind::<Array<Text>, _>(&new.first_name)
+            .bind::<Array<Date>, _>(&new.birth_date)
+            .bind::<Array<Text>, _>(&new.neighbourhood_id)
             .execute(pg)?;
         }
         DbConnection::Sqlite(sqlite) => {
+            // One JSON array of [id, last, first, birth date, neighbourhood] rows: SQLite has no
+            // arrays, and a statement may bind at most 32,766 values.
+            let rows = serde_json::Value::Array(
+                (0..new.id.len())
+                    .map(|i| {
+                        json!([
+                            new.id[i],
+                            new.last_name[i],
+                            new.first_name[i],
+                            new.birth_date[i].to_string(),
+                            new.neighbourhood_id[i]
+                        ])
+                    })
+                    .collect(),
+            )
+            .to_string();
             // Dates are stored as YYYY-MM-DD text, so a year is a range of text.
             let candidates = candidates(
                 "o.birth_date >= substr(new.birth_date, 1, 4) || '-01-01'
                    AND o.birth_date <= substr(new.birth_date, 1, 4) || '-12-31'",
+                "o.id IN (SELECT id FROM new)",
             );
             diesel::sql_query(format!(
                 "{insert}
-                 SELECT new.id, other.id, new.neighbourhood_id, 'open', ?
-                 FROM persons new
+                 WITH new (id, last_name_normalised, first_name_normalised, birth_date,
+                           neighbourhood_id) AS MATERIALIZED (
+                     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+                     FROM json_each(?2))
+                 SELECT new.id, other.id, new.neighbourhood_id, 'open', ?1
+                 FROM new
                  JOIN areas new_area ON new_area.id = new.neighbourhood_id
-                 JOIN persons other ON other.id IN ({candidates})
-                 WHERE new.id IN ({list})"
+                 JOIN persons other ON other.id IN ({candidates})"
             ))
             .bind::<Timestamp, _>(now)
+            .bind::<Text, _>(rows)
             .execute(sqlite)?;
         }
     }
