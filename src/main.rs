@@ -17,6 +17,12 @@ use tavana_persistence::db::Backend;
 use tavana_persistence::{Database, PoolOptions};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc instead of the system allocator: glibc's per-thread arenas kept about 35 MB of freed
+/// memory during a large import, whose thread allocates and frees a batch at a time (peak 168 MB
+/// with glibc, 148 MB with jemalloc, importing 1,000,000 persons into SQLite).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tavana",
