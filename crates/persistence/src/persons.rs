@@ -301,9 +301,11 @@ pub fn list(
     }
     match filter.woman_head {
         Some(true) => {
-            query = query
-                .filter(persons::sex.eq(Sex::Female.as_str()))
-                .filter(persons::household_role.eq(HouseholdRole::Head.as_str()));
+            // Literals, not bound values: only then may the planners read the partial index of
+            // women heads (a bound value could be anything).
+            query = query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "persons.sex = 'female' AND persons.household_role = 'head'",
+            ));
         }
         Some(false) => {
             query = query.filter(
