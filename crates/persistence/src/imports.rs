@@ -56,7 +56,7 @@ pub const BATCH: usize = 10_000;
 /// lock this long. Each commit writes every page its rows changed, and the index on names and
 /// birth date takes random pages, most of them on every commit; fewer commits write less. At
 /// 1,000,000 rows: a batch a commit 10,245 rows/s, five batches 12,464, two seconds' worth 11,642
-/// (runs vary by about 5%). Two seconds keeps an API write that waits for the lock inside the
+/// (runs vary by about 10%). Two seconds keeps an API write that waits for the lock inside the
 /// busy timeout (5 s). PostgreSQL writes a row's changes as it goes, and commits a
 /// batch at a time.
 const HOLD_WRITE_LOCK: std::time::Duration = std::time::Duration::from_secs(2);
