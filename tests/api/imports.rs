@@ -19,6 +19,7 @@ backend_tests!(
     validation_writes_nothing_and_a_rerun_imports_nothing_twice,
     json_lines_are_imported_and_scope_applies,
     an_interrupted_import_resumes_without_duplicates,
+    a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it,
 );
 
 const HEADER: &str = "national_id,first_name,last_name,birth_date,sex,household_id,household_role";
@@ -416,6 +417,18 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
 }
 
 async fn an_interrupted_import_resumes_without_duplicates(app: TestApp) {
+    interrupted_and_resumed(app, None).await;
+}
+
+/// The stop comes while a transaction that holds the first batch reads the second: the first is
+/// committed all the same (SQLite's transactions take batches for two seconds).
+async fn a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it(app: TestApp) {
+    interrupted_and_resumed(app, Some(std::time::Duration::from_secs(600))).await;
+}
+
+/// Imports a batch and a part, stops while reading the part, and resumes. `hold`: how long one
+/// transaction takes batches (`imports::run_holding`); `None` for the service's own measure.
+async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>) {
     let (n1, _) = two_neighbourhoods(&app).await;
     let h = household(&app, &n1).await;
     // One batch and a part: the stop comes while the second batch is being read.
@@ -477,7 +490,13 @@ async fn an_interrupted_import_resumes_without_duplicates(app: TestApp) {
             .chain(std::iter::once(Err(StoreError::Unavailable(
                 "the disk went away".to_owned(),
             ))));
-        imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
+        imports::run_holding(
+            &db,
+            &job_id,
+            &mut rows,
+            chrono::Utc::now().date_naive(),
+            hold,
+        )
     })
     .await
     .expect("joined");

@@ -6,6 +6,7 @@
 //! a stop leaves nothing written and the job re-runs from the start.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -59,7 +60,7 @@ pub const BATCH: usize = 10_000;
 /// (runs vary by about 10%). Two seconds keeps an API write that waits for the lock inside the
 /// busy timeout (5 s). PostgreSQL writes a row's changes as it goes, and commits a
 /// batch at a time.
-const HOLD_WRITE_LOCK: std::time::Duration = std::time::Duration::from_secs(2);
+const HOLD_WRITE_LOCK: Duration = Duration::from_secs(2);
 /// Errors kept per job; beyond this they are counted, not stored.
 pub const MAX_STORED_ERRORS: usize = 10_000;
 
@@ -334,17 +335,30 @@ pub fn run(
     rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
     today: NaiveDate,
 ) -> Result<Job, StoreError> {
+    run_holding(db, job_id, rows, today, None)
+}
+
+/// `run`, with each transaction of a job in `rows` mode taking batches for `hold` on either
+/// backend instead of the backend's own measure (`HOLD_WRITE_LOCK` on SQLite, one batch on
+/// PostgreSQL): for tests of what a transaction of several batches keeps.
+pub fn run_holding(
+    db: &Database,
+    job_id: &str,
+    rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
+    today: NaiveDate,
+    hold: Option<Duration>,
+) -> Result<Job, StoreError> {
     let kind = {
         let mut conn = db.get()?;
         get(&mut conn, job_id)?.kind()?
     };
     match kind {
-        ImportKind::Households => run_kind::<Households>(db, job_id, rows, today),
-        ImportKind::Persons => run_kind::<Persons>(db, job_id, rows, today),
-        ImportKind::Assessments => run_kind::<Assessments>(db, job_id, rows, today),
-        ImportKind::Enrolments => run_kind::<Enrolments>(db, job_id, rows, today),
-        ImportKind::Attendance => run_kind::<Attendance>(db, job_id, rows, today),
-        ImportKind::Purchases => run_kind::<Purchases>(db, job_id, rows, today),
+        ImportKind::Households => run_kind::<Households>(db, job_id, rows, today, hold),
+        ImportKind::Persons => run_kind::<Persons>(db, job_id, rows, today, hold),
+        ImportKind::Assessments => run_kind::<Assessments>(db, job_id, rows, today, hold),
+        ImportKind::Enrolments => run_kind::<Enrolments>(db, job_id, rows, today, hold),
+        ImportKind::Attendance => run_kind::<Attendance>(db, job_id, rows, today, hold),
+        ImportKind::Purchases => run_kind::<Purchases>(db, job_id, rows, today, hold),
     }
 }
 
@@ -353,10 +367,11 @@ fn run_kind<K: Kind>(
     job_id: &str,
     rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
     today: NaiveDate,
+    hold: Option<Duration>,
 ) -> Result<Job, StoreError> {
     let mut conn = db.get()?;
     import_settings(&mut conn, true)?;
-    let result = run_on::<K>(&mut conn, job_id, rows, today);
+    let result = run_on::<K>(&mut conn, job_id, rows, today, hold);
     if let Err(error) = import_settings(&mut conn, false) {
         tracing::warn!(error = %error, "import connection settings not reset");
     }
@@ -374,6 +389,7 @@ fn run_on<K: Kind>(
     job_id: &str,
     rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
     today: NaiveDate,
+    hold: Option<Duration>,
 ) -> Result<Job, StoreError> {
     let job = get(conn, job_id)?;
     let (mode, atomicity) = (job.mode()?, job.atomicity()?);
@@ -390,7 +406,10 @@ fn run_on<K: Kind>(
     let mut kept: Vec<RowError> = Vec::new();
     let one_transaction = mode == ImportMode::Validate || atomicity == Atomicity::All;
     let resume_after = if one_transaction { 0 } else { job.rows_done };
-    let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    let hold = hold.unwrap_or(match conn {
+        DbConnection::Sqlite(_) => HOLD_WRITE_LOCK,
+        DbConnection::Pg(_) => Duration::ZERO,
+    });
     if one_transaction {
         tally = Tally::default();
     }
@@ -436,10 +455,10 @@ fn run_on<K: Kind>(
             let mut inner = tally;
             let mut unread = None;
             let step = write_transaction(conn, |conn| {
-                let started = std::time::Instant::now();
+                let started = Instant::now();
                 let mut errors = Vec::new();
                 K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
-                while sqlite && started.elapsed() < HOLD_WRITE_LOCK {
+                while started.elapsed() < hold {
                     match batches.next_batch() {
                         Ok(Some(batch)) => K::apply(conn, &runner, batch, &mut inner, &mut errors)?,
                         Ok(None) => break,
