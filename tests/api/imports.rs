@@ -20,6 +20,7 @@ backend_tests!(
     json_lines_are_imported_and_scope_applies,
     an_interrupted_import_resumes_without_duplicates,
     a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it,
+    repeats_are_found_after_the_keys_move_out_of_memory,
 );
 
 const HEADER: &str = "national_id,first_name,last_name,birth_date,sex,household_id,household_role";
@@ -427,7 +428,7 @@ async fn a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before
 }
 
 /// Imports a batch and a part, stops while reading the part, and resumes. `hold`: how long one
-/// transaction takes batches (`imports::run_holding`); `None` for the service's own measure.
+/// transaction takes batches (`imports::Tuning`); `None` for the service's own measure.
 async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>) {
     let (n1, _) = two_neighbourhoods(&app).await;
     let h = household(&app, &n1).await;
@@ -449,53 +450,21 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
     let file = path.to_string_lossy().into_owned();
     let h2 = h.clone();
     let stopped = tokio::task::spawn_blocking(move || {
-        let mut conn = db.get().expect("connection");
-        imports::start(
-            &mut conn,
-            NewJob {
-                id: job_id.clone(),
-                kind: ImportKind::Persons,
-                mode: ImportMode::Commit,
-                atomicity: Atomicity::Rows,
-                format: ImportFormat::Csv,
-                principal: "test".to_owned(),
-                context: AuditContext::system(),
-                scope: Scope::All,
-                role: None,
-                idempotency_key: None,
-                checksum: "resume-test".to_owned(),
-                file_path: file,
-            },
-        )
-        .expect("job");
-        drop(conn);
+        start_job(&db, &job_id, file);
         let mut rows = (1..=stop_at)
-            .map(|n| {
-                let values = [
-                    ("national_id", national_id(n)),
-                    ("first_name", "زهرا".to_owned()),
-                    ("last_name", "احمدی".to_owned()),
-                    ("birth_date", "1360-01-01".to_owned()),
-                    ("sex", "female".to_owned()),
-                    ("household_id", h2.clone()),
-                    ("household_role", "other".to_owned()),
-                ]
-                .into_iter()
-                .collect();
-                Ok(Row {
-                    number: i64::from(n) + 1,
-                    values: Ok(values),
-                })
-            })
+            .map(|n| person_row(i64::from(n) + 1, n, &h2))
             .chain(std::iter::once(Err(StoreError::Unavailable(
                 "the disk went away".to_owned(),
             ))));
-        imports::run_holding(
+        imports::run_tuned(
             &db,
             &job_id,
             &mut rows,
             chrono::Utc::now().date_naive(),
-            hold,
+            imports::Tuning {
+                hold,
+                ..Default::default()
+            },
         )
     })
     .await
@@ -543,4 +512,114 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
         409,
     )
     .await;
+}
+
+/// A job in `rows` mode of the person file at `file`, started as the API starts one.
+fn start_job(db: &tavana_persistence::Database, id: &str, file: String) {
+    let mut conn = db.get().expect("connection");
+    imports::start(
+        &mut conn,
+        NewJob {
+            id: id.to_owned(),
+            kind: ImportKind::Persons,
+            mode: ImportMode::Commit,
+            atomicity: Atomicity::Rows,
+            format: ImportFormat::Csv,
+            principal: "test".to_owned(),
+            context: AuditContext::system(),
+            scope: Scope::All,
+            role: None,
+            idempotency_key: None,
+            checksum: format!("checksum of {id}"),
+            file_path: file,
+        },
+    )
+    .expect("job");
+}
+
+/// Row `number` of a person file: the person with national ID `n` in `household`.
+fn person_row(number: i64, n: u32, household: &str) -> Result<Row, StoreError> {
+    let values = [
+        ("national_id", national_id(n)),
+        ("first_name", "زهرا".to_owned()),
+        ("last_name", "احمدی".to_owned()),
+        ("birth_date", "1360-01-01".to_owned()),
+        ("sex", "female".to_owned()),
+        ("household_id", household.to_owned()),
+        ("household_role", "other".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    Ok(Row {
+        number,
+        values: Ok(values),
+    })
+}
+
+/// Past a number of keys the file's keys move from memory to a temporary database: a repeat of
+/// a row read before the move, one read after it and one within the last batch are all found,
+/// each named with its first row, and applied once.
+async fn repeats_are_found_after_the_keys_move_out_of_memory(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let batch = u32::try_from(imports::BATCH).expect("batch");
+    let distinct = batch + 300;
+    let id = uuid::Uuid::now_v7().to_string();
+    let db = app.db.clone();
+    let job_id = id.clone();
+    let h2 = h.clone();
+    tokio::task::spawn_blocking(move || {
+        start_job(&db, &job_id, String::new());
+        // Rows are numbered as lines (the header is line 1): person n is on line n + 1.
+        let repeated = [7, batch + 5, batch + 250];
+        let mut rows = (1..=distinct)
+            .map(|n| (n, n))
+            .chain((1..).zip(repeated).map(|(i, n)| (distinct + i, n)))
+            .map(|(line, n)| person_row(i64::from(line) + 1, n, &h2));
+        imports::run_tuned(
+            &db,
+            &job_id,
+            &mut rows,
+            chrono::Utc::now().date_naive(),
+            imports::Tuning {
+                // The first batch's keys stay in memory; the second batch moves them.
+                keys_in_memory: Some(imports::BATCH),
+                ..Default::default()
+            },
+        )
+        .expect("imported")
+    })
+    .await
+    .expect("joined");
+    let job = finished(&app, &app.admin_token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["created"], distinct);
+    assert_eq!(job["failed"], 3);
+    let messages: Vec<(i64, String)> = job["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            assert_eq!(e["code"], "duplicate_row", "{e}");
+            (
+                e["row"].as_i64().expect("row"),
+                e["message"].as_str().expect("message").to_owned(),
+            )
+        })
+        .collect();
+    let line = |n: u32| i64::from(n) + 1;
+    assert_eq!(
+        messages,
+        [7, batch + 5, batch + 250]
+            .iter()
+            .zip(1..)
+            .map(|(n, i)| (
+                line(distinct + i),
+                format!(
+                    "this record is in row {} already; a row is applied once",
+                    line(*n)
+                )
+            ))
+            .collect::<Vec<_>>()
+    );
 }

@@ -32,6 +32,7 @@ use crate::db::{Database, DbConnection};
 use crate::enrolments::TransitionOutcome;
 use crate::error::StoreError;
 use crate::households::HouseholdChanges;
+use crate::import_keys::Seen;
 use crate::persons::PersonRow;
 use crate::purchases::{NewLine, NewPurchase};
 use crate::schema::{
@@ -335,30 +336,40 @@ pub fn run(
     rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
     today: NaiveDate,
 ) -> Result<Job, StoreError> {
-    run_holding(db, job_id, rows, today, None)
+    run_tuned(db, job_id, rows, today, Tuning::default())
 }
 
-/// `run`, with each transaction of a job in `rows` mode taking batches for `hold` on either
-/// backend instead of the backend's own measure (`HOLD_WRITE_LOCK` on SQLite, one batch on
-/// PostgreSQL): for tests of what a transaction of several batches keeps.
-pub fn run_holding(
+/// What tests may set instead of the service's own measures.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tuning {
+    /// How long a transaction of a job in `rows` mode takes batches, on either backend
+    /// (`HOLD_WRITE_LOCK` on SQLite, one batch on PostgreSQL).
+    pub hold: Option<Duration>,
+    /// How many of the file's keys are kept in memory before they move to a temporary
+    /// database (the kind's `KEYS_IN_MEMORY`).
+    pub keys_in_memory: Option<usize>,
+}
+
+/// `run`, with `tuning` for tests: what a transaction of several batches keeps, and repeats
+/// found once the keys have moved out of memory.
+pub fn run_tuned(
     db: &Database,
     job_id: &str,
     rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
     today: NaiveDate,
-    hold: Option<Duration>,
+    tuning: Tuning,
 ) -> Result<Job, StoreError> {
     let kind = {
         let mut conn = db.get()?;
         get(&mut conn, job_id)?.kind()?
     };
     match kind {
-        ImportKind::Households => run_kind::<Households>(db, job_id, rows, today, hold),
-        ImportKind::Persons => run_kind::<Persons>(db, job_id, rows, today, hold),
-        ImportKind::Assessments => run_kind::<Assessments>(db, job_id, rows, today, hold),
-        ImportKind::Enrolments => run_kind::<Enrolments>(db, job_id, rows, today, hold),
-        ImportKind::Attendance => run_kind::<Attendance>(db, job_id, rows, today, hold),
-        ImportKind::Purchases => run_kind::<Purchases>(db, job_id, rows, today, hold),
+        ImportKind::Households => run_kind::<Households>(db, job_id, rows, today, tuning),
+        ImportKind::Persons => run_kind::<Persons>(db, job_id, rows, today, tuning),
+        ImportKind::Assessments => run_kind::<Assessments>(db, job_id, rows, today, tuning),
+        ImportKind::Enrolments => run_kind::<Enrolments>(db, job_id, rows, today, tuning),
+        ImportKind::Attendance => run_kind::<Attendance>(db, job_id, rows, today, tuning),
+        ImportKind::Purchases => run_kind::<Purchases>(db, job_id, rows, today, tuning),
     }
 }
 
@@ -367,11 +378,11 @@ fn run_kind<K: Kind>(
     job_id: &str,
     rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
     today: NaiveDate,
-    hold: Option<Duration>,
+    tuning: Tuning,
 ) -> Result<Job, StoreError> {
     let mut conn = db.get()?;
     import_settings(&mut conn, true)?;
-    let result = run_on::<K>(&mut conn, job_id, rows, today, hold);
+    let result = run_on::<K>(&mut conn, job_id, rows, today, tuning);
     if let Err(error) = import_settings(&mut conn, false) {
         tracing::warn!(error = %error, "import connection settings not reset");
     }
@@ -389,7 +400,7 @@ fn run_on<K: Kind>(
     job_id: &str,
     rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
     today: NaiveDate,
-    hold: Option<Duration>,
+    tuning: Tuning,
 ) -> Result<Job, StoreError> {
     let job = get(conn, job_id)?;
     let (mode, atomicity) = (job.mode()?, job.atomicity()?);
@@ -402,11 +413,11 @@ fn run_on<K: Kind>(
         unchanged: job.unchanged,
         failed: job.failed,
     };
-    let mut seen: HashMap<K::Key, u32> = HashMap::new();
+    let mut seen = Seen::new(tuning.keys_in_memory.unwrap_or(K::KEYS_IN_MEMORY));
     let mut kept: Vec<RowError> = Vec::new();
     let one_transaction = mode == ImportMode::Validate || atomicity == Atomicity::All;
     let resume_after = if one_transaction { 0 } else { job.rows_done };
-    let hold = hold.unwrap_or(match conn {
+    let hold = tuning.hold.unwrap_or(match conn {
         DbConnection::Sqlite(_) => HOLD_WRITE_LOCK,
         DbConnection::Pg(_) => Duration::ZERO,
     });
@@ -672,6 +683,9 @@ trait Kind {
     type Key: std::hash::Hash + Eq;
     /// The column a repeated row is reported on.
     const KEY_COLUMN: &'static str;
+    /// Keys kept in memory before they move to a temporary database (`import_keys`): about
+    /// 20 MB of keys of text.
+    const KEYS_IN_MEMORY: usize = 200_000;
     fn parse(
         get: &dyn Fn(&str) -> Option<String>,
         today: NaiveDate,
@@ -704,56 +718,63 @@ struct Batches<'a, K: Kind> {
     skip: i64,
     position: i64,
     /// The row each key was first read in (a file of at most 2 GiB has fewer than 2³² lines).
-    seen: &'a mut HashMap<K::Key, u32>,
+    seen: &'a mut Seen<K::Key>,
     today: NaiveDate,
 }
 
 impl<K: Kind> Batches<'_, K> {
     /// The next batch; an error reading the file ends the job (it stays resumable).
     fn next_batch(&mut self) -> Result<Option<Vec<Parsed<K::Item>>>, StoreError> {
-        let mut batch = Vec::with_capacity(BATCH);
-        for row in &mut *self.rows {
-            let row = row?;
-            let parsed = match row.values {
-                Err(e) => Err(vec![e]),
-                Ok(values) => {
-                    let get = |name: &str| values.get(name).cloned();
-                    K::parse(&get, self.today).map_err(|e| e.0)
-                }
-            };
-            // Repeats are found across the whole file, resumed part included.
-            let parsed = match parsed {
-                Ok(item) => {
-                    let key = K::key(&item);
-                    match self.seen.get(&key) {
-                        Some(first) if i64::from(*first) != row.number => {
-                            Err(vec![FieldError::new(
-                                K::KEY_COLUMN,
-                                "duplicate_row",
-                                format!(
-                                    "this record is in row {first} already; a row is applied once"
-                                ),
-                            )])
-                        }
-                        _ => {
-                            self.seen
-                                .insert(key, u32::try_from(row.number).unwrap_or(u32::MAX));
-                            Ok(item)
-                        }
+        loop {
+            let mut read = Vec::with_capacity(BATCH);
+            for row in &mut *self.rows {
+                let row = row?;
+                let parsed = match row.values {
+                    Err(e) => Err(vec![e]),
+                    Ok(values) => {
+                        let get = |name: &str| values.get(name).cloned();
+                        K::parse(&get, self.today).map_err(|e| e.0)
                     }
+                };
+                read.push((row.number, parsed));
+                if read.len() == BATCH {
+                    break;
                 }
-                Err(e) => Err(e),
-            };
-            self.position += 1;
-            if self.position <= self.skip {
-                continue;
             }
-            batch.push((row.number, parsed));
-            if batch.len() == BATCH {
-                break;
+            if read.is_empty() {
+                return Ok(None);
+            }
+            // Repeats are found across the whole file, resumed part included.
+            let keys = read
+                .iter()
+                .filter_map(|(number, parsed)| {
+                    let item = parsed.as_ref().ok()?;
+                    Some((K::key(item), u32::try_from(*number).unwrap_or(u32::MAX)))
+                })
+                .collect();
+            let mut firsts = self.seen.check(keys)?.into_iter();
+            let mut batch = Vec::with_capacity(read.len());
+            for (number, parsed) in read {
+                let parsed = match parsed {
+                    Ok(item) => match firsts.next().flatten() {
+                        Some(first) => Err(vec![FieldError::new(
+                            K::KEY_COLUMN,
+                            "duplicate_row",
+                            format!("this record is in row {first} already; a row is applied once"),
+                        )]),
+                        None => Ok(item),
+                    },
+                    Err(e) => Err(e),
+                };
+                self.position += 1;
+                if self.position > self.skip {
+                    batch.push((number, parsed));
+                }
+            }
+            if !batch.is_empty() {
+                return Ok(Some(batch));
             }
         }
-        Ok((!batch.is_empty()).then_some(batch))
     }
 }
 
@@ -1335,10 +1356,12 @@ struct Persons;
 
 impl Kind for Persons {
     type Item = NewPerson;
-    // The first nine digits of the national ID, which decide the tenth (the check digit): with
-    // the row, 8 bytes a person, a million of them under 20 MB.
+    // The first nine digits of the national ID, which decide the tenth (the check digit). With
+    // the row, 8 bytes a key: 1,800,000 of them fit the table's 2²¹ slots (19 MB), which hold
+    // 1,835,008.
     type Key = u32;
     const KEY_COLUMN: &'static str = "national_id";
+    const KEYS_IN_MEMORY: usize = 1_800_000;
 
     fn parse(
         get: &dyn Fn(&str) -> Option<String>,

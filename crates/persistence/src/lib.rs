@@ -56,6 +56,7 @@ pub mod enrolments;
 pub mod error;
 pub mod households;
 pub mod idempotency;
+mod import_keys;
 pub mod imports;
 pub mod loans;
 pub mod migrations;

@@ -1,0 +1,209 @@
+//! The natural keys an import has read, each with the row it was first read in, so that a row
+//! repeating an earlier one is reported with that row. Kept in memory up to a number of keys;
+//! past it in a private temporary SQLite database (a file SQLite deletes when it is closed), so
+//! that a file of any size holds bounded memory. All in memory, a million attendance keys would
+//! take about 120 MB (a 48-byte slot each in a table of 2²¹, and the national ID's text), and
+//! past 3.7 million person keys the table would double to 75 MB.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+use crate::error::StoreError;
+
+diesel::table! {
+    seen (key) {
+        key -> Binary,
+        row_no -> BigInt,
+    }
+}
+
+/// The temporary database's page cache; the rest of its keys are read from its file.
+const CACHE_KIB: i64 = 16 * 1024;
+/// Keys looked up in one `IN (…)` of the temporary database.
+const LOOKUP_CHUNK: usize = 500;
+/// Keys written in one statement (two bound values each, at most 32,766 a statement).
+const INSERT_CHUNK: usize = 10_000;
+
+pub(crate) enum Seen<K> {
+    Memory { keys: HashMap<K, u32>, limit: usize },
+    Disk(SqliteConnection),
+}
+
+impl<K: Hash + Eq> Seen<K> {
+    /// Keys in memory until there would be more than `limit` of them.
+    pub(crate) fn new(limit: usize) -> Self {
+        Seen::Memory {
+            keys: HashMap::new(),
+            limit,
+        }
+    }
+
+    /// Whether the keys have moved to the temporary database.
+    #[cfg(test)]
+    fn on_disk(&self) -> bool {
+        matches!(self, Seen::Disk(_))
+    }
+
+    /// Takes the keys of rows in the order they were read: for each, the earlier row it repeats,
+    /// or `None` for a first (which is recorded). A row is never a repeat of itself.
+    pub(crate) fn check(&mut self, rows: Vec<(K, u32)>) -> Result<Vec<Option<u32>>, StoreError> {
+        if let Seen::Memory { keys, limit } = self
+            && keys.len() + rows.len() > *limit
+        {
+            let keys = std::mem::take(keys);
+            *self = Seen::Disk(Self::to_disk(keys)?);
+        }
+        match self {
+            Seen::Memory { keys, .. } => Ok(rows
+                .into_iter()
+                .map(|(key, row)| match keys.get(&key) {
+                    Some(first) if *first != row => Some(*first),
+                    Some(_) => None,
+                    None => {
+                        keys.insert(key, row);
+                        None
+                    }
+                })
+                .collect()),
+            Seen::Disk(conn) => check_on_disk(conn, &rows),
+        }
+    }
+
+    fn to_disk(keys: HashMap<K, u32>) -> Result<SqliteConnection, StoreError> {
+        // An empty name: a private database in a temporary file, deleted when it is closed.
+        let mut conn = SqliteConnection::establish("")
+            .map_err(|e| StoreError::Internal(format!("temporary key store: {e}")))?;
+        conn.batch_execute(&format!(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -{CACHE_KIB};
+             CREATE TABLE seen (key BLOB PRIMARY KEY, row_no INTEGER NOT NULL) WITHOUT ROWID;"
+        ))?;
+        let mut rows: Vec<(Vec<u8>, i64)> = keys
+            .into_iter()
+            .map(|(key, row)| (fingerprint(&key), i64::from(row)))
+            .collect();
+        rows.sort_unstable();
+        insert(&mut conn, &rows)?;
+        Ok(conn)
+    }
+}
+
+fn check_on_disk<K: Hash>(
+    conn: &mut SqliteConnection,
+    rows: &[(K, u32)],
+) -> Result<Vec<Option<u32>>, StoreError> {
+    let prints: Vec<Vec<u8>> = rows.iter().map(|(key, _)| fingerprint(key)).collect();
+    // Looked up in key order, so that each statement reads neighbouring pages.
+    let mut sorted: Vec<&Vec<u8>> = prints.iter().collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut first: HashMap<Vec<u8>, u32> = HashMap::new();
+    for chunk in sorted.chunks(LOOKUP_CHUNK) {
+        let found = seen::table
+            .filter(seen::key.eq_any(chunk))
+            .select((seen::key, seen::row_no))
+            .load::<(Vec<u8>, i64)>(conn)?;
+        first.extend(
+            found
+                .into_iter()
+                .map(|(key, row)| (key, u32::try_from(row).unwrap_or(u32::MAX))),
+        );
+    }
+    let mut new = Vec::new();
+    let repeats = prints
+        .into_iter()
+        .zip(rows)
+        .map(|(print, (_, row))| match first.get(&print) {
+            Some(earlier) if earlier != row => Some(*earlier),
+            Some(_) => None,
+            None => {
+                first.insert(print.clone(), *row);
+                new.push((print, i64::from(*row)));
+                None
+            }
+        })
+        .collect();
+    new.sort_unstable();
+    insert(conn, &new)?;
+    Ok(repeats)
+}
+
+fn insert(conn: &mut SqliteConnection, rows: &[(Vec<u8>, i64)]) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|(key, row)| (seen::key.eq(key), seen::row_no.eq(row)))
+                .collect();
+            diesel::insert_into(seen::table)
+                .values(&values)
+                .execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}
+
+/// 128 bits of the key, from SipHash under two prefixes (`DefaultHasher::new` has fixed keys, so
+/// a key gives the same bits for the whole job). Two of the 28 million keys a 2 GiB file can
+/// hold share them with a chance of about 10⁻²⁴.
+fn fingerprint<K: Hash>(key: &K) -> Vec<u8> {
+    let mut print = Vec::with_capacity(16);
+    for prefix in [0u8, 1] {
+        let mut hasher = DefaultHasher::new();
+        prefix.hash(&mut hasher);
+        key.hash(&mut hasher);
+        print.extend_from_slice(&hasher.finish().to_be_bytes());
+    }
+    print
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys with repeats near and far, in batches of `batch`.
+    fn checked(limit: usize, batch: usize) -> (Vec<Option<u32>>, bool) {
+        let mut seen = Seen::new(limit);
+        let keys: Vec<(String, u32)> = (1..=2_000u32)
+            .map(|row| (format!("key-{}", (row * 7919) % 1_300), row))
+            .collect();
+        let mut out = Vec::new();
+        for chunk in keys.chunks(batch) {
+            out.extend(seen.check(chunk.to_vec()).expect("checked"));
+        }
+        (out, seen.on_disk())
+    }
+
+    #[test]
+    fn the_temporary_database_finds_the_same_repeats_as_memory() {
+        let (in_memory, moved) = checked(usize::MAX, 128);
+        assert!(!moved);
+        let repeats = in_memory.iter().filter(|r| r.is_some()).count();
+        assert_eq!(repeats, 2_000 - 1_300);
+        // Moved to disk at once, half-way through a batch's worth, and near the end.
+        for limit in [0, 300, 1_200] {
+            let (on_disk, moved) = checked(limit, 128);
+            assert!(moved, "limit {limit}");
+            assert_eq!(on_disk, in_memory, "limit {limit}");
+        }
+    }
+
+    #[test]
+    fn a_repeat_names_the_first_row_even_within_one_batch() {
+        for limit in [usize::MAX, 0] {
+            let mut seen = Seen::new(limit);
+            let first = seen
+                .check(vec![(5u32, 2), (6, 3), (5, 4)])
+                .expect("checked");
+            assert_eq!(first, vec![None, None, Some(2)]);
+            let later = seen.check(vec![(6, 9), (7, 10), (5, 11)]).expect("checked");
+            assert_eq!(later, vec![Some(3), None, Some(2)]);
+            // A row read again (a resumed job) is not a repeat of itself.
+            assert_eq!(seen.check(vec![(7, 10)]).expect("checked"), vec![None]);
+        }
+    }
+}
