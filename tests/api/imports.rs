@@ -21,6 +21,7 @@ backend_tests!(
     an_interrupted_import_resumes_without_duplicates,
     a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it,
     repeats_are_found_after_the_keys_move_out_of_memory,
+    a_job_whose_file_is_gone_is_interrupted_not_left_running,
 );
 
 const HEADER: &str = "national_id,first_name,last_name,birth_date,sex,household_id,household_role";
@@ -44,7 +45,7 @@ pub async fn upload_as(
     token: &str,
     query: &str,
     content_type: &str,
-    body: String,
+    body: impl Into<reqwest::Body>,
     key: Option<&str>,
 ) -> reqwest::Response {
     let mut request = app
@@ -190,8 +191,9 @@ async fn bad_rows_are_reported_and_atomicity_decides_what_is_written(app: TestAp
     );
     assert_eq!(count(&app, "").await, 0);
 
-    // `rows`: the good row is written, the others reported with their line and code.
-    let job = upload(&app, "kind=persons&mode=commit&atomicity=rows", rows(20)).await;
+    // `rows`: the good row is written, the others reported with their line and code. The same
+    // file is a new job: the one that was rolled back imported nothing.
+    let job = upload(&app, "kind=persons&mode=commit&atomicity=rows", rows(10)).await;
     assert_eq!(job["created"], 1);
     assert_eq!(job["failed"], 5);
     assert_eq!(
@@ -364,7 +366,15 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
         json!({"national_id": national_id(3), "nickname": "x"}).to_string(),
         "not json".to_owned(),
     ]
-    .join("\n");
+    .join("\n")
+    .into_bytes();
+    // A line that is not UTF-8 is its row's error, and the rows after it are read (CRLF too).
+    let mut body = body;
+    body.extend_from_slice(b"\n{\"national_id\": \"\xff\"}\r\n");
+    body.extend_from_slice(
+        json!({"national_id": national_id(4), "first_name": "مریم", "last_name": "احمدی", "birth_date": "1360-01-01", "sex": "female", "household_id": h2, "household_role": "other"}).to_string().as_bytes(),
+    );
+    body.extend_from_slice(b"\r\n");
     // A facilitator of n2 imports: the household of n1 is not theirs.
     let facilitator = facilitator_token(&app, "fatemeh", &n2).await;
     let response = upload_as(
@@ -379,13 +389,14 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
     assert_eq!(response.status(), 202);
     let job: Value = response.json().await.expect("job");
     let job = finished(&app, &facilitator, job["id"].as_str().expect("id")).await;
-    assert_eq!(job["created"], 1, "{job}");
+    assert_eq!(job["created"], 2, "{job}");
     assert_eq!(
         codes(&job),
         [
             (3, "not_found".to_owned()),
             (4, "unknown_column".to_owned()),
             (5, "json".to_owned()),
+            (6, "encoding".to_owned()),
         ]
     );
     // Another caller does not see the job; partners may not import.
@@ -481,10 +492,13 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
     assert_eq!(job["created"], batch);
 
     // Resumed (by an administrator), it goes on after the first batch and ends with each row once.
-    let resumed = app
-        .post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
-        .await;
-    assert_eq!(resumed.status(), 202);
+    // Of resumes sent at once, one runs the job; the others find it running.
+    let (resume, empty) = (format!("/api/v1/imports/{id}/resume"), json!({}));
+    let resumes =
+        futures_util::future::join_all((0..4).map(|_| app.post_json(&resume, &empty))).await;
+    let mut statuses: Vec<u16> = resumes.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 409, 409, 409]);
     let job = finished(&app, &app.admin_token, &id).await;
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["read"], total);
@@ -621,5 +635,33 @@ async fn repeats_are_found_after_the_keys_move_out_of_memory(app: TestApp) {
                 )
             ))
             .collect::<Vec<_>>()
+    );
+}
+
+/// A job that stops before it reads a row (here its spooled file is gone when it is resumed) is
+/// `interrupted` with the reason, not left `running` for ever.
+async fn a_job_whose_file_is_gone_is_interrupted_not_left_running(app: TestApp) {
+    let id = uuid::Uuid::now_v7().to_string();
+    let gone = std::env::temp_dir().join(format!("tavana-test-{id}-gone.csv"));
+    let (db, job_id) = (app.db.clone(), id.clone());
+    tokio::task::spawn_blocking(move || {
+        start_job(&db, &job_id, gone.to_string_lossy().into_owned());
+        let mut conn = db.get().expect("connection");
+        imports::stopped(&mut conn, &job_id, "the server stopped").expect("stopped");
+    })
+    .await
+    .expect("joined");
+    let resumed = app
+        .post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!(resumed.status(), 202);
+    let job = finished(&app, &app.admin_token, &id).await;
+    assert_eq!(job["state"], "interrupted", "{job}");
+    assert!(
+        job["message"]
+            .as_str()
+            .expect("message")
+            .contains("-gone.csv"),
+        "{job}"
     );
 }

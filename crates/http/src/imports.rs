@@ -278,17 +278,35 @@ pub async fn create(
         .json(response(job, Vec::new())))
 }
 
-/// Runs the job in the background.
+/// Runs the job in the background. Whatever stops it before its end (the file cannot be opened,
+/// the database is gone, a panic) leaves it `interrupted` with the reason, never `running`.
 fn spawn(db: Database, job: Job) {
-    actix_web::rt::task::spawn_blocking(move || {
-        match run_file(&db, &job, Utc::now().date_naive()) {
+    actix_web::rt::spawn(async move {
+        let (id, path) = (job.id.clone(), job.file_path.clone());
+        let runner = db.clone();
+        let ran = actix_web::rt::task::spawn_blocking(move || {
+            run_file(&runner, &job, Utc::now().date_naive())
+        })
+        .await;
+        let why = match ran {
             // Done with: the spooled copy goes. An interrupted job keeps it to resume from.
-            Ok(_) => {
-                if let Err(error) = std::fs::remove_file(&job.file_path) {
-                    tracing::warn!(job = %job.id, error = %error, "spool file not removed");
+            Ok(Ok(_)) => {
+                if let Err(error) = std::fs::remove_file(&path) {
+                    tracing::warn!(job = %id, error = %error, "spool file not removed");
                 }
+                return;
             }
-            Err(error) => tracing::warn!(job = %job.id, error = %error, "import stopped"),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "the import stopped unexpectedly".to_owned(),
+        };
+        tracing::warn!(job = %id, error = %why, "import stopped");
+        let recorded = actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = db.get()?;
+            imports::stopped(&mut conn, &id, &why)
+        })
+        .await;
+        if !matches!(recorded, Ok(Ok(()))) {
+            tracing::error!("an import's interruption could not be recorded");
         }
     });
 }
@@ -479,12 +497,32 @@ fn jsonl_rows(
 ) -> impl Iterator<Item = Result<Row, StoreError>> {
     let known = columns(kind);
     reader
-        .lines()
+        .split(b'\n')
         .enumerate()
-        .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .filter(|(_, line)| {
+            line.as_ref()
+                .map_or(true, |l| !l.iter().all(u8::is_ascii_whitespace))
+        })
         .map(move |(i, line)| {
             let number = i64::try_from(i + 1).unwrap_or(i64::MAX);
-            let line = line.map_err(read_error)?;
+            let mut line = line.map_err(read_error)?;
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            // A line that is not UTF-8 is that row's error, as in a CSV file, not the file's.
+            let line = match String::from_utf8(line) {
+                Ok(line) => line,
+                Err(e) => {
+                    return Ok(Row {
+                        number,
+                        values: Err(FieldError::new(
+                            "row",
+                            "encoding",
+                            format!("the line is not UTF-8: {}", e.utf8_error()),
+                        )),
+                    });
+                }
+            };
             let values = match serde_json::from_str::<serde_json::Value>(
                 line.trim_start_matches('\u{feff}'),
             ) {

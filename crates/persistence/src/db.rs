@@ -2,6 +2,7 @@
 //! [`DbConnection`]s serves both backends.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -166,6 +167,8 @@ pub enum OpenError {
 pub struct Database {
     pool: Pool,
     backend_name: &'static str,
+    /// Taken by an import for its whole run on SQLite (see `import_turn`).
+    imports: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -206,7 +209,23 @@ impl Database {
             .test_on_check_out(true)
             .build(ConnectionManager { backend })
             .map_err(|e| OpenError::Pool(one_line(&e)))?;
-        Ok(Self { pool, backend_name })
+        Ok(Self {
+            pool,
+            backend_name,
+            imports: Arc::default(),
+        })
+    }
+
+    /// An import's turn. On SQLite one import runs at a time: an import in `all` or `validate`
+    /// mode holds the write lock for its whole file, and a second import would fail on it (and
+    /// could not even record that it stopped) instead of waiting. `None` on PostgreSQL, where
+    /// imports run side by side.
+    pub fn import_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        (self.backend_name == "sqlite").then(|| {
+            self.imports
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
     }
 
     pub fn pool(&self) -> &Pool {

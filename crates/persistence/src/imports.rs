@@ -192,7 +192,9 @@ pub struct NewJob {
 }
 
 /// Starts a job, unless this is a repeat: the same idempotency key of the same caller, or the
-/// same caller's committed import of the same file (checksum) and kind. Then the earlier job is
+/// same caller's import of the same file (checksum) and kind in `commit` mode that did not fail
+/// and was not rolled back (atomicity `all` with a failed row wrote nothing: the file may be sent
+/// again once its rows are put right elsewhere, or with atomicity `rows`). Then the earlier job is
 /// returned.
 pub fn start(conn: &mut DbConnection, new: NewJob) -> Result<(Job, bool), StoreError> {
     write_transaction(conn, |conn| {
@@ -217,6 +219,12 @@ pub fn start(conn: &mut DbConnection, new: NewJob) -> Result<(Job, bool), StoreE
                 .filter(import_jobs::checksum.eq(&new.checksum))
                 .filter(import_jobs::mode.eq(ImportMode::Commit.as_str()))
                 .filter(import_jobs::state.ne(JobState::Failed.as_str()))
+                .filter(
+                    import_jobs::atomicity
+                        .ne(Atomicity::All.as_str())
+                        .or(import_jobs::failed.eq(0))
+                        .or(import_jobs::state.ne(JobState::Completed.as_str())),
+                )
                 .select(Job::as_select())
                 .first(conn)
                 .optional()?;
@@ -291,23 +299,45 @@ pub fn mark_interrupted(conn: &mut DbConnection) -> Result<usize, StoreError> {
     )
 }
 
-/// Makes an interrupted job runnable again; returns it.
+/// Records that a running job stopped before its end, and why: it is `interrupted`, to be
+/// resumed (atomicity `rows`) or run again (`all`). A job that ended meanwhile is left as it is.
+pub fn stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<(), StoreError> {
+    diesel::update(
+        import_jobs::table
+            .find(id)
+            .filter(import_jobs::state.eq(JobState::Running.as_str())),
+    )
+    .set((
+        import_jobs::state.eq(JobState::Interrupted.as_str()),
+        import_jobs::message.eq(why),
+        import_jobs::updated_at.eq(crate::now()),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Makes an interrupted job runnable again; returns it. The state is changed only from
+/// `interrupted`, in the statement itself, so of two resumes at once one runs the job.
 pub fn resume(conn: &mut DbConnection, id: &str) -> Result<Job, StoreError> {
     write_transaction(conn, |conn| {
+        let resumed = diesel::update(
+            import_jobs::table
+                .find(id)
+                .filter(import_jobs::state.eq(JobState::Interrupted.as_str())),
+        )
+        .set((
+            import_jobs::state.eq(JobState::Running.as_str()),
+            import_jobs::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)?;
         let job = get(conn, id)?;
-        if job.state()? != JobState::Interrupted {
+        if resumed == 0 {
             return Err(StoreError::Conflict(format!(
                 "only an interrupted job can be resumed; this one is {}",
                 job.state
             )));
         }
-        diesel::update(import_jobs::table.find(id))
-            .set((
-                import_jobs::state.eq(JobState::Running.as_str()),
-                import_jobs::updated_at.eq(crate::now()),
-            ))
-            .execute(conn)?;
-        get(conn, id)
+        Ok(job)
     })
 }
 
@@ -359,6 +389,7 @@ pub fn run_tuned(
     today: NaiveDate,
     tuning: Tuning,
 ) -> Result<Job, StoreError> {
+    let _turn = db.import_turn();
     let kind = {
         let mut conn = db.get()?;
         get(&mut conn, job_id)?.kind()?
@@ -507,13 +538,9 @@ fn run_on<K: Kind>(
     };
     if let Err(error) = outcome {
         // Leave the job resumable (rows) or re-runnable (all); say what happened.
-        let _ = diesel::update(import_jobs::table.find(&job.id))
-            .set((
-                import_jobs::state.eq(JobState::Interrupted.as_str()),
-                import_jobs::message.eq(error.to_string()),
-                import_jobs::updated_at.eq(crate::now()),
-            ))
-            .execute(conn);
+        if let Err(unrecorded) = stopped(conn, &job.id, &error.to_string()) {
+            tracing::warn!(job = %job.id, error = %unrecorded, "interruption not recorded");
+        }
         return Err(error);
     }
     if mode == ImportMode::Commit && atomicity == Atomicity::All && tally.failed > 0 {
