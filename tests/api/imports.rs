@@ -22,6 +22,7 @@ backend_tests!(
     a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it,
     repeats_are_found_after_the_keys_move_out_of_memory,
     a_job_whose_file_is_gone_is_interrupted_not_left_running,
+    on_sqlite_an_import_waits_for_the_one_running,
 );
 
 const HEADER: &str = "national_id,first_name,last_name,birth_date,sex,household_id,household_role";
@@ -664,4 +665,64 @@ async fn a_job_whose_file_is_gone_is_interrupted_not_left_running(app: TestApp) 
             .contains("-gone.csv"),
         "{job}"
     );
+}
+
+/// On SQLite an import waits while another runs (`Database::import_turn`) instead of failing on
+/// the write lock; on PostgreSQL imports run side by side.
+async fn on_sqlite_an_import_waits_for_the_one_running(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let file = format!(
+        "{HEADER}\n{},زهرا,احمدی,1360-01-01,female,{h},head\n",
+        national_id(1)
+    );
+    let db = app.db.clone();
+    let (held, release) = std::sync::mpsc::channel::<()>();
+    let (taken, turn_taken) = tokio::sync::oneshot::channel::<bool>();
+    // Another import's turn, held until released.
+    let holder = std::thread::spawn(move || {
+        let turn = db.import_turn();
+        let _ = taken.send(turn.is_some());
+        let _ = release.recv();
+    });
+    let sqlite = turn_taken.await.expect("turn");
+    let response = upload_as(
+        &app,
+        &app.admin_token,
+        "kind=persons&mode=commit",
+        "text/csv",
+        file,
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.expect("job")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    if sqlite {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let job: Value = app
+            .get(&format!("/api/v1/imports/{id}"))
+            .await
+            .json()
+            .await
+            .expect("job");
+        assert_eq!(
+            (job["state"].as_str(), job["created"].as_i64()),
+            (Some("running"), Some(0))
+        );
+    }
+    let job = if sqlite {
+        held.send(()).expect("released");
+        finished(&app, &app.admin_token, &id).await
+    } else {
+        // Not waiting for the turn held: done while it is held.
+        let job = finished(&app, &app.admin_token, &id).await;
+        held.send(()).expect("released");
+        job
+    };
+    holder.join().expect("holder");
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["created"], 1);
 }
