@@ -726,3 +726,71 @@ async fn on_sqlite_an_import_waits_for_the_one_running(app: TestApp) {
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["created"], 1);
 }
+
+/// An upload that breaks off, and a file sent again that was imported already, leave nothing in
+/// the spool folder; a job's own spooled copy goes when it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_uploads_are_removed_when_no_job_needs_them() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let spool = tempfile::tempdir().expect("folder");
+    let settings = tavana_http::Settings {
+        import_dir: spool.path().to_owned(),
+        ..crate::helpers::test_settings()
+    };
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, settings)
+        .await
+        .expect("sqlite app");
+    let spooled = || {
+        std::fs::read_dir(spool.path())
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    };
+    let left_empty = || async {
+        for _ in 0..100 {
+            if spooled() == 0 {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
+    };
+
+    // The client says 100,000 bytes, sends a few and goes.
+    let mut stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .expect("connected");
+    let head = format!(
+        "POST /api/v1/imports?kind=persons&mode=commit HTTP/1.1\r\nHost: tavana\r\n\
+         Authorization: Bearer {}\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\n\
+         {HEADER}\n",
+        app.admin_token
+    );
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    stream.shutdown().await.expect("closed");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    assert!(left_empty().await, "the broken-off upload's copy stays");
+
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let file = format!(
+        "{HEADER}\n{},زهرا,احمدی,1360-01-01,female,{h},head\n",
+        national_id(1)
+    );
+    let job = upload(&app, "kind=persons&mode=commit", file.clone()).await;
+    assert_eq!(job["created"], 1);
+    let again = upload_as(
+        &app,
+        &app.admin_token,
+        "kind=persons&mode=commit",
+        "text/csv",
+        file,
+        None,
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    assert!(
+        left_empty().await,
+        "a copy stays after the import and its repeat"
+    );
+}

@@ -166,7 +166,7 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 }
 
 /// Start an import. The body is the file: `text/csv` (UTF-8, with or without a byte-order mark,
-/// CRLF or LF line ends, a header row naming the columns) or `application/x-ndjson` (one JSON
+/// CRLF, LF or CR line ends, a header row naming the columns) or `application/x-ndjson` (one JSON
 /// object per line, keys as the column names). It is streamed, never held in memory.
 ///
 /// Every rule of the kind's own endpoint applies to each row, with its error codes; the caller
@@ -232,6 +232,10 @@ pub async fn create(
     let id = Uuid::now_v7().to_string();
     let path = dir.join(format!("{id}.{}", format.as_str()));
     let mut file = File::create(&path).map_err(ApiError::internal)?;
+    let mut spool = Spool {
+        path: path.clone(),
+        kept: false,
+    };
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     while let Some(chunk) = body.next().await {
@@ -239,8 +243,6 @@ pub async fn create(
             chunk.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
         size += chunk.len() as u64;
         if size > MAX_FILE {
-            drop(file);
-            let _ = std::fs::remove_file(&path);
             return Err(ApiError::PayloadTooLarge(
                 "an import file is at most 2 GiB".to_owned(),
             ));
@@ -248,7 +250,11 @@ pub async fn create(
         hasher.update(&chunk);
         file.write_all(&chunk).map_err(ApiError::internal)?;
     }
-    file.sync_all().map_err(ApiError::internal)?;
+    // Waiting for the disk takes a blocking thread, not the worker's.
+    web::block(move || file.sync_all())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     let new = NewJob {
         id: id.clone(),
         kind,
@@ -265,17 +271,35 @@ pub async fn create(
     };
     let (job, fresh) = with_db(&state, move |c| imports::start(c, new)).await?;
     if !fresh {
-        let _ = std::fs::remove_file(&path);
         let job_id = job.id.clone();
         let errors = with_db(&state, move |c| imports::errors(c, &job_id, 100)).await?;
         return Ok(HttpResponse::Ok()
             .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
             .json(response(job, errors)));
     }
+    // The job owns the spooled copy now.
+    spool.kept = true;
     spawn(state.db.clone(), job.clone());
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
         .json(response(job, Vec::new())))
+}
+
+/// The spooled copy of an upload, removed when the request ends before a job owns it: the upload
+/// broke off or was too large, the disk or the database failed, or the file was imported already.
+struct Spool {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if !self.kept
+            && let Err(error) = std::fs::remove_file(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), error = %error, "spooled upload not removed");
+        }
+    }
 }
 
 /// Runs the job in the background. Whatever stops it before its end (the file cannot be opened,
@@ -352,12 +376,14 @@ fn read_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("reading the import file: {e}"))
 }
 
-/// The file as the CSV reader gets it: CRLF line ends read as LF (a lone CR stays as it is), and
-/// a last line without a line end given one. Then every row, the last one too, is followed by
-/// exactly one LF, and the reader's line count after a row tells the row's line (see `line_of`).
+/// The file as the CSV reader gets it: CRLF and a lone CR (the line end of old Mac files) read
+/// as LF, inside quoted values too, and a last line without a line end given one. Then every row,
+/// the last one too, is followed by exactly one LF, and the reader's line count after a row
+/// tells the row's line (see `line_of`): the CSV reader ends a record at a lone CR but counts only
+/// LFs, so CR-only files numbered every row alike.
 struct Lf<R> {
     inner: R,
-    /// A CR read last, not yet known to be followed by LF.
+    /// The last byte read was a CR (passed on as LF): an LF right after it is the same line end.
     cr: bool,
     /// The last byte passed on (LF before any, so that an empty file stays empty).
     last: u8,
@@ -379,10 +405,7 @@ impl<R: BufRead> std::io::Read for Lf<R> {
         while written == 0 && !out.is_empty() {
             let buf = self.inner.fill_buf()?;
             if buf.is_empty() {
-                if std::mem::take(&mut self.cr) {
-                    out[0] = b'\r';
-                    written = 1;
-                } else if self.last != b'\n' {
+                if self.last != b'\n' {
                     out[0] = b'\n';
                     written = 1;
                 }
@@ -393,20 +416,19 @@ impl<R: BufRead> std::io::Read for Lf<R> {
                 if written == out.len() {
                     break;
                 }
-                if std::mem::take(&mut self.cr) && byte != b'\n' {
-                    out[written] = b'\r';
-                    written += 1;
-                    if written == out.len() {
-                        // No room for this byte: it is read again next time.
-                        break;
-                    }
-                }
                 used += 1;
-                if byte == b'\r' {
-                    self.cr = true;
-                } else {
-                    out[written] = byte;
-                    written += 1;
+                match byte {
+                    b'\n' if std::mem::take(&mut self.cr) => {}
+                    b'\r' => {
+                        self.cr = true;
+                        out[written] = b'\n';
+                        written += 1;
+                    }
+                    _ => {
+                        self.cr = false;
+                        out[written] = byte;
+                        written += 1;
+                    }
                 }
             }
             self.inner.consume(used);
@@ -686,14 +708,16 @@ mod tests {
     }
 
     #[test]
-    fn crlf_is_read_as_lf_whatever_the_buffer_sizes() {
+    fn crlf_and_a_lone_cr_are_read_as_lf_whatever_the_buffer_sizes() {
         for (input, expected) in [
             (
                 "h1,h2\r\na,\"b\r\nc\"\r\n\r\nx\ry\r\n",
-                "h1,h2\na,\"b\nc\"\n\nx\ry\n",
+                "h1,h2\na,\"b\nc\"\n\nx\ny\n",
             ),
             ("h1\r\na", "h1\na\n"),
-            ("h1\na\r", "h1\na\r\n"),
+            ("h1\na\r", "h1\na\n"),
+            ("h1\ra\r\rb\n\r", "h1\na\n\nb\n\n"),
+            ("\r\n", "\n"),
             ("", ""),
         ] {
             for capacity in 1..=8 {
@@ -721,7 +745,7 @@ mod tests {
 
     #[test]
     fn rows_are_numbered_by_the_line_they_start_on() {
-        for end in ["\n", "\r\n"] {
+        for end in ["\n", "\r\n", "\r"] {
             let lines = [
                 "neighbourhood_id,address",
                 "a,b",
