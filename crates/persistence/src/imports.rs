@@ -463,6 +463,9 @@ fn run_on<K: Kind>(
         seen: &mut seen,
         today,
     };
+    // A job whose rows commit in one transaction completes in it too: its counts and its audit
+    // event are written with its rows or not at all.
+    let mut completed = None;
     let outcome = if one_transaction {
         let mut inner = tally;
         let mut errors = Vec::new();
@@ -474,12 +477,15 @@ fn run_on<K: Kind>(
                 // Nothing may stay: roll back, keeping the tally.
                 return Err(StoreError::Conflict(ROLLBACK.to_owned()));
             }
-            Ok(())
+            complete(conn, &job, &context, &inner)
         });
         tally = inner;
         kept = errors;
         match result {
-            Ok(()) => Ok(()),
+            Ok(done) => {
+                completed = Some(done);
+                Ok(())
+            }
             Err(StoreError::Conflict(message)) if message == ROLLBACK => Ok(()),
             Err(other) => Err(other),
         }
@@ -543,6 +549,9 @@ fn run_on<K: Kind>(
         }
         return Err(error);
     }
+    if let Some(done) = completed {
+        return Ok(done);
+    }
     if mode == ImportMode::Commit && atomicity == Atomicity::All && tally.failed > 0 {
         // Rolled back: the counts say what was written, which is nothing.
         (tally.created, tally.updated, tally.unchanged) = (0, 0, 0);
@@ -551,48 +560,59 @@ fn run_on<K: Kind>(
         if one_transaction {
             store_errors(conn, &kept, 0)?;
         }
-        let wrote = mode == ImportMode::Commit && (tally.created + tally.updated) > 0;
-        let message = match (mode, atomicity) {
-            (ImportMode::Validate, _) => "validated; nothing was written".to_owned(),
-            (ImportMode::Commit, Atomicity::All) if tally.failed > 0 => format!(
-                "nothing was written: {} rows failed and atomicity is `all`",
-                tally.failed
-            ),
-            _ => "done".to_owned(),
-        };
-        diesel::update(import_jobs::table.find(&job.id))
-            .set((
-                import_jobs::state.eq(JobState::Completed.as_str()),
-                import_jobs::rows_read.eq(tally.read),
-                import_jobs::rows_done.eq(tally.read),
-                import_jobs::created.eq(tally.created),
-                import_jobs::updated.eq(tally.updated),
-                import_jobs::unchanged.eq(tally.unchanged),
-                import_jobs::failed.eq(tally.failed),
-                import_jobs::message.eq(message),
-                import_jobs::updated_at.eq(crate::now()),
-                import_jobs::finished_at.eq(Some(crate::now())),
-            ))
-            .execute(conn)?;
-        if wrote {
-            audit::append(
-                conn,
-                &context,
-                Event {
-                    action: "import.commit",
-                    entity: "import_job",
-                    entity_id: Some(job.id.clone()),
-                    before: None,
-                    after: Some(json!({
-                        "kind": job.kind, "atomicity": job.atomicity, "checksum": job.checksum,
-                        "rows": tally.read, "created": tally.created, "updated": tally.updated,
-                        "unchanged": tally.unchanged, "failed": tally.failed,
-                    })),
-                },
-            )?;
-        }
-        get(conn, &job.id)
+        complete(conn, &job, &context, &tally)
     })
+}
+
+/// Marks the job completed with its counts and, if it wrote, audits it as one event.
+fn complete(
+    conn: &mut DbConnection,
+    job: &Job,
+    context: &AuditContext,
+    tally: &Tally,
+) -> Result<Job, StoreError> {
+    let (mode, atomicity) = (job.mode()?, job.atomicity()?);
+    let wrote = mode == ImportMode::Commit && (tally.created + tally.updated) > 0;
+    let message = match (mode, atomicity) {
+        (ImportMode::Validate, _) => "validated; nothing was written".to_owned(),
+        (ImportMode::Commit, Atomicity::All) if tally.failed > 0 => format!(
+            "nothing was written: {} rows failed and atomicity is `all`",
+            tally.failed
+        ),
+        _ => "done".to_owned(),
+    };
+    diesel::update(import_jobs::table.find(&job.id))
+        .set((
+            import_jobs::state.eq(JobState::Completed.as_str()),
+            import_jobs::rows_read.eq(tally.read),
+            import_jobs::rows_done.eq(tally.read),
+            import_jobs::created.eq(tally.created),
+            import_jobs::updated.eq(tally.updated),
+            import_jobs::unchanged.eq(tally.unchanged),
+            import_jobs::failed.eq(tally.failed),
+            import_jobs::message.eq(message),
+            import_jobs::updated_at.eq(crate::now()),
+            import_jobs::finished_at.eq(Some(crate::now())),
+        ))
+        .execute(conn)?;
+    if wrote {
+        audit::append(
+            conn,
+            context,
+            Event {
+                action: "import.commit",
+                entity: "import_job",
+                entity_id: Some(job.id.clone()),
+                before: None,
+                after: Some(json!({
+                    "kind": job.kind, "atomicity": job.atomicity, "checksum": job.checksum,
+                    "rows": tally.read, "created": tally.created, "updated": tally.updated,
+                    "unchanged": tally.unchanged, "failed": tally.failed,
+                })),
+            },
+        )?;
+    }
+    get(conn, &job.id)
 }
 
 /// SQLite's page cache for the import's connection (then back to SQLite's default, 2 MB). A batch
