@@ -107,7 +107,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct ImportArgs {
     /// What the file holds.
-    #[arg(long, value_parser = ["persons"])]
+    #[arg(long, value_parser = ["households", "persons", "assessments", "enrolments", "attendance", "purchases"])]
     kind: String,
     /// `validate` checks every row and writes nothing; `commit` writes.
     #[arg(long, value_parser = ["validate", "commit"])]
@@ -452,6 +452,7 @@ fn parse_name<T: std::str::FromStr<Err = tavana_domain::access::UnknownName>>(
 
 fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failure> {
     use sha2::Digest;
+    use tavana_domain::import::JobState;
     use tavana_persistence::imports::{self, NewJob};
     let path =
         std::fs::canonicalize(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
@@ -478,16 +479,41 @@ fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failure> {
         checksum: hex::encode(hasher.finalize()),
         file_path: path.to_string_lossy().into_owned(),
     };
+    let file_path = new.file_path.clone();
     let mut conn = db.get().map_err(|e| e.to_string())?;
-    let (job, fresh) = imports::start(&mut conn, new).map_err(|e| e.to_string())?;
-    drop(conn);
+    let (mut job, fresh) = imports::start(&mut conn, new).map_err(|e| e.to_string())?;
     if !fresh {
-        println!(
-            "this file was imported already as job {} ({})",
-            job.id, job.state
-        );
-        return Ok(());
+        // The same file's job: done, to be resumed, or left running by a command that was stopped
+        // (on PostgreSQL one still running elsewhere holds its run lock and is left to it).
+        let state = job.state().map_err(|e| e.to_string())?;
+        let stale = state == JobState::Running
+            && imports::stopped(
+                &mut conn,
+                &job.id,
+                "found running with no process running it",
+            )
+            .map_err(|e| e.to_string())?;
+        match state {
+            JobState::Interrupted => {}
+            JobState::Running if stale => {}
+            JobState::Running => {
+                return Err(format!(
+                    "this file is being imported by another process as job {}",
+                    job.id
+                ));
+            }
+            JobState::Completed | JobState::Failed => {
+                println!(
+                    "this file was imported already as job {} ({})",
+                    job.id, job.state
+                );
+                return Ok(());
+            }
+        }
+        println!("resuming job {} of this file", job.id);
+        job = imports::resume(&mut conn, &job.id, Some(&file_path)).map_err(|e| e.to_string())?;
     }
+    drop(conn);
     let job = tavana_http::imports::run_file(&db, &job, chrono::Utc::now().date_naive())
         .map_err(|e| e.to_string())?;
     println!(

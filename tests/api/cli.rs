@@ -438,3 +438,109 @@ fn import_runs_the_pipeline_from_the_command_line() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("unknown_column"));
 }
+
+/// `tavana import` runs every kind, and given again a file whose job was stopped (the command
+/// was killed: the job stays `running`, with no process running it) it resumes that job instead
+/// of answering that the file was imported.
+#[test]
+fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
+    use diesel::prelude::*;
+    use sha2::Digest;
+    use tavana_persistence::schema::{areas, households};
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = sqlite_url(&dir);
+    let output = tavana(&["demo-data", "--households", "2"], &url);
+    assert!(output.status.success(), "{output:?}");
+    let db = tavana_persistence::Database::open(&url, &crate::helpers::test_pool_options())
+        .expect("database");
+    let (neighbourhood, household): (String, String) = {
+        let mut conn = db.get().expect("connection");
+        let neighbourhood = areas::table
+            .filter(areas::level.eq("neighbourhood"))
+            .select(areas::id)
+            .first(&mut conn)
+            .expect("a neighbourhood");
+        let household = households::table
+            .select(households::id)
+            .first(&mut conn)
+            .expect("a household");
+        (neighbourhood, household)
+    };
+
+    let file = dir.path().join("households.csv");
+    std::fs::write(
+        &file,
+        format!("neighbourhood_id,address\n{neighbourhood},کوچه نرگس ۱۲\n"),
+    )
+    .expect("file");
+    let path = file.to_string_lossy().into_owned();
+    let output = tavana(
+        &["import", "--kind", "households", "--mode", "commit", &path],
+        &url,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("completed; read 1, created 1"), "{stdout}");
+
+    // A person file whose job a killed command left running.
+    let file = dir.path().join("persons.csv");
+    let body = format!(
+        "national_id,first_name,last_name,birth_date,sex,household_id,household_role\n\
+         0499370899,زهرا,احمدی,1360-01-01,female,{household},other\n"
+    );
+    std::fs::write(&file, &body).expect("file");
+    let path = std::fs::canonicalize(&file)
+        .expect("path")
+        .to_string_lossy()
+        .into_owned();
+    let stopped = uuid::Uuid::now_v7().to_string();
+    {
+        let mut conn = db.get().expect("connection");
+        tavana_persistence::imports::start(
+            &mut conn,
+            tavana_persistence::imports::NewJob {
+                id: stopped.clone(),
+                kind: tavana_domain::import::ImportKind::Persons,
+                mode: tavana_domain::import::ImportMode::Commit,
+                atomicity: tavana_domain::import::Atomicity::Rows,
+                format: tavana_domain::import::ImportFormat::Csv,
+                principal: "cli".to_owned(),
+                context: tavana_persistence::AuditContext::system(),
+                scope: tavana_persistence::Scope::All,
+                role: None,
+                idempotency_key: None,
+                checksum: hex::encode(sha2::Sha256::digest(body.as_bytes())),
+                file_path: "/gone/persons.csv".to_owned(),
+            },
+        )
+        .expect("job");
+    }
+    let import = [
+        "import",
+        "--kind",
+        "persons",
+        "--mode",
+        "commit",
+        "--atomicity",
+        "rows",
+    ];
+    let output = tavana(&[&import[..], &[path.as_str()]].concat(), &url);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains(&format!("resuming job {stopped}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("job {stopped}: completed; read 1, created 1")),
+        "{stdout}"
+    );
+    // Once done, the same file again imports nothing.
+    let output = tavana(&[&import[..], &[path.as_str()]].concat(), &url);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains(&format!("imported already as job {stopped} (completed)")),
+        "{stdout}"
+    );
+}

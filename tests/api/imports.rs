@@ -23,6 +23,7 @@ backend_tests!(
     repeats_are_found_after_the_keys_move_out_of_memory,
     a_job_whose_file_is_gone_is_interrupted_not_left_running,
     on_sqlite_an_import_waits_for_the_one_running,
+    a_job_running_in_another_process_is_left_to_it,
 );
 
 const HEADER: &str = "national_id,first_name,last_name,birth_date,sex,household_id,household_role";
@@ -793,4 +794,80 @@ async fn spooled_uploads_are_removed_when_no_job_needs_them() {
         left_empty().await,
         "a copy stays after the import and its repeat"
     );
+}
+
+/// On PostgreSQL a job's runner holds the job's run lock: a service starting meanwhile (a
+/// replica, a restart beside `tavana import`) does not take the job for interrupted, and no second
+/// runner starts on it. SQLite has no lock between processes: there the service that starts takes
+/// every running job for interrupted.
+async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let postgres = app.db.backend_name() == "postgres";
+    let id = uuid::Uuid::now_v7().to_string();
+    let (db, job_id) = (app.db.clone(), id.clone());
+    let (reading, paused) = std::sync::mpsc::channel::<()>();
+    let (go_on, wait) = std::sync::mpsc::channel::<()>();
+    start_job(&app.db, &id, String::new());
+    // The runner reads one row, then waits (a slow upload, a large file) until told to go on.
+    let runner = std::thread::spawn(move || {
+        let mut waited = false;
+        let mut rows = std::iter::once(person_row(2, 1, &h)).chain(std::iter::from_fn(|| {
+            if !std::mem::replace(&mut waited, true) {
+                let _ = reading.send(());
+                let _ = wait.recv();
+            }
+            None
+        }));
+        imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
+    });
+    paused.recv().expect("runner reading");
+    let db = app.db.clone();
+    let job_id = id.clone();
+    let (marked, second) = tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        let marked = imports::mark_interrupted(&mut conn).expect("checked");
+        // A second runner (on SQLite it would wait for the import turn: not tried there).
+        let second = postgres.then(|| {
+            imports::run(
+                &db,
+                &job_id,
+                &mut std::iter::empty(),
+                chrono::Utc::now().date_naive(),
+            )
+        });
+        (marked, second)
+    })
+    .await
+    .expect("joined");
+    if postgres {
+        assert_eq!(marked, 0);
+        assert!(
+            matches!(second, Some(Err(StoreError::Conflict(_)))),
+            "{second:?}"
+        );
+        let job: Value = app
+            .get(&format!("/api/v1/imports/{id}"))
+            .await
+            .json()
+            .await
+            .expect("job");
+        assert_eq!(job["state"], "running");
+    } else {
+        assert_eq!(marked, 1);
+    }
+    go_on.send(()).expect("going on");
+    let job = runner.join().expect("runner").expect("ran");
+    assert_eq!((job.state.as_str(), job.created), ("completed", 1));
+    // Its runner gone, a job left running is taken for interrupted.
+    let db = app.db.clone();
+    let marked = tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        let stale = uuid::Uuid::now_v7().to_string();
+        start_job(&db, &stale, String::new());
+        imports::mark_interrupted(&mut conn).expect("checked")
+    })
+    .await
+    .expect("joined");
+    assert_eq!(marked, 1);
 }

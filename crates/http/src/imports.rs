@@ -329,7 +329,7 @@ fn spawn(db: Database, job: Job) {
             imports::stopped(&mut conn, &id, &why)
         })
         .await;
-        if !matches!(recorded, Ok(Ok(()))) {
+        if !matches!(recorded, Ok(Ok(_))) {
             tracing::error!("an import's interruption could not be recorded");
         }
     });
@@ -676,7 +676,7 @@ pub async fn resume(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let job = visible_job(&auth, &state, id.into_inner()).await?;
-    let job = with_db(&state, move |c| imports::resume(c, &job.id)).await?;
+    let job = with_db(&state, move |c| imports::resume(c, &job.id, None)).await?;
     spawn(state.db.clone(), job.clone());
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))

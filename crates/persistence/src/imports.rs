@@ -285,24 +285,33 @@ pub fn errors(conn: &mut DbConnection, id: &str, limit: i64) -> Result<Vec<RowEr
         .load(conn)?)
 }
 
-/// Jobs that were running when the service stopped: now `interrupted`, to be resumed.
+/// Jobs that were running when the service stopped: now `interrupted`, to be resumed. On
+/// PostgreSQL a job another process is running (a replica, `tavana import`) stays as it is: its
+/// runner holds the job's run lock (`run_lock`). SQLite has no lock between processes: a
+/// service that starts takes every running job on its database for one its last stop left.
 pub fn mark_interrupted(conn: &mut DbConnection) -> Result<usize, StoreError> {
-    Ok(
-        diesel::update(
-            import_jobs::table.filter(import_jobs::state.eq(JobState::Running.as_str())),
-        )
-        .set((
-            import_jobs::state.eq(JobState::Interrupted.as_str()),
-            import_jobs::updated_at.eq(crate::now()),
-        ))
-        .execute(conn)?,
-    )
+    let running: Vec<String> = import_jobs::table
+        .filter(import_jobs::state.eq(JobState::Running.as_str()))
+        .select(import_jobs::id)
+        .load(conn)?;
+    let mut marked = 0;
+    for id in running {
+        if stopped(conn, &id, "the service stopped while the job ran")? {
+            marked += 1;
+        }
+    }
+    Ok(marked)
 }
 
 /// Records that a running job stopped before its end, and why: it is `interrupted`, to be
-/// resumed (atomicity `rows`) or run again (`all`). A job that ended meanwhile is left as it is.
-pub fn stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<(), StoreError> {
-    diesel::update(
+/// resumed (atomicity `rows`) or run again (`all`). Returns whether it was marked: not if it
+/// ended meanwhile, nor on PostgreSQL while another connection holds its run lock (it is running
+/// there). The runner's own connection may mark it.
+pub fn stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, StoreError> {
+    if !run_lock(conn, id, true)? {
+        return Ok(false);
+    }
+    let marked = diesel::update(
         import_jobs::table
             .find(id)
             .filter(import_jobs::state.eq(JobState::Running.as_str())),
@@ -312,24 +321,56 @@ pub fn stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<(), Store
         import_jobs::message.eq(why),
         import_jobs::updated_at.eq(crate::now()),
     ))
-    .execute(conn)?;
-    Ok(())
+    .execute(conn);
+    run_lock(conn, id, false)?;
+    Ok(marked? > 0)
+}
+
+/// Takes (`true`: whether it could, without waiting) or gives back a job's run lock: on PostgreSQL
+/// a session advisory lock, held by the connection that runs the job for as long as it runs, and
+/// let go by PostgreSQL if that connection dies. Taken twice by one connection, it is given back
+/// twice. Always taken on SQLite.
+fn run_lock(conn: &mut DbConnection, job: &str, take: bool) -> Result<bool, StoreError> {
+    use diesel::sql_types::{Bool, Text};
+    #[derive(QueryableByName)]
+    struct Answer {
+        #[diesel(sql_type = Bool)]
+        done: bool,
+    }
+    let DbConnection::Pg(pg) = conn else {
+        return Ok(true);
+    };
+    let function = if take {
+        "pg_try_advisory_lock"
+    } else {
+        "pg_advisory_unlock"
+    };
+    let answer: Answer = diesel::sql_query(format!(
+        "SELECT {function}(hashtextextended('import-run:' || $1, 0)) AS done"
+    ))
+    .bind::<Text, _>(job)
+    .get_result(pg)?;
+    Ok(answer.done)
 }
 
 /// Makes an interrupted job runnable again; returns it. The state is changed only from
-/// `interrupted`, in the statement itself, so of two resumes at once one runs the job.
-pub fn resume(conn: &mut DbConnection, id: &str) -> Result<Job, StoreError> {
+/// `interrupted`, in the statement itself, so of two resumes at once one runs the job. `file`:
+/// where the file is now, if not where the job read it (`tavana import` given the same file).
+pub fn resume(conn: &mut DbConnection, id: &str, file: Option<&str>) -> Result<Job, StoreError> {
     write_transaction(conn, |conn| {
-        let resumed = diesel::update(
-            import_jobs::table
-                .find(id)
-                .filter(import_jobs::state.eq(JobState::Interrupted.as_str())),
-        )
-        .set((
+        let interrupted = import_jobs::table
+            .find(id)
+            .filter(import_jobs::state.eq(JobState::Interrupted.as_str()));
+        let running = (
             import_jobs::state.eq(JobState::Running.as_str()),
             import_jobs::updated_at.eq(crate::now()),
-        ))
-        .execute(conn)?;
+        );
+        let resumed = match file {
+            Some(file) => diesel::update(interrupted)
+                .set((running, import_jobs::file_path.eq(file)))
+                .execute(conn)?,
+            None => diesel::update(interrupted).set(running).execute(conn)?,
+        };
         let job = get(conn, id)?;
         if resumed == 0 {
             return Err(StoreError::Conflict(format!(
@@ -412,8 +453,20 @@ fn run_kind<K: Kind>(
     tuning: Tuning,
 ) -> Result<Job, StoreError> {
     let mut conn = db.get()?;
+    if !run_lock(&mut conn, job_id, true)? {
+        return Err(StoreError::Conflict(format!(
+            "import {job_id} is being run by another process"
+        )));
+    }
     import_settings(&mut conn, true)?;
-    let result = run_on::<K>(&mut conn, job_id, rows, today, tuning);
+    // The run lock is given back even after a panic: the pooled connection outlives it.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_on::<K>(&mut conn, job_id, rows, today, tuning)
+    }));
+    if let Err(error) = run_lock(&mut conn, job_id, false) {
+        tracing::warn!(job = %job_id, error = %error, "import run lock not given back");
+    }
+    let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     if let Err(error) = import_settings(&mut conn, false) {
         tracing::warn!(error = %error, "import connection settings not reset");
     }
