@@ -24,6 +24,7 @@ backend_tests!(
     a_job_whose_file_is_gone_is_interrupted_not_left_running,
     on_sqlite_an_import_waits_for_the_one_running,
     a_job_running_in_another_process_is_left_to_it,
+    an_interrupted_all_or_nothing_import_runs_again_from_the_start,
 );
 
 const HEADER: &str = "national_id,first_name,last_name,birth_date,sex,household_id,household_role";
@@ -70,9 +71,18 @@ async fn upload(app: &TestApp, query: &str, body: String) -> Value {
 pub async fn imported(app: &TestApp, token: &str, query: &str, body: String) -> Value {
     let response = upload_as(app, token, query, "text/csv", body, None).await;
     let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_owned);
     let job: Value = response.json().await.expect("job");
     assert_eq!(status, 202, "{job}");
-    finished(app, token, job["id"].as_str().expect("id")).await
+    let id = job["id"].as_str().expect("id");
+    // Where to follow it, and where its errors are.
+    assert_eq!(location, Some(format!("/api/v1/imports/{id}")));
+    assert_eq!(job["errors_url"], format!("/api/v1/imports/{id}/errors"));
+    finished(app, token, id).await
 }
 
 /// Polls the job until it is no longer running.
@@ -261,6 +271,38 @@ async fn headers_and_empty_files_are_checked(app: TestApp) {
     let header_only = upload(&app, "kind=persons&mode=commit", format!("{HEADER}\r\n")).await;
     assert_eq!(header_only["state"], "completed");
     assert_eq!(header_only["read"], 0);
+    // JSON Lines: an empty file is refused alike; a byte-order mark is read past.
+    let response = upload_as(
+        &app,
+        &app.admin_token,
+        "kind=persons&mode=validate",
+        "application/x-ndjson",
+        String::new(),
+        None,
+    )
+    .await;
+    let job: Value = response.json().await.expect("job");
+    let empty = finished(&app, &app.admin_token, job["id"].as_str().expect("id")).await;
+    assert_eq!(codes(&empty), [(0, "empty_file".to_owned())]);
+    let response = upload_as(
+        &app,
+        &app.admin_token,
+        "kind=persons&mode=validate",
+        "application/x-ndjson",
+        format!("\u{feff}{}\n", json!({"national_id": national_id(1)})),
+        None,
+    )
+    .await;
+    let job: Value = response.json().await.expect("job");
+    let bom = finished(&app, &app.admin_token, job["id"].as_str().expect("id")).await;
+    // The row is read (its missing values are its errors), not refused as not JSON.
+    assert_eq!(bom["read"], 1);
+    assert!(
+        codes(&bom)
+            .iter()
+            .all(|(row, code)| *row == 1 && code == "required"),
+        "{bom}"
+    );
     // Neither CSV nor JSON Lines.
     let refused = upload_as(
         &app,
@@ -532,6 +574,10 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
 
 /// A job in `rows` mode of the person file at `file`, started as the API starts one.
 fn start_job(db: &tavana_persistence::Database, id: &str, file: String) {
+    start_job_with(db, id, file, Atomicity::Rows);
+}
+
+fn start_job_with(db: &tavana_persistence::Database, id: &str, file: String, atomicity: Atomicity) {
     let mut conn = db.get().expect("connection");
     imports::start(
         &mut conn,
@@ -539,7 +585,7 @@ fn start_job(db: &tavana_persistence::Database, id: &str, file: String) {
             id: id.to_owned(),
             kind: ImportKind::Persons,
             mode: ImportMode::Commit,
-            atomicity: Atomicity::Rows,
+            atomicity,
             format: ImportFormat::Csv,
             principal: "test".to_owned(),
             context: AuditContext::system(),
@@ -870,4 +916,53 @@ async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
     .await
     .expect("joined");
     assert_eq!(marked, 1);
+}
+
+/// A job in atomicity `all` that stops wrote nothing; resumed, it reads the whole file again.
+async fn an_interrupted_all_or_nothing_import_runs_again_from_the_start(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let rows: Vec<String> = (1..=3)
+        .map(|n| format!("{},زهرا,احمدی,1360-01-01,female,{h},other", national_id(n)))
+        .collect();
+    let id = uuid::Uuid::now_v7().to_string();
+    let path = std::env::temp_dir().join(format!("tavana-test-{id}.csv"));
+    std::fs::write(&path, format!("{HEADER}\n{}\n", rows.join("\n"))).expect("file");
+    let (db, job_id, file) = (
+        app.db.clone(),
+        id.clone(),
+        path.to_string_lossy().into_owned(),
+    );
+    let stopped = tokio::task::spawn_blocking(move || {
+        start_job_with(&db, &job_id, file, Atomicity::All);
+        let mut rows = [person_row(2, 1, &h), person_row(3, 2, &h)]
+            .into_iter()
+            .chain(std::iter::once(Err(StoreError::Unavailable(
+                "the disk went away".to_owned(),
+            ))));
+        imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
+    })
+    .await
+    .expect("joined");
+    assert!(stopped.is_err());
+    let job: Value = app
+        .get(&format!("/api/v1/imports/{id}"))
+        .await
+        .json()
+        .await
+        .expect("job");
+    assert_eq!(job["state"], "interrupted");
+    assert_eq!(count(&app, "").await, 0);
+
+    let resumed = app
+        .post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!(resumed.status(), 202);
+    let job = finished(&app, &app.admin_token, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(
+        (job["read"].as_i64(), job["created"].as_i64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(count(&app, "").await, 3);
 }
