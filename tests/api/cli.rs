@@ -439,9 +439,8 @@ fn import_runs_the_pipeline_from_the_command_line() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("unknown_column"));
 }
 
-/// `tavana import` runs every kind, and given again a file whose job was stopped (the command
-/// was killed: the job stays `running`, with no process running it) it resumes that job instead
-/// of answering that the file was imported.
+/// `tavana import` runs every kind, and given again a file whose job was interrupted it resumes
+/// that job instead of answering that the file was imported.
 #[test]
 fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
     use diesel::prelude::*;
@@ -524,6 +523,18 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
         "--atomicity",
         "rows",
     ];
+    // SQLite cannot tell a job of a killed command from one another command is running: it is
+    // refused until `tavana serve` starts and marks it interrupted.
+    let output = tavana(&[&import[..], &[path.as_str()]].concat(), &url);
+    assert!(
+        one_line_error(&output).contains(&format!("another process as job {stopped}")),
+        "{output:?}"
+    );
+    {
+        let mut conn = db.get().expect("connection");
+        let marked = tavana_persistence::imports::mark_interrupted(&mut conn).expect("marked");
+        assert_eq!(marked, 1);
+    }
     let output = tavana(&[&import[..], &[path.as_str()]].concat(), &url);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");

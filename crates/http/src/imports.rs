@@ -232,7 +232,7 @@ pub async fn create(
     let id = Uuid::now_v7().to_string();
     let path = dir.join(format!("{id}.{}", format.as_str()));
     let mut file = File::create(&path).map_err(ApiError::internal)?;
-    let mut spool = Spool {
+    let spool = Spool {
         path: path.clone(),
         kept: false,
     };
@@ -269,7 +269,16 @@ pub async fn create(
         checksum: hex::encode(hasher.finalize()),
         file_path: path.to_string_lossy().into_owned(),
     };
-    let (job, fresh) = with_db(&state, move |c| imports::start(c, new)).await?;
+    // The job owns the spooled copy once it is started, even if this request goes no further;
+    // else the copy goes with the closure.
+    let (job, fresh) = with_db(&state, move |c| {
+        // The whole guard moves here (a closure would take only the field it sets).
+        let mut spool = spool;
+        let started = imports::start(c, new);
+        spool.kept = matches!(started, Ok((_, true)));
+        started
+    })
+    .await?;
     if !fresh {
         let job_id = job.id.clone();
         let errors = with_db(&state, move |c| imports::errors(c, &job_id, 100)).await?;
@@ -277,8 +286,6 @@ pub async fn create(
             .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
             .json(response(job, errors)));
     }
-    // The job owns the spooled copy now.
-    spool.kept = true;
     spawn(state.db.clone(), job.clone());
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
@@ -325,6 +332,8 @@ fn spawn(db: Database, job: Job) {
         };
         tracing::warn!(job = %id, error = %why, "import stopped");
         let recorded = actix_web::rt::task::spawn_blocking(move || {
+            // On SQLite after the import running now: it may hold the write lock for long.
+            let _turn = db.import_turn();
             let mut conn = db.get()?;
             imports::stopped(&mut conn, &id, &why)
         })
@@ -345,6 +354,7 @@ pub fn run_file(db: &Database, job: &Job, today: chrono::NaiveDate) -> Result<Jo
         ImportFormat::Csv => match csv_rows(kind, Lf::new(reader)) {
             Ok(rows) => Box::new(rows),
             Err(problems) => {
+                let _turn = db.import_turn();
                 let mut conn = db.get()?;
                 return imports::fail(&mut conn, &job.id, &problems);
             }
@@ -355,6 +365,7 @@ pub fn run_file(db: &Database, job: &Job, today: chrono::NaiveDate) -> Result<Jo
                 .unwrap_or(0)
                 == 0
             {
+                let _turn = db.import_turn();
                 let mut conn = db.get()?;
                 return imports::fail(&mut conn, &job.id, &[empty_file()]);
             }

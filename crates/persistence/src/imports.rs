@@ -458,18 +458,19 @@ fn run_kind<K: Kind>(
             "import {job_id} is being run by another process"
         )));
     }
-    import_settings(&mut conn, true)?;
-    // The run lock is given back even after a panic: the pooled connection outlives it.
+    // The run lock and the settings are given back whatever happens, a panic too: the pooled
+    // connection outlives the run.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        import_settings(&mut conn, true)?;
         run_on::<K>(&mut conn, job_id, rows, today, tuning)
     }));
     if let Err(error) = run_lock(&mut conn, job_id, false) {
         tracing::warn!(job = %job_id, error = %error, "import run lock not given back");
     }
-    let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     if let Err(error) = import_settings(&mut conn, false) {
         tracing::warn!(error = %error, "import connection settings not reset");
     }
+    let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     if let Ok(job) = &result
         && job.mode().is_ok_and(|mode| mode == ImportMode::Commit)
         && job.created + job.updated > 0
@@ -487,6 +488,12 @@ fn run_on<K: Kind>(
     tuning: Tuning,
 ) -> Result<Job, StoreError> {
     let job = get(conn, job_id)?;
+    if job.state()? != JobState::Running {
+        return Err(StoreError::Conflict(format!(
+            "import {job_id} is {}, not running",
+            job.state
+        )));
+    }
     let (mode, atomicity) = (job.mode()?, job.atomicity()?);
     let runner = job.runner()?;
     let context = job.context();
@@ -634,7 +641,7 @@ fn complete(
         ),
         _ => "done".to_owned(),
     };
-    diesel::update(import_jobs::table.find(&job.id))
+    let updated = diesel::update(still_running(&job.id))
         .set((
             import_jobs::state.eq(JobState::Completed.as_str()),
             import_jobs::rows_read.eq(tally.read),
@@ -648,6 +655,7 @@ fn complete(
             import_jobs::finished_at.eq(Some(crate::now())),
         ))
         .execute(conn)?;
+    no_longer_running(updated, &job.id)?;
     if wrote {
         audit::append(
             conn,
@@ -758,8 +766,32 @@ fn store_errors(
     Ok(())
 }
 
+/// The update of a job by its runner: only while it is `running`. A job marked interrupted
+/// meanwhile (a service started on SQLite, which cannot tell that another process runs it) may be
+/// resumed by someone else: its runner stops, and the transaction that was to record the
+/// progress (with the rows it wrote) is rolled back.
+fn still_running(
+    job: &str,
+) -> diesel::dsl::Filter<
+    diesel::dsl::Find<import_jobs::table, &str>,
+    diesel::dsl::Eq<import_jobs::state, &'static str>,
+> {
+    import_jobs::table
+        .find(job)
+        .filter(import_jobs::state.eq(JobState::Running.as_str()))
+}
+
+fn no_longer_running(updated: usize, job: &str) -> Result<(), StoreError> {
+    if updated == 0 {
+        return Err(StoreError::Conflict(format!(
+            "import {job} was marked interrupted while it ran; resume it"
+        )));
+    }
+    Ok(())
+}
+
 fn save_progress(conn: &mut DbConnection, job: &str, tally: &Tally) -> Result<(), StoreError> {
-    diesel::update(import_jobs::table.find(job))
+    let updated = diesel::update(still_running(job))
         .set((
             import_jobs::rows_read.eq(tally.read),
             import_jobs::rows_done.eq(tally.read),
@@ -770,7 +802,7 @@ fn save_progress(conn: &mut DbConnection, job: &str, tally: &Tally) -> Result<()
             import_jobs::updated_at.eq(crate::now()),
         ))
         .execute(conn)?;
-    Ok(())
+    no_longer_running(updated, job)
 }
 
 /// A parsed row, or its errors.
