@@ -311,17 +311,13 @@ pub fn stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, Sto
     if !run_lock(conn, id, true)? {
         return Ok(false);
     }
-    let marked = diesel::update(
-        import_jobs::table
-            .find(id)
-            .filter(import_jobs::state.eq(JobState::Running.as_str())),
-    )
-    .set((
-        import_jobs::state.eq(JobState::Interrupted.as_str()),
-        import_jobs::message.eq(why),
-        import_jobs::updated_at.eq(crate::now()),
-    ))
-    .execute(conn);
+    let marked = diesel::update(in_state(id, JobState::Running))
+        .set((
+            import_jobs::state.eq(JobState::Interrupted.as_str()),
+            import_jobs::message.eq(why),
+            import_jobs::updated_at.eq(crate::now()),
+        ))
+        .execute(conn);
     run_lock(conn, id, false)?;
     Ok(marked? > 0)
 }
@@ -358,9 +354,7 @@ fn run_lock(conn: &mut DbConnection, job: &str, take: bool) -> Result<bool, Stor
 /// where the file is now, if not where the job read it (`tavana import` given the same file).
 pub fn resume(conn: &mut DbConnection, id: &str, file: Option<&str>) -> Result<Job, StoreError> {
     write_transaction(conn, |conn| {
-        let interrupted = import_jobs::table
-            .find(id)
-            .filter(import_jobs::state.eq(JobState::Interrupted.as_str()));
+        let interrupted = in_state(id, JobState::Interrupted);
         let running = (
             import_jobs::state.eq(JobState::Running.as_str()),
             import_jobs::updated_at.eq(crate::now()),
@@ -641,7 +635,7 @@ fn complete(
         ),
         _ => "done".to_owned(),
     };
-    let updated = diesel::update(still_running(&job.id))
+    let updated = diesel::update(in_state(&job.id, JobState::Running))
         .set((
             import_jobs::state.eq(JobState::Completed.as_str()),
             import_jobs::rows_read.eq(tally.read),
@@ -766,19 +760,21 @@ fn store_errors(
     Ok(())
 }
 
-/// The update of a job by its runner: only while it is `running`. A job marked interrupted
-/// meanwhile (a service started on SQLite, which cannot tell that another process runs it) may be
-/// resumed by someone else: its runner stops, and the transaction that was to record the
-/// progress (with the rows it wrote) is rolled back.
-fn still_running(
-    job: &str,
+/// Job `id` while it is in `state`: updates that must not race a change of state filter on it.
+/// A runner updates its job only while it is `running`: a job marked interrupted meanwhile (a
+/// service started on SQLite, which cannot tell that another process runs it) may be resumed by
+/// someone else, so its runner stops, and the transaction that was to record its progress (with
+/// the rows it wrote) is rolled back.
+fn in_state(
+    id: &str,
+    state: JobState,
 ) -> diesel::dsl::Filter<
     diesel::dsl::Find<import_jobs::table, &str>,
     diesel::dsl::Eq<import_jobs::state, &'static str>,
 > {
     import_jobs::table
-        .find(job)
-        .filter(import_jobs::state.eq(JobState::Running.as_str()))
+        .find(id)
+        .filter(import_jobs::state.eq(state.as_str()))
 }
 
 fn no_longer_running(updated: usize, job: &str) -> Result<(), StoreError> {
@@ -791,7 +787,7 @@ fn no_longer_running(updated: usize, job: &str) -> Result<(), StoreError> {
 }
 
 fn save_progress(conn: &mut DbConnection, job: &str, tally: &Tally) -> Result<(), StoreError> {
-    let updated = diesel::update(still_running(job))
+    let updated = diesel::update(in_state(job, JobState::Running))
         .set((
             import_jobs::rows_read.eq(tally.read),
             import_jobs::rows_done.eq(tally.read),
