@@ -313,20 +313,22 @@ impl Drop for Spool {
 /// the database is gone, a panic) leaves it `interrupted` with the reason, never `running`.
 fn spawn(db: Database, job: Job) {
     actix_web::rt::spawn(async move {
-        let (id, path) = (job.id.clone(), job.file_path.clone());
+        let id = job.id.clone();
         let runner = db.clone();
         let ran = actix_web::rt::task::spawn_blocking(move || {
-            run_file(&runner, &job, Utc::now().date_naive())
+            let ran = run_file(&runner, &job, Utc::now().date_naive());
+            // Done with: the spooled copy goes (here, not after the await, which a stopping
+            // server does not reach). An interrupted job keeps it to resume from.
+            if ran.is_ok()
+                && let Err(error) = std::fs::remove_file(&job.file_path)
+            {
+                tracing::warn!(job = %job.id, error = %error, "spool file not removed");
+            }
+            ran
         })
         .await;
         let why = match ran {
-            // Done with: the spooled copy goes. An interrupted job keeps it to resume from.
-            Ok(Ok(_)) => {
-                if let Err(error) = std::fs::remove_file(&path) {
-                    tracing::warn!(job = %id, error = %error, "spool file not removed");
-                }
-                return;
-            }
+            Ok(Ok(_)) => return,
             Ok(Err(error)) => error.to_string(),
             Err(_) => "the import stopped unexpectedly".to_owned(),
         };
