@@ -15,6 +15,12 @@ fn tavana(args: &[&str], database_url: &str) -> std::process::Output {
         .expect("tavana runs")
 }
 
+/// The standard output of a run that must have succeeded.
+fn succeeded(output: std::process::Output) -> String {
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 fn one_line_error(output: &std::process::Output) -> String {
     assert!(!output.status.success(), "exits non-zero");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -473,12 +479,10 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
     )
     .expect("file");
     let path = file.to_string_lossy().into_owned();
-    let output = tavana(
+    let stdout = succeeded(tavana(
         &["import", "--kind", "households", "--mode", "commit", &path],
         &url,
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{output:?}");
+    ));
     assert!(stdout.contains("completed; read 1, created 1"), "{stdout}");
 
     // A person file whose job a killed command left running.
@@ -535,9 +539,7 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
         let marked = tavana_persistence::imports::mark_interrupted(&mut conn).expect("marked");
         assert_eq!(marked, 1);
     }
-    let output = tavana(&[&import[..], &[path.as_str()]].concat(), &url);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{output:?}");
+    let stdout = succeeded(tavana(&[&import[..], &[path.as_str()]].concat(), &url));
     assert!(
         stdout.contains(&format!("resuming job {stopped}")),
         "{stdout}"
@@ -547,9 +549,7 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
         "{stdout}"
     );
     // Once done, the same file again imports nothing.
-    let output = tavana(&[&import[..], &[path.as_str()]].concat(), &url);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{output:?}");
+    let stdout = succeeded(tavana(&[&import[..], &[path.as_str()]].concat(), &url));
     assert!(
         stdout.contains(&format!("imported already as job {stopped} (completed)")),
         "{stdout}"

@@ -85,6 +85,43 @@ pub async fn imported(app: &TestApp, token: &str, query: &str, body: String) -> 
     finished(app, token, id).await
 }
 
+/// Starts a job as an administrator (202) and returns its id, without waiting for it.
+async fn started(app: &TestApp, query: &str, content_type: &str, body: String) -> String {
+    let response = upload_as(app, &app.admin_token, query, content_type, body, None).await;
+    assert_eq!(response.status(), 202);
+    response.json::<Value>().await.expect("job")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// Resumes the job as an administrator (202) and waits for it to end.
+async fn resumed(app: &TestApp, id: &str) -> Value {
+    let response = app
+        .post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!(response.status(), 202);
+    finished(app, &app.admin_token, id).await
+}
+
+/// The job as its administrator reads it.
+async fn job_of(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/v1/imports/{id}"))
+        .await
+        .json()
+        .await
+        .expect("job")
+}
+
+/// `rows`, then a read error: the file goes while the job reads it.
+fn then_the_disk_goes(
+    rows: impl Iterator<Item = Result<Row, StoreError>>,
+) -> impl Iterator<Item = Result<Row, StoreError>> {
+    rows.chain(std::iter::once(Err(StoreError::Unavailable(
+        "the disk went away".to_owned(),
+    ))))
+}
+
 /// Polls the job until it is no longer running.
 pub async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
     for _ in 0..200 {
@@ -272,29 +309,23 @@ async fn headers_and_empty_files_are_checked(app: TestApp) {
     assert_eq!(header_only["state"], "completed");
     assert_eq!(header_only["read"], 0);
     // JSON Lines: an empty file is refused alike; a byte-order mark is read past.
-    let response = upload_as(
+    let id = started(
         &app,
-        &app.admin_token,
         "kind=persons&mode=validate",
         "application/x-ndjson",
         String::new(),
-        None,
     )
     .await;
-    let job: Value = response.json().await.expect("job");
-    let empty = finished(&app, &app.admin_token, job["id"].as_str().expect("id")).await;
+    let empty = finished(&app, &app.admin_token, &id).await;
     assert_eq!(codes(&empty), [(0, "empty_file".to_owned())]);
-    let response = upload_as(
+    let id = started(
         &app,
-        &app.admin_token,
         "kind=persons&mode=validate",
         "application/x-ndjson",
         format!("\u{feff}{}\n", json!({"national_id": national_id(1)})),
-        None,
     )
     .await;
-    let job: Value = response.json().await.expect("job");
-    let bom = finished(&app, &app.admin_token, job["id"].as_str().expect("id")).await;
+    let bom = finished(&app, &app.admin_token, &id).await;
     // The row is read (its missing values are its errors), not refused as not JSON.
     assert_eq!(bom["read"], 1);
     assert!(
@@ -506,11 +537,8 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
     let h2 = h.clone();
     let stopped = tokio::task::spawn_blocking(move || {
         start_job(&db, &job_id, file);
-        let mut rows = (1..=stop_at)
-            .map(|n| person_row(i64::from(n) + 1, n, &h2))
-            .chain(std::iter::once(Err(StoreError::Unavailable(
-                "the disk went away".to_owned(),
-            ))));
+        let mut rows =
+            then_the_disk_goes((1..=stop_at).map(|n| person_row(i64::from(n) + 1, n, &h2)));
         imports::run_tuned(
             &db,
             &job_id,
@@ -525,12 +553,7 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
     .await
     .expect("joined");
     assert!(stopped.is_err());
-    let job: Value = app
-        .get(&format!("/api/v1/imports/{id}"))
-        .await
-        .json()
-        .await
-        .expect("job");
+    let job = job_of(&app, &id).await;
     assert_eq!(job["state"], "interrupted");
     assert_eq!(job["read"], batch);
     assert_eq!(job["created"], batch);
@@ -699,11 +722,7 @@ async fn a_job_whose_file_is_gone_is_interrupted_not_left_running(app: TestApp) 
     })
     .await
     .expect("joined");
-    let resumed = app
-        .post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
-        .await;
-    assert_eq!(resumed.status(), 202);
-    let job = finished(&app, &app.admin_token, &id).await;
+    let job = resumed(&app, &id).await;
     assert_eq!(job["state"], "interrupted", "{job}");
     assert!(
         job["message"]
@@ -714,8 +733,9 @@ async fn a_job_whose_file_is_gone_is_interrupted_not_left_running(app: TestApp) 
     );
 }
 
-/// On SQLite an import waits while another runs (`Database::import_turn`) instead of failing on
-/// the write lock; on PostgreSQL imports run side by side.
+/// On SQLite an import, and the refusal of a file, wait while another import runs
+/// (`Database::import_turn`) instead of failing on the write lock; on PostgreSQL imports run side
+/// by side.
 async fn on_sqlite_an_import_waits_for_the_one_running(app: TestApp) {
     let (n1, _) = two_neighbourhoods(&app).await;
     let h = household(&app, &n1).await;
@@ -733,45 +753,43 @@ async fn on_sqlite_an_import_waits_for_the_one_running(app: TestApp) {
         let _ = release.recv();
     });
     let sqlite = turn_taken.await.expect("turn");
-    let response = upload_as(
+    let id = started(&app, "kind=persons&mode=commit", "text/csv", file).await;
+    // A file refused for its header is recorded as failed in its turn too.
+    let refused = started(
         &app,
-        &app.admin_token,
         "kind=persons&mode=commit",
         "text/csv",
-        file,
-        None,
+        format!("{HEADER},favourite_colour\n"),
     )
     .await;
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.expect("job")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
     if sqlite {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let job: Value = app
-            .get(&format!("/api/v1/imports/{id}"))
-            .await
-            .json()
-            .await
-            .expect("job");
+        let job = job_of(&app, &id).await;
         assert_eq!(
             (job["state"].as_str(), job["created"].as_i64()),
             (Some("running"), Some(0))
         );
+        assert_eq!(job_of(&app, &refused).await["state"], "running");
     }
-    let job = if sqlite {
+    let (job, refused) = if sqlite {
         held.send(()).expect("released");
-        finished(&app, &app.admin_token, &id).await
+        (
+            finished(&app, &app.admin_token, &id).await,
+            finished(&app, &app.admin_token, &refused).await,
+        )
     } else {
         // Not waiting for the turn held: done while it is held.
-        let job = finished(&app, &app.admin_token, &id).await;
+        let jobs = (
+            finished(&app, &app.admin_token, &id).await,
+            finished(&app, &app.admin_token, &refused).await,
+        );
         held.send(()).expect("released");
-        job
+        jobs
     };
     holder.join().expect("holder");
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["created"], 1);
+    assert_eq!(refused["state"], "failed", "{refused}");
 }
 
 /// An upload that breaks off, and a file sent again that was imported already, leave nothing in
@@ -893,12 +911,7 @@ async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
             matches!(second, Some(Err(StoreError::Conflict(_)))),
             "{second:?}"
         );
-        let job: Value = app
-            .get(&format!("/api/v1/imports/{id}"))
-            .await
-            .json()
-            .await
-            .expect("job");
+        let job = job_of(&app, &id).await;
         assert_eq!(job["state"], "running");
     } else {
         assert_eq!(marked, 1);
@@ -913,12 +926,7 @@ async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
         // rows are rolled back: whoever resumes the job applies them.
         assert!(matches!(ran, Err(StoreError::Conflict(_))), "{ran:?}");
         assert_eq!(count(&app, "").await, 0);
-        let job: Value = app
-            .get(&format!("/api/v1/imports/{id}"))
-            .await
-            .json()
-            .await
-            .expect("job");
+        let job = job_of(&app, &id).await;
         assert_eq!(job["state"], "interrupted");
     }
     // Its runner gone, a job left running is taken for interrupted.
@@ -951,30 +959,17 @@ async fn an_interrupted_all_or_nothing_import_runs_again_from_the_start(app: Tes
     );
     let stopped = tokio::task::spawn_blocking(move || {
         start_job_with(&db, &job_id, file, Atomicity::All);
-        let mut rows = [person_row(2, 1, &h), person_row(3, 2, &h)]
-            .into_iter()
-            .chain(std::iter::once(Err(StoreError::Unavailable(
-                "the disk went away".to_owned(),
-            ))));
+        let mut rows = then_the_disk_goes([person_row(2, 1, &h), person_row(3, 2, &h)].into_iter());
         imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
     })
     .await
     .expect("joined");
     assert!(stopped.is_err());
-    let job: Value = app
-        .get(&format!("/api/v1/imports/{id}"))
-        .await
-        .json()
-        .await
-        .expect("job");
+    let job = job_of(&app, &id).await;
     assert_eq!(job["state"], "interrupted");
     assert_eq!(count(&app, "").await, 0);
 
-    let resumed = app
-        .post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
-        .await;
-    assert_eq!(resumed.status(), 202);
-    let job = finished(&app, &app.admin_token, &id).await;
+    let job = resumed(&app, &id).await;
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(
         (job["read"].as_i64(), job["created"].as_i64()),

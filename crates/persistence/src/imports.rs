@@ -638,12 +638,7 @@ fn complete(
     let updated = diesel::update(in_state(&job.id, JobState::Running))
         .set((
             import_jobs::state.eq(JobState::Completed.as_str()),
-            import_jobs::rows_read.eq(tally.read),
-            import_jobs::rows_done.eq(tally.read),
-            import_jobs::created.eq(tally.created),
-            import_jobs::updated.eq(tally.updated),
-            import_jobs::unchanged.eq(tally.unchanged),
-            import_jobs::failed.eq(tally.failed),
+            counts(tally),
             import_jobs::message.eq(message),
             import_jobs::updated_at.eq(crate::now()),
             import_jobs::finished_at.eq(Some(crate::now())),
@@ -786,17 +781,31 @@ fn no_longer_running(updated: usize, job: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The counts of a job's row, as set together.
+type Counts = (
+    diesel::dsl::Eq<import_jobs::rows_read, i64>,
+    diesel::dsl::Eq<import_jobs::rows_done, i64>,
+    diesel::dsl::Eq<import_jobs::created, i64>,
+    diesel::dsl::Eq<import_jobs::updated, i64>,
+    diesel::dsl::Eq<import_jobs::unchanged, i64>,
+    diesel::dsl::Eq<import_jobs::failed, i64>,
+);
+
+/// A job's counts as its runner records them: every row read so far is done.
+fn counts(tally: &Tally) -> Counts {
+    (
+        import_jobs::rows_read.eq(tally.read),
+        import_jobs::rows_done.eq(tally.read),
+        import_jobs::created.eq(tally.created),
+        import_jobs::updated.eq(tally.updated),
+        import_jobs::unchanged.eq(tally.unchanged),
+        import_jobs::failed.eq(tally.failed),
+    )
+}
+
 fn save_progress(conn: &mut DbConnection, job: &str, tally: &Tally) -> Result<(), StoreError> {
     let updated = diesel::update(in_state(job, JobState::Running))
-        .set((
-            import_jobs::rows_read.eq(tally.read),
-            import_jobs::rows_done.eq(tally.read),
-            import_jobs::created.eq(tally.created),
-            import_jobs::updated.eq(tally.updated),
-            import_jobs::unchanged.eq(tally.unchanged),
-            import_jobs::failed.eq(tally.failed),
-            import_jobs::updated_at.eq(crate::now()),
-        ))
+        .set((counts(tally), import_jobs::updated_at.eq(crate::now())))
         .execute(conn)?;
     no_longer_running(updated, job)
 }
