@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# The floor under the person import: the same number of person rows written straight into
-# Tavana's own persons, household_memberships and changes tables by the database itself (every
-# index, constraint and foreign key of the migrations; no validation, no duplicate queue, no
-# client, no HTTP), one INSERT … SELECT per table and batch, in the import's batches. The rows are
-# made in SQL (sqlite3 CLI, psql), so nothing but the database's own work is timed. Prints rows per
-# second per backend, also with persons_duplicate_idx dropped (the index the possible-duplicate
-# check needs) and, on PostgreSQL, with the foreign keys dropped.
+# The floor under the person import: the same person rows as bench/import.sh (its names and birth
+# years, from bench/persons.py) written straight into Tavana's own persons, household_memberships
+# and changes tables by the database itself (every index, constraint and foreign key of the
+# migrations; no validation, no duplicate queue, no client, no HTTP), one INSERT … SELECT per table
+# and transaction, in transactions of the import's own size: on SQLite the import takes batches
+# into one transaction for 2 s (about 50,000 rows), on PostgreSQL one batch of 10,000. The rows
+# are loaded into a side table first (not timed), so nothing but the database's own work is timed.
+# Prints rows per second per backend, also with persons_duplicate_idx dropped (the index the
+# possible-duplicate check needs) and, on PostgreSQL, with the foreign keys dropped.
 #
 #   bench/import-floor.sh                      # 1,000,000 rows, both backends
 #   ROWS=200000 BATCH=5000 BACKENDS=sqlite bench/import-floor.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
-BATCH=${BATCH:-10000}
 BACKENDS=${BACKENDS:-sqlite postgres}
 BENCH_POSTGRES_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
 
 # Ids as the service makes them (UUID v7 text, in creation order), 1,000 households in one
-# neighbourhood, names from 60 × 80 and birth dates over 50 years as in bench/import.sh.
+# neighbourhood.
 seed_sql() {
     cat <<'SQL'
 INSERT INTO areas VALUES ('p', NULL, 'province', 'P', 'p', 'p', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');
@@ -29,26 +30,20 @@ INSERT INTO areas VALUES ('n1', 'd', 'neighbourhood', 'N1', 'n', 'n', 1, '2026-0
 SQL
 }
 
-# One batch per transaction; $1 is the backend, $2 and $3 the batch's first and last row.
+# One transaction; $1 is the backend, $2 and $3 its first and last row of the side table.
 batch_sql() {
-    local series person membership household names born
+    local person membership household
     case $1 in
         sqlite)
-            series="(WITH RECURSIVE c(n) AS (SELECT $2 UNION ALL SELECT n + 1 FROM c WHERE n < $3) SELECT n FROM c)"
             person="printf('0194%08d-0000-7000-8000-000000000000', n)"
             membership="printf('0195%08d-0000-7000-8000-000000000000', n)"
             household="printf('0193%04d-0000-7000-8000-000000000000', n % 1000)"
-            names="printf('نام%d', abs(random()) % 60) AS f, printf('خانواده%d', abs(random()) % 80) AS l"
-            born="printf('%d-%02d-%02d', 1951 + abs(random()) % 50, 1 + abs(random()) % 12, 1 + abs(random()) % 28)"
             echo "BEGIN IMMEDIATE;"
             ;;
         postgres)
-            series="(SELECT n FROM generate_series($2, $3) n)"
             person="format('0194%s-0000-7000-8000-000000000000', lpad(n::text, 8, '0'))"
             membership="format('0195%s-0000-7000-8000-000000000000', lpad(n::text, 8, '0'))"
             household="format('0193%s-0000-7000-8000-000000000000', lpad((n % 1000)::text, 4, '0'))"
-            names="'نام' || (random() * 59)::int AS f, 'خانواده' || (random() * 79)::int AS l"
-            born="make_date(1951 + (random() * 49)::int, 1 + (random() * 11)::int, 1 + (random() * 27)::int)"
             echo "BEGIN;"
             ;;
     esac
@@ -56,14 +51,14 @@ batch_sql() {
 INSERT INTO persons (id, national_id, first_name, last_name, first_name_normalised,
     last_name_normalised, birth_date, sex, household_id, household_role, neighbourhood_id, version,
     created_at, updated_at)
-SELECT $person, (1000000000 + n) || '', f, l, f, l, $born, 'female', $household, 'other', 'n1', 1,
+SELECT $person, (1000000000 + n) || '', f, l, f, l, b, 'female', $household, 'other', 'n1', 1,
     '2026-11-26 00:00:00', '2026-11-26 00:00:00'
-FROM (SELECT n, $names FROM $series s) named;
+FROM bench_rows WHERE n BETWEEN $2 AND $3;
 INSERT INTO household_memberships (id, person_id, household_id, role, started_on, recorded_at)
 SELECT $membership, $person, $household, 'other', '2020-01-01', '2026-11-26 00:00:00'
-FROM $series s;
+FROM bench_rows WHERE n BETWEEN $2 AND $3;
 INSERT INTO changes (entity, entity_id, op, changed_at)
-SELECT 'person', $person, 'created', '2026-11-26 00:00:00' FROM $series s;
+SELECT 'person', $person, 'created', '2026-11-26 00:00:00' FROM bench_rows WHERE n BETWEEN $2 AND $3;
 COMMIT;
 SQL
 }
@@ -79,9 +74,9 @@ INSERT INTO households SELECT printf('0193%04d-0000-7000-8000-000000000000', n),
 }
 
 all_batches() {
-    local first
-    for ((first = 0; first < ROWS; first += BATCH)); do
-        batch_sql "$1" "$first" $((first + BATCH - 1 < ROWS - 1 ? first + BATCH - 1 : ROWS - 1))
+    local first batch=${BATCH:-$([ "$1" = sqlite ] && echo 50000 || echo 10000)}
+    for ((first = 0; first < ROWS; first += batch)); do
+        batch_sql "$1" "$first" $((first + batch - 1))
     done
 }
 
@@ -95,6 +90,8 @@ timed() {
 }
 
 db="$workdir/floor.db"
+rows_csv="$workdir/rows.csv"
+python3 bench/persons.py /dev/null "$rows_csv" "$ROWS" --floor
 url="${BENCH_POSTGRES_URL%/*}/tavana_floor"
 
 # A fresh schema, with one index or the foreign keys dropped when asked.
@@ -102,6 +99,7 @@ sqlite_setup() {
     rm -f "$db" "$db-wal" "$db-shm"
     for f in migrations/sqlite/*/up.sql; do sqlite3 "$db" <"$f"; done
     { seed_sql; households_sql sqlite; } | sqlite3 "$db"
+    sqlite3 "$db" "CREATE TABLE bench_rows (n INTEGER PRIMARY KEY, f TEXT, l TEXT, b TEXT)" ".import --csv $rows_csv bench_rows"
     [ -z "$1" ] || sqlite3 "$db" "DROP INDEX $1"
 }
 sqlite_load() {
@@ -114,6 +112,8 @@ postgres_setup() {
     psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS tavana_floor WITH (FORCE)" -c "CREATE DATABASE tavana_floor" >/dev/null 2>&1
     for f in migrations/postgres/*/up.sql; do psql -q "$url" -f "$f" >/dev/null; done
     { seed_sql; households_sql postgres; } | psql -q "$url" >/dev/null
+    psql -q "$url" -c "CREATE TABLE bench_rows (n INTEGER PRIMARY KEY, f TEXT, l TEXT, b DATE)" \
+        -c "\\copy bench_rows FROM '$rows_csv' WITH (FORMAT csv)" -c "ANALYZE bench_rows" >/dev/null
     case $1 in
         "") ;;
         fk) psql -q "$url" -c "ALTER TABLE persons DROP CONSTRAINT persons_household_id_fkey, DROP CONSTRAINT persons_neighbourhood_id_fkey" \
@@ -123,14 +123,14 @@ postgres_setup() {
 }
 postgres_load() { all_batches postgres | psql -q -v ON_ERROR_STOP=1 "$url" >/dev/null; }
 
-echo "Import floor: $ROWS person rows in batches of $BATCH, $(nproc) cores"
+echo "Import floor: $ROWS person rows, $(nproc) cores"
 if [[ " $BACKENDS " == *" sqlite "* ]]; then
-    echo "== sqlite"
+    echo "== sqlite (transactions of ${BATCH:-50000} rows)"
     sqlite_setup "" && timed "every index" sqlite_load
     sqlite_setup persons_duplicate_idx && timed "without persons_duplicate_idx" sqlite_load
 fi
 if [[ " $BACKENDS " == *" postgres "* ]] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-    echo "== postgres"
+    echo "== postgres (transactions of ${BATCH:-10000} rows)"
     postgres_setup "" && timed "every index" postgres_load
     postgres_setup persons_duplicate_idx && timed "without persons_duplicate_idx" postgres_load
     postgres_setup fk && timed "without the foreign keys" postgres_load
