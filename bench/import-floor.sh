@@ -7,7 +7,9 @@
 # into one transaction for 2 s (about 50,000 rows), on PostgreSQL one batch of 10,000. The rows
 # are loaded into a side table first (not timed), so nothing but the database's own work is timed.
 # Prints rows per second per backend, also with persons_duplicate_idx dropped (the index the
-# possible-duplicate check needs) and, on PostgreSQL, with the foreign keys dropped.
+# possible-duplicate check needs), on PostgreSQL with the foreign keys dropped, and with the
+# import's own possible-duplicate statement run in each transaction (the floor under all the
+# import writes).
 #
 #   bench/import-floor.sh                      # 1,000,000 rows, both backends
 #   ROWS=200000 BATCH=5000 BACKENDS=sqlite bench/import-floor.sh
@@ -19,20 +21,23 @@ BENCH_POSTGRES_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/post
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
 
-# Ids as the service makes them (UUID v7 text, in creation order), 1,000 households in one
-# neighbourhood.
+# Ids as the service makes them (UUID v7 text, in creation order); 1,000 households in 15
+# neighbourhoods of 5 districts, as the demo data the import bench imports into.
 seed_sql() {
-    cat <<'SQL'
-INSERT INTO areas VALUES ('p', NULL, 'province', 'P', 'p', 'p', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');
-INSERT INTO areas VALUES ('c', 'p', 'city', 'C', 'c', 'c', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');
-INSERT INTO areas VALUES ('d', 'c', 'district', 'D', 'd', 'd', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');
-INSERT INTO areas VALUES ('n1', 'd', 'neighbourhood', 'N1', 'n', 'n', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');
-SQL
+    echo "INSERT INTO areas VALUES ('p', NULL, 'province', 'P', 'p', 'p', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');"
+    echo "INSERT INTO areas VALUES ('c', 'p', 'city', 'C', 'c', 'c', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');"
+    for d in 0 1 2 3 4; do
+        echo "INSERT INTO areas VALUES ('d$d', 'c', 'district', 'D$d', 'd$d', 'd$d', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');"
+    done
+    for n in $(seq 0 14); do
+        echo "INSERT INTO areas VALUES ('n$n', 'd$((n / 3))', 'neighbourhood', 'N$n', 'n$n', 'n$n', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00');"
+    done
 }
 
-# One transaction; $1 is the backend, $2 and $3 its first and last row of the side table.
+# One transaction; $1 is the backend, $2 and $3 its first and last row of the side table, $4
+# "queue" to queue possible duplicates too.
 batch_sql() {
-    local person membership household
+    local person membership household neighbourhood="'n' || ((n % 1000) % 15)"
     case $1 in
         sqlite)
             person="printf('0194%08d-0000-7000-8000-000000000000', n)"
@@ -51,7 +56,7 @@ batch_sql() {
 INSERT INTO persons (id, national_id, first_name, last_name, first_name_normalised,
     last_name_normalised, birth_date, sex, household_id, household_role, neighbourhood_id, version,
     created_at, updated_at)
-SELECT $person, (1000000000 + n) || '', f, l, f, l, b, 'female', $household, 'other', 'n1', 1,
+SELECT $person, (1000000000 + n) || '', f, l, f, l, b, 'female', $household, 'other', $neighbourhood, 1,
     '2026-11-26 00:00:00', '2026-11-26 00:00:00'
 FROM bench_rows WHERE n BETWEEN $2 AND $3;
 INSERT INTO household_memberships (id, person_id, household_id, role, started_on, recorded_at)
@@ -59,24 +64,74 @@ SELECT $membership, $person, $household, 'other', '2020-01-01', '2026-11-26 00:0
 FROM bench_rows WHERE n BETWEEN $2 AND $3;
 INSERT INTO changes (entity, entity_id, op, changed_at)
 SELECT 'person', $person, 'created', '2026-11-26 00:00:00' FROM bench_rows WHERE n BETWEEN $2 AND $3;
-COMMIT;
 SQL
+    [ "${4:-}" = queue ] && queue_sql "$1" "$(id_of "$1" "$2")" "$(id_of "$1" "$3")"
+    echo "COMMIT;"
+}
+
+id_of() { printf '0194%08d-0000-7000-8000-000000000000' "$2"; }
+
+# The import's possible-duplicate statement (queue_duplicates in crates/persistence/src/imports.rs)
+# for the persons of ids $2 to $3, read from persons instead of sent by the client.
+queue_sql() {
+    local same_year in_batch
+    case $1 in
+        sqlite)
+            same_year="o.birth_date >= substr(new.birth_date, 1, 4) || '-01-01'
+                AND o.birth_date <= substr(new.birth_date, 1, 4) || '-12-31'"
+            in_batch="o.id IN (SELECT id FROM new)"
+            ;;
+        postgres)
+            same_year="o.birth_date >= date_trunc('year', new.birth_date)::date
+                AND o.birth_date < (date_trunc('year', new.birth_date) + interval '1 year')::date"
+            in_batch="o.id BETWEEN '$2' AND '$3'"
+            ;;
+    esac
+    local candidates="SELECT o.id FROM persons o
+             JOIN areas o_area ON o_area.id = o.neighbourhood_id
+             WHERE o.last_name_normalised = new.last_name_normalised
+               AND o.first_name_normalised = new.first_name_normalised
+               AND $same_year
+               AND o_area.parent_id = new_area.parent_id
+               AND o.id <> new.id
+               AND (o.id < new.id OR NOT $in_batch)
+             LIMIT 20"
+    echo "INSERT INTO duplicate_candidates (person_id, candidate_id, neighbourhood_id, status, detected_at)"
+    case $1 in
+        sqlite) cat <<SQL
+WITH new AS MATERIALIZED (SELECT id, last_name_normalised, first_name_normalised, birth_date,
+        neighbourhood_id FROM persons WHERE id BETWEEN '$2' AND '$3')
+SELECT new.id, other.id, new.neighbourhood_id, 'open', '2026-11-26 00:00:00'
+FROM new
+JOIN areas new_area ON new_area.id = new.neighbourhood_id
+JOIN persons other ON other.id IN ($candidates);
+SQL
+            ;;
+        postgres) cat <<SQL
+SELECT new.id, other.id, new.neighbourhood_id, 'open', '2026-11-26 00:00:00'
+FROM persons new
+JOIN areas new_area ON new_area.id = new.neighbourhood_id
+CROSS JOIN LATERAL ($candidates) other
+WHERE new.id BETWEEN '$2' AND '$3';
+SQL
+            ;;
+    esac
 }
 
 households_sql() {
     case $1 in
         sqlite) echo "WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < 999)
-INSERT INTO households SELECT printf('0193%04d-0000-7000-8000-000000000000', n), 'n1', 'a', 'a', NULL, 1,
+INSERT INTO households SELECT printf('0193%04d-0000-7000-8000-000000000000', n), 'n' || (n % 15), 'a', 'a', NULL, 1,
     '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM c;" ;;
         postgres) echo "INSERT INTO households SELECT format('0193%s-0000-7000-8000-000000000000', lpad(n::text, 4, '0')),
-    'n1', 'a', 'a', NULL, 1, '2026-01-01', '2026-01-01' FROM generate_series(0, 999) n;" ;;
+    'n' || (n % 15), 'a', 'a', NULL, 1, '2026-01-01', '2026-01-01' FROM generate_series(0, 999) n;" ;;
     esac
 }
 
 all_batches() {
     local first batch=${BATCH:-$([ "$1" = sqlite ] && echo 50000 || echo 10000)}
     for ((first = 0; first < ROWS; first += batch)); do
-        batch_sql "$1" "$first" $((first + batch - 1))
+        batch_sql "$1" "$first" $((first + batch - 1)) "${2:-}"
     done
 }
 
@@ -106,7 +161,7 @@ sqlite_load() {
     # The service's connection settings and the import's page cache.
     { echo "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
       echo "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;"
-      all_batches sqlite; } | sqlite3 -bail "$db" >/dev/null
+      all_batches sqlite "${1:-}"; } | sqlite3 -bail "$db" >/dev/null
 }
 postgres_setup() {
     psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS tavana_floor WITH (FORCE)" -c "CREATE DATABASE tavana_floor" >/dev/null 2>&1
@@ -121,18 +176,22 @@ postgres_setup() {
         *) psql -q "$url" -c "DROP INDEX $1" >/dev/null ;;
     esac
 }
-postgres_load() { all_batches postgres | psql -q -v ON_ERROR_STOP=1 "$url" >/dev/null; }
+postgres_load() { all_batches postgres "${1:-}" | psql -q -v ON_ERROR_STOP=1 "$url" >/dev/null; }
 
 echo "Import floor: $ROWS person rows, $(nproc) cores"
 if [[ " $BACKENDS " == *" sqlite "* ]]; then
     echo "== sqlite (transactions of ${BATCH:-50000} rows)"
     sqlite_setup "" && timed "every index" sqlite_load
     sqlite_setup persons_duplicate_idx && timed "without persons_duplicate_idx" sqlite_load
+    sqlite_setup "" && timed "every index, with the possible-duplicate queue" sqlite_load queue
+    echo "  possible duplicates queued: $(sqlite3 "$db" "SELECT count(*) FROM duplicate_candidates")"
 fi
 if [[ " $BACKENDS " == *" postgres "* ]] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     echo "== postgres (transactions of ${BATCH:-10000} rows)"
     postgres_setup "" && timed "every index" postgres_load
     postgres_setup persons_duplicate_idx && timed "without persons_duplicate_idx" postgres_load
     postgres_setup fk && timed "without the foreign keys" postgres_load
+    postgres_setup "" && timed "every index, with the possible-duplicate queue" postgres_load queue
+    echo "  possible duplicates queued: $(psql -qAt "$url" -c "SELECT count(*) FROM duplicate_candidates")"
     psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE tavana_floor WITH (FORCE)" >/dev/null
 fi
