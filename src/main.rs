@@ -484,11 +484,9 @@ fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failure> {
     let (mut job, fresh) = imports::start(&mut conn, new).map_err(|e| e.to_string())?;
     if !fresh {
         // The same file's job: done, to be resumed, or left running by a command that was stopped.
-        // On PostgreSQL one still running elsewhere holds its run lock and is left to it; SQLite
-        // cannot tell the two apart: `tavana serve` marks such jobs interrupted when it starts.
+        // One still running elsewhere holds its run lock and is left to it.
         let state = job.state().map_err(|e| e.to_string())?;
         let stale = state == JobState::Running
-            && db.backend_name() == "postgres"
             && imports::stopped(
                 &mut conn,
                 &job.id,
@@ -500,8 +498,7 @@ fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failure> {
             JobState::Running if stale => {}
             JobState::Running => {
                 return Err(format!(
-                    "this file is being imported by another process as job {} (or, on SQLite, \
-                     its command was stopped: `tavana serve` marks it interrupted when it starts)",
+                    "this file is being imported by another process as job {}",
                     job.id
                 ));
             }

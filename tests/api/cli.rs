@@ -527,17 +527,40 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
         "--atomicity",
         "rows",
     ];
-    // SQLite cannot tell a job of a killed command from one another command is running: it is
-    // refused until `tavana serve` starts and marks it interrupted.
+    // A job whose runner is alive (here in this test's process, holding the job's run lock) is
+    // refused: another process is importing the file.
+    let (reading, paused) = std::sync::mpsc::channel::<()>();
+    let (go_on, wait) = std::sync::mpsc::channel::<()>();
+    let runner = {
+        let (db, job) = (db.clone(), stopped.clone());
+        std::thread::spawn(move || {
+            let mut rows = std::iter::from_fn(|| {
+                let _ = reading.send(());
+                let _ = wait.recv();
+                Some(Err(tavana_persistence::StoreError::Unavailable(
+                    "killed".to_owned(),
+                )))
+            });
+            tavana_persistence::imports::run(&db, &job, &mut rows, chrono::Utc::now().date_naive())
+        })
+    };
+    paused.recv().expect("runner reading");
     let output = tavana(&[&import[..], &[path.as_str()]].concat(), &url);
     assert!(
         one_line_error(&output).contains(&format!("another process as job {stopped}")),
         "{output:?}"
     );
+    // Killed (it could not record its stop), the runner leaves the job running with no one
+    // holding its lock: the command resumes it.
+    go_on.send(()).expect("going on");
+    assert!(runner.join().expect("runner").is_err());
     {
+        use tavana_persistence::schema::import_jobs;
         let mut conn = db.get().expect("connection");
-        let marked = tavana_persistence::imports::mark_interrupted(&mut conn).expect("marked");
-        assert_eq!(marked, 1);
+        diesel::update(import_jobs::table.find(&stopped))
+            .set(import_jobs::state.eq("running"))
+            .execute(&mut *conn)
+            .expect("left running");
     }
     let stdout = succeeded(tavana(&[&import[..], &[path.as_str()]].concat(), &url));
     assert!(

@@ -24,6 +24,7 @@ backend_tests!(
     a_job_whose_file_is_gone_is_interrupted_not_left_running,
     on_sqlite_an_import_waits_for_the_one_running,
     a_job_running_in_another_process_is_left_to_it,
+    a_runner_whose_job_is_marked_interrupted_stops_writing_nothing,
     an_interrupted_all_or_nothing_import_runs_again_from_the_start,
 );
 
@@ -860,11 +861,9 @@ async fn spooled_uploads_are_removed_when_no_job_needs_them() {
     );
 }
 
-/// On PostgreSQL a job's runner holds the job's run lock: a service starting meanwhile (a
-/// replica, a restart beside `tavana import`) does not take the job for interrupted, and no second
-/// runner starts on it. SQLite has no lock between processes: there the service that starts takes
-/// every running job for interrupted, and a runner whose job was so marked stops at its next
-/// commit, writing nothing more.
+/// A job's runner holds the job's run lock (PostgreSQL: an advisory lock; SQLite: a locked file
+/// beside the database): a service starting meanwhile (a replica, a restart beside
+/// `tavana import`) does not take the job for interrupted, and no second runner starts on it.
 async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
     let (n1, _) = two_neighbourhoods(&app).await;
     let h = household(&app, &n1).await;
@@ -892,7 +891,9 @@ async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
     let (marked, second) = tokio::task::spawn_blocking(move || {
         let mut conn = db.get().expect("connection");
         let marked = imports::mark_interrupted(&mut conn).expect("checked");
-        // A second runner (on SQLite it would wait for the import turn: not tried there).
+        let recorded =
+            imports::stopped(&mut conn, &job_id, "a service that starts").expect("checked");
+        // A second runner (on SQLite it would wait for the process's import turn: not tried).
         let second = postgres.then(|| {
             imports::run(
                 &db,
@@ -901,33 +902,31 @@ async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
                 chrono::Utc::now().date_naive(),
             )
         });
-        (marked, second)
+        (marked + usize::from(recorded), second)
     })
     .await
     .expect("joined");
+    assert_eq!(marked, 0);
     if postgres {
-        assert_eq!(marked, 0);
         assert!(
             matches!(second, Some(Err(StoreError::Conflict(_)))),
             "{second:?}"
         );
-        let job = job_of(&app, &id).await;
-        assert_eq!(job["state"], "running");
-    } else {
-        assert_eq!(marked, 1);
     }
+    let job = job_of(&app, &id).await;
+    assert_eq!(job["state"], "running");
     go_on.send(()).expect("going on");
-    let ran = runner.join().expect("runner");
-    if postgres {
-        let job = ran.expect("ran");
-        assert_eq!((job.state.as_str(), job.created), ("completed", 1));
-    } else {
-        // Marked interrupted under it, the runner stops without recording its batch, whose
-        // rows are rolled back: whoever resumes the job applies them.
-        assert!(matches!(ran, Err(StoreError::Conflict(_))), "{ran:?}");
-        assert_eq!(count(&app, "").await, 0);
-        let job = job_of(&app, &id).await;
-        assert_eq!(job["state"], "interrupted");
+    let job = runner.join().expect("runner").expect("ran");
+    assert_eq!((job.state.as_str(), job.created), ("completed", 1));
+    if !postgres {
+        // The lock file beside the database goes with the lock.
+        let folder = sqlite_folder(&app);
+        let left: Vec<_> = std::fs::read_dir(&folder)
+            .expect("folder")
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.contains("-import-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
     // Its runner gone, a job left running is taken for interrupted.
     let db = app.db.clone();
@@ -940,6 +939,71 @@ async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
     .await
     .expect("joined");
     assert_eq!(marked, 1);
+}
+
+/// A runner whose job was marked interrupted under it (by hand, say) stops at its next commit
+/// without recording its batch, whose rows are rolled back: whoever resumes the job applies them.
+async fn a_runner_whose_job_is_marked_interrupted_stops_writing_nothing(app: TestApp) {
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    use tavana_persistence::schema::import_jobs;
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let (db, job_id) = (app.db.clone(), id.clone());
+    let (reading, paused) = std::sync::mpsc::channel::<()>();
+    let (go_on, wait) = std::sync::mpsc::channel::<()>();
+    start_job(&app.db, &id, String::new());
+    let runner = std::thread::spawn(move || {
+        let mut waited = false;
+        let mut rows = std::iter::once(person_row(2, 1, &h)).chain(std::iter::from_fn(|| {
+            if !std::mem::replace(&mut waited, true) {
+                let _ = reading.send(());
+                let _ = wait.recv();
+            }
+            None
+        }));
+        imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
+    });
+    paused.recv().expect("runner reading");
+    let (db, job_id) = (app.db.clone(), id.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        diesel::update(import_jobs::table.find(&job_id))
+            .set(import_jobs::state.eq("interrupted"))
+            .execute(&mut *conn)
+            .expect("marked");
+    })
+    .await
+    .expect("joined");
+    go_on.send(()).expect("going on");
+    let ran = runner.join().expect("runner");
+    assert!(matches!(ran, Err(StoreError::Conflict(_))), "{ran:?}");
+    assert_eq!(count(&app, "").await, 0);
+    let job = job_of(&app, &id).await;
+    assert_eq!(job["state"], "interrupted");
+}
+
+/// The folder of a test's SQLite database.
+fn sqlite_folder(app: &TestApp) -> std::path::PathBuf {
+    use diesel::RunQueryDsl;
+    use tavana_persistence::DbConnection;
+    #[derive(diesel::QueryableByName)]
+    struct DatabaseFile {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        file: String,
+    }
+    let mut conn = app.db.get().expect("connection");
+    let DbConnection::Sqlite(sqlite) = &mut *conn else {
+        panic!("not SQLite");
+    };
+    let database: DatabaseFile =
+        diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .get_result(sqlite)
+            .expect("database file");
+    std::path::Path::new(&database.file)
+        .parent()
+        .expect("folder")
+        .to_owned()
 }
 
 /// A job in atomicity `all` that stops wrote nothing; resumed, it reads the whole file again.

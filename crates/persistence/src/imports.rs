@@ -285,10 +285,9 @@ pub fn errors(conn: &mut DbConnection, id: &str, limit: i64) -> Result<Vec<RowEr
         .load(conn)?)
 }
 
-/// Jobs that were running when the service stopped: now `interrupted`, to be resumed. On
-/// PostgreSQL a job another process is running (a replica, `tavana import`) stays as it is: its
-/// runner holds the job's run lock (`run_lock`). SQLite has no lock between processes: a
-/// service that starts takes every running job on its database for one its last stop left.
+/// Jobs that were running when the service stopped: now `interrupted`, to be resumed. A job
+/// another process is running (a replica, `tavana import`) stays as it is: its runner holds the
+/// job's run lock (`run_lock`).
 pub fn mark_interrupted(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let running: Vec<String> = import_jobs::table
         .filter(import_jobs::state.eq(JobState::Running.as_str()))
@@ -305,27 +304,32 @@ pub fn mark_interrupted(conn: &mut DbConnection) -> Result<usize, StoreError> {
 
 /// Records that a running job stopped before its end, and why: it is `interrupted`, to be
 /// resumed (atomicity `rows`) or run again (`all`). Returns whether it was marked: not if it
-/// ended meanwhile, nor on PostgreSQL while another connection holds its run lock (it is running
-/// there). The runner's own connection may mark it.
+/// ended meanwhile, nor while a runner holds its run lock (it is running there).
 pub fn stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, StoreError> {
     if !run_lock(conn, id, true)? {
         return Ok(false);
     }
+    let marked = mark_stopped(conn, id, why);
+    run_lock(conn, id, false)?;
+    marked
+}
+
+/// `stopped`, by the job's runner, which holds the run lock.
+fn mark_stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, StoreError> {
     let marked = diesel::update(in_state(id, JobState::Running))
         .set((
             import_jobs::state.eq(JobState::Interrupted.as_str()),
             import_jobs::message.eq(why),
             import_jobs::updated_at.eq(crate::now()),
         ))
-        .execute(conn);
-    run_lock(conn, id, false)?;
-    Ok(marked? > 0)
+        .execute(conn)?;
+    Ok(marked > 0)
 }
 
-/// Takes (`true`: whether it could, without waiting) or gives back a job's run lock: on PostgreSQL
-/// a session advisory lock, held by the connection that runs the job for as long as it runs, and
-/// let go by PostgreSQL if that connection dies. Taken twice by one connection, it is given back
-/// twice. Always taken on SQLite.
+/// Takes (`true`: whether it could, without waiting) or gives back a job's run lock, held by the
+/// job's runner for as long as it runs and let go if the runner's process dies. On PostgreSQL a
+/// session advisory lock of the runner's connection; on SQLite a locked file beside the database
+/// (`import_lock`). Refused to anyone else, on SQLite even in the runner's own process.
 fn run_lock(conn: &mut DbConnection, job: &str, take: bool) -> Result<bool, StoreError> {
     use diesel::sql_types::{Bool, Text};
     #[derive(QueryableByName)]
@@ -333,8 +337,27 @@ fn run_lock(conn: &mut DbConnection, job: &str, take: bool) -> Result<bool, Stor
         #[diesel(sql_type = Bool)]
         done: bool,
     }
-    let DbConnection::Pg(pg) = conn else {
-        return Ok(true);
+    #[derive(QueryableByName)]
+    struct DatabaseFile {
+        #[diesel(sql_type = Text)]
+        file: String,
+    }
+    let pg = match conn {
+        DbConnection::Pg(pg) => pg,
+        DbConnection::Sqlite(sqlite) => {
+            let database: DatabaseFile =
+                diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                    .get_result(sqlite)?;
+            let lock = crate::import_lock::path(&database.file, job);
+            let done = if take {
+                crate::import_lock::take(&lock)
+            } else {
+                crate::import_lock::give_back(&lock).map(|()| true)
+            };
+            return done.map_err(|error| {
+                StoreError::Unavailable(format!("import run lock {}: {error}", lock.display()))
+            });
+        }
     };
     let function = if take {
         "pg_try_advisory_lock"
@@ -598,7 +621,7 @@ fn run_on<K: Kind>(
     };
     if let Err(error) = outcome {
         // Leave the job resumable (rows) or re-runnable (all); say what happened.
-        if let Err(unrecorded) = stopped(conn, &job.id, &error.to_string()) {
+        if let Err(unrecorded) = mark_stopped(conn, &job.id, &error.to_string()) {
             tracing::warn!(job = %job.id, error = %unrecorded, "interruption not recorded");
         }
         return Err(error);
@@ -756,10 +779,10 @@ fn store_errors(
 }
 
 /// Job `id` while it is in `state`: updates that must not race a change of state filter on it.
-/// A runner updates its job only while it is `running`: a job marked interrupted meanwhile (a
-/// service started on SQLite, which cannot tell that another process runs it) may be resumed by
-/// someone else, so its runner stops, and the transaction that was to record its progress (with
-/// the rows it wrote) is rolled back.
+/// A runner updates its job only while it is `running`: a job marked interrupted meanwhile (by
+/// hand, or after a broken PostgreSQL connection let its run lock go) may be resumed by someone
+/// else, so its runner stops, and the transaction that was to record its progress (with the rows
+/// it wrote) is rolled back.
 fn in_state(
     id: &str,
     state: JobState,

@@ -57,6 +57,7 @@ pub mod error;
 pub mod households;
 pub mod idempotency;
 mod import_keys;
+mod import_lock;
 pub mod imports;
 pub mod loans;
 pub mod migrations;
