@@ -1,8 +1,8 @@
 //! The natural keys an import has read, each with the row it was first read in, so that a row
 //! repeating an earlier one is reported with that row. Kept in memory up to a number of keys;
 //! past it in a private temporary SQLite database (a file SQLite deletes when it is closed), so
-//! that a file of any size holds bounded memory (unless the temporary folder, `TMPDIR`, is
-//! itself in memory). All in memory, a million attendance keys would take about 120 MB (a
+//! that a file of any size holds bounded memory (unless SQLite's temporary folder, from
+//! `SQLITE_TMPDIR`, `TMPDIR` or else `/var/tmp`, is itself in memory). All in memory, a million attendance keys would take about 120 MB (a
 //! 48-byte slot each in a table of 2²¹, and the national ID's text), and past 3.7 million person
 //! keys the table would double to 75 MB: a 4,000,000-row person import peaked at 209 MB, and at
 //! 161 MB with the keys moved.
