@@ -25,6 +25,7 @@ backend_tests!(
     on_sqlite_an_import_waits_for_the_one_running,
     a_job_running_in_another_process_is_left_to_it,
     a_runner_whose_job_is_marked_interrupted_stops_writing_nothing,
+    a_job_waiting_for_its_turn_is_left_to_its_runner,
     an_interrupted_all_or_nothing_import_runs_again_from_the_start,
 );
 
@@ -981,6 +982,75 @@ async fn a_runner_whose_job_is_marked_interrupted_stops_writing_nothing(app: Tes
     assert_eq!(count(&app, "").await, 0);
     let job = job_of(&app, &id).await;
     assert_eq!(job["state"], "interrupted");
+}
+
+/// On SQLite imports take turns in a process; a job waiting for its turn holds its run lock
+/// already, so a service starting meanwhile does not take it for interrupted either.
+async fn a_job_waiting_for_its_turn_is_left_to_its_runner(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let postgres = app.db.backend_name() == "postgres";
+    let (first, second) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    start_job(&app.db, &first, String::new());
+    start_job(&app.db, &second, String::new());
+    let (reading, paused) = std::sync::mpsc::channel::<()>();
+    let (go_on, wait) = std::sync::mpsc::channel::<()>();
+    let (db, job_id) = (app.db.clone(), first.clone());
+    let running = std::thread::spawn(move || {
+        let mut waited = false;
+        let mut rows = std::iter::once(person_row(2, 1, &h)).chain(std::iter::from_fn(|| {
+            if !std::mem::replace(&mut waited, true) {
+                let _ = reading.send(());
+                let _ = wait.recv();
+            }
+            None
+        }));
+        imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
+    });
+    paused.recv().expect("first runner reading");
+    let (db, job_id) = (app.db.clone(), second.clone());
+    let mut waiting = Some(std::thread::spawn(move || {
+        imports::run(
+            &db,
+            &job_id,
+            &mut std::iter::empty(),
+            chrono::Utc::now().date_naive(),
+        )
+    }));
+    if postgres {
+        // No turns on PostgreSQL: the second job runs at once.
+        let second = waiting.take().expect("second runner").join();
+        second.expect("second runner").expect("ran");
+    } else {
+        // Its lock file shows the second runner holds its lock, waiting for the turn.
+        let lock = sqlite_folder(&app).join(format!("tavana.db-import-{second}.lock"));
+        let since = std::time::Instant::now();
+        while !lock.exists() {
+            assert!(
+                since.elapsed() < std::time::Duration::from_secs(10),
+                "no lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    let db = app.db.clone();
+    let marked = tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        imports::mark_interrupted(&mut conn).expect("checked")
+    })
+    .await
+    .expect("joined");
+    assert_eq!(marked, 0);
+    go_on.send(()).expect("going on");
+    let job = running.join().expect("first runner").expect("ran");
+    assert_eq!((job.state.as_str(), job.created), ("completed", 1));
+    if let Some(waiting) = waiting {
+        let job = waiting.join().expect("second runner").expect("ran");
+        assert_eq!(job.state, "completed");
+    }
 }
 
 /// The folder of a test's SQLite database.

@@ -287,7 +287,7 @@ pub fn errors(conn: &mut DbConnection, id: &str, limit: i64) -> Result<Vec<RowEr
 
 /// Jobs that were running when the service stopped: now `interrupted`, to be resumed. A job
 /// another process is running (a replica, `tavana import`) stays as it is: its runner holds the
-/// job's run lock (`run_lock`).
+/// job's run lock. A job that cannot be checked is logged, and the others are checked still.
 pub fn mark_interrupted(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let running: Vec<String> = import_jobs::table
         .filter(import_jobs::state.eq(JobState::Running.as_str()))
@@ -295,8 +295,10 @@ pub fn mark_interrupted(conn: &mut DbConnection) -> Result<usize, StoreError> {
         .load(conn)?;
     let mut marked = 0;
     for id in running {
-        if stopped(conn, &id, "the service stopped while the job ran")? {
-            marked += 1;
+        match stopped(conn, &id, "the service stopped while the job ran") {
+            Ok(true) => marked += 1,
+            Ok(false) => {}
+            Err(error) => tracing::warn!(job = %id, error = %error, "import not checked"),
         }
     }
     Ok(marked)
@@ -306,11 +308,19 @@ pub fn mark_interrupted(conn: &mut DbConnection) -> Result<usize, StoreError> {
 /// resumed (atomicity `rows`) or run again (`all`). Returns whether it was marked: not if it
 /// ended meanwhile, nor while a runner holds its run lock (it is running there).
 pub fn stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, StoreError> {
-    if !run_lock(conn, id, true)? {
+    if let DbConnection::Sqlite(sqlite) = conn {
+        let Some(_held) = sqlite_run_lock(sqlite, id)? else {
+            return Ok(false);
+        };
+        return mark_stopped(conn, id, why);
+    }
+    if !pg_run_lock(conn, id, true)? {
         return Ok(false);
     }
     let marked = mark_stopped(conn, id, why);
-    run_lock(conn, id, false)?;
+    if let Err(error) = pg_run_lock(conn, id, false) {
+        tracing::warn!(job = %id, error = %error, "import run lock not given back");
+    }
     marked
 }
 
@@ -326,38 +336,46 @@ fn mark_stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, St
     Ok(marked > 0)
 }
 
-/// Takes (`true`: whether it could, without waiting) or gives back a job's run lock, held by the
-/// job's runner for as long as it runs and let go if the runner's process dies. On PostgreSQL a
-/// session advisory lock of the runner's connection; on SQLite a locked file beside the database
-/// (`import_lock`). Refused to anyone else, on SQLite even in the runner's own process.
-fn run_lock(conn: &mut DbConnection, job: &str, take: bool) -> Result<bool, StoreError> {
+/// Takes a job's run lock on SQLite, held by the job's runner for as long as it runs (and while
+/// it waits for the process's import turn) and let go if the runner's process dies: a locked
+/// file beside the database (`import_lock`), given back when dropped. `None` if someone holds it,
+/// in this process too.
+fn sqlite_run_lock(
+    sqlite: &mut diesel::SqliteConnection,
+    job: &str,
+) -> Result<Option<crate::import_lock::Held>, StoreError> {
+    #[derive(QueryableByName)]
+    struct DatabaseFile {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        file: String,
+    }
+    let database: DatabaseFile =
+        diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .get_result(sqlite)?;
+    if database.file.is_empty() {
+        return Err(StoreError::Internal(
+            "imports need a database file; this SQLite database is in memory".to_owned(),
+        ));
+    }
+    let lock = crate::import_lock::path(&database.file, job);
+    crate::import_lock::take(&lock).map_err(|error| {
+        StoreError::Unavailable(format!("import run lock {}: {error}", lock.display()))
+    })
+}
+
+/// Takes (`true`: whether it could, without waiting) or gives back a job's run lock on
+/// PostgreSQL: a session advisory lock, held by the connection that runs the job for as long as
+/// it runs, and let go by PostgreSQL if that connection dies. Always `true` on SQLite, whose lock
+/// is a file (`sqlite_run_lock`).
+fn pg_run_lock(conn: &mut DbConnection, job: &str, take: bool) -> Result<bool, StoreError> {
     use diesel::sql_types::{Bool, Text};
     #[derive(QueryableByName)]
     struct Answer {
         #[diesel(sql_type = Bool)]
         done: bool,
     }
-    #[derive(QueryableByName)]
-    struct DatabaseFile {
-        #[diesel(sql_type = Text)]
-        file: String,
-    }
-    let pg = match conn {
-        DbConnection::Pg(pg) => pg,
-        DbConnection::Sqlite(sqlite) => {
-            let database: DatabaseFile =
-                diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
-                    .get_result(sqlite)?;
-            let lock = crate::import_lock::path(&database.file, job);
-            let done = if take {
-                crate::import_lock::take(&lock)
-            } else {
-                crate::import_lock::give_back(&lock).map(|()| true)
-            };
-            return done.map_err(|error| {
-                StoreError::Unavailable(format!("import run lock {}: {error}", lock.display()))
-            });
-        }
+    let DbConnection::Pg(pg) = conn else {
+        return Ok(true);
     };
     let function = if take {
         "pg_try_advisory_lock"
@@ -447,11 +465,20 @@ pub fn run_tuned(
     today: NaiveDate,
     tuning: Tuning,
 ) -> Result<Job, StoreError> {
-    let _turn = db.import_turn();
-    let kind = {
+    // On SQLite the run lock is a file, taken before the process's import turn so that it covers
+    // the wait: a service starting meanwhile leaves the job to this runner.
+    let (kind, _lock) = {
         let mut conn = db.get()?;
-        get(&mut conn, job_id)?.kind()?
+        let lock = match &mut *conn {
+            DbConnection::Sqlite(sqlite) => match sqlite_run_lock(sqlite, job_id)? {
+                Some(held) => Some(held),
+                None => return Err(run_elsewhere(job_id)),
+            },
+            DbConnection::Pg(_) => None,
+        };
+        (get(&mut conn, job_id)?.kind()?, lock)
     };
+    let _turn = db.import_turn();
     match kind {
         ImportKind::Households => run_kind::<Households>(db, job_id, rows, today, tuning),
         ImportKind::Persons => run_kind::<Persons>(db, job_id, rows, today, tuning),
@@ -462,6 +489,10 @@ pub fn run_tuned(
     }
 }
 
+fn run_elsewhere(job: &str) -> StoreError {
+    StoreError::Conflict(format!("import {job} is being run by another process"))
+}
+
 fn run_kind<K: Kind>(
     db: &Database,
     job_id: &str,
@@ -470,10 +501,8 @@ fn run_kind<K: Kind>(
     tuning: Tuning,
 ) -> Result<Job, StoreError> {
     let mut conn = db.get()?;
-    if !run_lock(&mut conn, job_id, true)? {
-        return Err(StoreError::Conflict(format!(
-            "import {job_id} is being run by another process"
-        )));
+    if !pg_run_lock(&mut conn, job_id, true)? {
+        return Err(run_elsewhere(job_id));
     }
     // The run lock and the settings are given back whatever happens, a panic too: the pooled
     // connection outlives the run.
@@ -481,7 +510,7 @@ fn run_kind<K: Kind>(
         import_settings(&mut conn, true)?;
         run_on::<K>(&mut conn, job_id, rows, today, tuning)
     }));
-    if let Err(error) = run_lock(&mut conn, job_id, false) {
+    if let Err(error) = pg_run_lock(&mut conn, job_id, false) {
         tracing::warn!(job = %job_id, error = %error, "import run lock not given back");
     }
     if let Err(error) = import_settings(&mut conn, false) {
