@@ -862,19 +862,19 @@ async fn spooled_uploads_are_removed_when_no_job_needs_them() {
     );
 }
 
-/// A job's runner holds the job's run lock (PostgreSQL: an advisory lock; SQLite: a locked file
-/// beside the database): a service starting meanwhile (a replica, a restart beside
-/// `tavana import`) does not take the job for interrupted, and no second runner starts on it.
-async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
-    let (n1, _) = two_neighbourhoods(&app).await;
-    let h = household(&app, &n1).await;
-    let postgres = app.db.backend_name() == "postgres";
-    let id = uuid::Uuid::now_v7().to_string();
-    let (db, job_id) = (app.db.clone(), id.clone());
+/// A runner of job `id` that reads one person row of household `h`, then waits (a slow upload, a
+/// large file) until told to go on; returned once it waits.
+fn paused_runner(
+    app: &TestApp,
+    id: &str,
+    h: &str,
+) -> (
+    std::thread::JoinHandle<Result<imports::Job, StoreError>>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (db, job_id, h) = (app.db.clone(), id.to_owned(), h.to_owned());
     let (reading, paused) = std::sync::mpsc::channel::<()>();
     let (go_on, wait) = std::sync::mpsc::channel::<()>();
-    start_job(&app.db, &id, String::new());
-    // The runner reads one row, then waits (a slow upload, a large file) until told to go on.
     let runner = std::thread::spawn(move || {
         let mut waited = false;
         let mut rows = std::iter::once(person_row(2, 1, &h)).chain(std::iter::from_fn(|| {
@@ -887,6 +887,19 @@ async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
         imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
     });
     paused.recv().expect("runner reading");
+    (runner, go_on)
+}
+
+/// A job's runner holds the job's run lock (PostgreSQL: an advisory lock; SQLite: a locked file
+/// beside the database): a service starting meanwhile (a replica, a restart beside
+/// `tavana import`) does not take the job for interrupted, and no second runner starts on it.
+async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let postgres = app.db.backend_name() == "postgres";
+    let id = uuid::Uuid::now_v7().to_string();
+    start_job(&app.db, &id, String::new());
+    let (runner, go_on) = paused_runner(&app, &id, &h);
     let db = app.db.clone();
     let job_id = id.clone();
     let (marked, second) = tokio::task::spawn_blocking(move || {
@@ -950,22 +963,8 @@ async fn a_runner_whose_job_is_marked_interrupted_stops_writing_nothing(app: Tes
     let (n1, _) = two_neighbourhoods(&app).await;
     let h = household(&app, &n1).await;
     let id = uuid::Uuid::now_v7().to_string();
-    let (db, job_id) = (app.db.clone(), id.clone());
-    let (reading, paused) = std::sync::mpsc::channel::<()>();
-    let (go_on, wait) = std::sync::mpsc::channel::<()>();
     start_job(&app.db, &id, String::new());
-    let runner = std::thread::spawn(move || {
-        let mut waited = false;
-        let mut rows = std::iter::once(person_row(2, 1, &h)).chain(std::iter::from_fn(|| {
-            if !std::mem::replace(&mut waited, true) {
-                let _ = reading.send(());
-                let _ = wait.recv();
-            }
-            None
-        }));
-        imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
-    });
-    paused.recv().expect("runner reading");
+    let (runner, go_on) = paused_runner(&app, &id, &h);
     let (db, job_id) = (app.db.clone(), id.clone());
     tokio::task::spawn_blocking(move || {
         let mut conn = db.get().expect("connection");
@@ -996,21 +995,7 @@ async fn a_job_waiting_for_its_turn_is_left_to_its_runner(app: TestApp) {
     );
     start_job(&app.db, &first, String::new());
     start_job(&app.db, &second, String::new());
-    let (reading, paused) = std::sync::mpsc::channel::<()>();
-    let (go_on, wait) = std::sync::mpsc::channel::<()>();
-    let (db, job_id) = (app.db.clone(), first.clone());
-    let running = std::thread::spawn(move || {
-        let mut waited = false;
-        let mut rows = std::iter::once(person_row(2, 1, &h)).chain(std::iter::from_fn(|| {
-            if !std::mem::replace(&mut waited, true) {
-                let _ = reading.send(());
-                let _ = wait.recv();
-            }
-            None
-        }));
-        imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
-    });
-    paused.recv().expect("first runner reading");
+    let (running, go_on) = paused_runner(&app, &first, &h);
     let (db, job_id) = (app.db.clone(), second.clone());
     let mut waiting = Some(std::thread::spawn(move || {
         imports::run(
