@@ -541,11 +541,10 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
         start_job(&db, &job_id, file);
         let mut rows =
             then_the_disk_goes((1..=stop_at).map(|n| person_row(i64::from(n) + 1, n, &h2)));
-        imports::run_tuned(
+        run_today(
             &db,
             &job_id,
             &mut rows,
-            chrono::Utc::now().date_naive(),
             imports::Tuning {
                 hold,
                 ..Default::default()
@@ -663,11 +662,10 @@ async fn repeats_are_found_after_the_keys_move_out_of_memory(app: TestApp) {
             .map(|n| (n, n))
             .chain((1..).zip(repeated).map(|(i, n)| (distinct + i, n)))
             .map(|(line, n)| person_row(i64::from(line) + 1, n, &h2));
-        imports::run_tuned(
+        run_today(
             &db,
             &job_id,
             &mut rows,
-            chrono::Utc::now().date_naive(),
             imports::Tuning {
                 // The first batch's keys stay in memory; the second batch moves them.
                 keys_in_memory: Some(imports::BATCH),
@@ -862,6 +860,16 @@ async fn spooled_uploads_are_removed_when_no_job_needs_them() {
     );
 }
 
+/// Runs job `id` over `rows` as of today, with `tuning`.
+fn run_today(
+    db: &tavana_persistence::Database,
+    id: &str,
+    rows: &mut dyn Iterator<Item = Result<Row, StoreError>>,
+    tuning: imports::Tuning,
+) -> Result<imports::Job, StoreError> {
+    imports::run_tuned(db, id, rows, chrono::Utc::now().date_naive(), tuning)
+}
+
 /// A runner of job `id` that reads one person row of household `h`, then waits (a slow upload, a
 /// large file) until told to go on; returned once it waits.
 fn paused_runner(
@@ -884,7 +892,7 @@ fn paused_runner(
             }
             None
         }));
-        imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
+        run_today(&db, &job_id, &mut rows, Default::default())
     });
     paused.recv().expect("runner reading");
     (runner, go_on)
@@ -908,14 +916,8 @@ async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
         let recorded =
             imports::stopped(&mut conn, &job_id, "a service that starts").expect("checked");
         // A second runner (on SQLite it would wait for the process's import turn: not tried).
-        let second = postgres.then(|| {
-            imports::run(
-                &db,
-                &job_id,
-                &mut std::iter::empty(),
-                chrono::Utc::now().date_naive(),
-            )
-        });
+        let second =
+            postgres.then(|| run_today(&db, &job_id, &mut std::iter::empty(), Default::default()));
         (marked + usize::from(recorded), second)
     })
     .await
@@ -998,12 +1000,7 @@ async fn a_job_waiting_for_its_turn_is_left_to_its_runner(app: TestApp) {
     let (running, go_on) = paused_runner(&app, &first, &h);
     let (db, job_id) = (app.db.clone(), second.clone());
     let mut waiting = Some(std::thread::spawn(move || {
-        imports::run(
-            &db,
-            &job_id,
-            &mut std::iter::empty(),
-            chrono::Utc::now().date_naive(),
-        )
+        run_today(&db, &job_id, &mut std::iter::empty(), Default::default())
     }));
     if postgres {
         // No turns on PostgreSQL: the second job runs at once.
@@ -1079,7 +1076,7 @@ async fn an_interrupted_all_or_nothing_import_runs_again_from_the_start(app: Tes
     let stopped = tokio::task::spawn_blocking(move || {
         start_job_with(&db, &job_id, file, Atomicity::All);
         let mut rows = then_the_disk_goes([person_row(2, 1, &h), person_row(3, 2, &h)].into_iter());
-        imports::run(&db, &job_id, &mut rows, chrono::Utc::now().date_naive())
+        run_today(&db, &job_id, &mut rows, Default::default())
     })
     .await
     .expect("joined");

@@ -504,8 +504,8 @@ fn run_kind<K: Kind>(
     if !pg_run_lock(&mut conn, job_id, true)? {
         return Err(run_elsewhere(job_id));
     }
-    // The run lock and the settings are given back whatever happens, a panic too: the pooled
-    // connection outlives the run.
+    // PostgreSQL's run lock (held by this connection) and the settings are given back whatever
+    // happens, a panic too: the pooled connection outlives the run. SQLite's is `run_tuned`'s.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         import_settings(&mut conn, true)?;
         run_on::<K>(&mut conn, job_id, rows, today, tuning)
