@@ -14,6 +14,7 @@ use crate::training::{created, national_id};
 
 backend_tests!(
     a_csv_with_bom_crlf_persian_digits_and_arabic_letters_is_imported,
+    a_csv_with_lone_cr_line_ends_is_numbered_by_line,
     bad_rows_are_reported_and_atomicity_decides_what_is_written,
     headers_and_empty_files_are_checked,
     validation_writes_nothing_and_a_rerun_imports_nothing_twice,
@@ -208,6 +209,39 @@ async fn a_csv_with_bom_crlf_persian_digits_and_arabic_letters_is_imported(app: 
         .await
         .expect("audit");
     assert_eq!(audit["items"].as_array().map(Vec::len), Some(1));
+}
+
+/// Lone CRs (old Mac files) end lines as LF and CRLF do: each row has its own line number, so a
+/// repeated row is found and named with the row it repeats.
+async fn a_csv_with_lone_cr_line_ends_is_numbered_by_line(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let body = format!(
+        "{HEADER}\r{},زهرا,احمدی,1360-01-01,female,{h},head\r\
+         {},زهرا,احمدی,1360-01-01,female,{h},head\r\
+         1234567890,سارا,احمدی,1360-01-01,female,{h},child\r",
+        national_id(30),
+        national_id(30),
+    );
+    let job = upload(&app, "kind=persons&mode=commit&atomicity=rows", body).await;
+    assert_eq!(
+        (job["created"].as_i64(), job["failed"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        codes(&job),
+        [
+            (3, "duplicate_row".to_owned()),
+            (4, "check_digit".to_owned())
+        ]
+    );
+    assert!(
+        job["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("row 2 already"),
+        "{job}"
+    );
 }
 
 async fn bad_rows_are_reported_and_atomicity_decides_what_is_written(app: TestApp) {
