@@ -27,6 +27,7 @@ backend_tests!(
     a_job_running_in_another_process_is_left_to_it,
     a_runner_whose_job_is_marked_interrupted_stops_writing_nothing,
     a_job_waiting_for_its_turn_is_left_to_its_runner,
+    a_runner_that_panics_gives_its_run_lock_back,
     an_interrupted_all_or_nothing_import_runs_again_from_the_start,
 );
 
@@ -970,13 +971,7 @@ async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
     assert_eq!((job.state.as_str(), job.created), ("completed", 1));
     if !postgres {
         // The lock file beside the database goes with the lock.
-        let folder = sqlite_folder(&app);
-        let left: Vec<_> = std::fs::read_dir(&folder)
-            .expect("folder")
-            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-            .filter(|name| name.contains("-import-"))
-            .collect();
-        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(lock_files(&app), Vec::<String>::new());
     }
     // Its runner gone, a job left running is taken for interrupted.
     let db = app.db.clone();
@@ -1067,6 +1062,58 @@ async fn a_job_waiting_for_its_turn_is_left_to_its_runner(app: TestApp) {
         let job = waiting.join().expect("second runner").expect("ran");
         assert_eq!(job.state, "completed");
     }
+}
+
+/// A runner that panics (a bug in a kind, say) gives its run lock back as it unwinds (SQLite: the
+/// lock file's guard; PostgreSQL: `run_kind` unlocks, and the pool drops a connection handed back
+/// by a panicking thread, which ends its locks too), and its batch is rolled back: the job is then
+/// taken for interrupted and resumed by another runner, as after any other stop.
+async fn a_runner_that_panics_gives_its_run_lock_back(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let postgres = app.db.backend_name() == "postgres";
+    let id = uuid::Uuid::now_v7().to_string();
+    start_job(&app.db, &id, String::new());
+    let (db, job_id, row_household) = (app.db.clone(), id.clone(), h.clone());
+    let panicked = std::thread::spawn(move || {
+        let mut rows = std::iter::once(person_row(2, 1, &row_household))
+            .chain(std::iter::from_fn(|| panic!("a bug while reading row 3")));
+        run_today(&db, &job_id, &mut rows, Default::default())
+    })
+    .join();
+    assert!(panicked.is_err(), "the runner did not panic");
+    if !postgres {
+        assert_eq!(lock_files(&app), Vec::<String>::new());
+    }
+    let (db, job_id) = (app.db.clone(), id.clone());
+    let resumed = tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        // Its lock free, the job is recorded as stopped, then resumed and run again.
+        let recorded =
+            imports::stopped(&mut conn, &job_id, "its runner panicked").expect("checked");
+        imports::resume(&mut conn, &job_id, None).expect("resumed");
+        drop(conn);
+        let mut rows = std::iter::once(person_row(2, 1, &h));
+        (
+            recorded,
+            run_today(&db, &job_id, &mut rows, Default::default()),
+        )
+    })
+    .await
+    .expect("joined");
+    assert!(resumed.0, "the job was not free to be marked interrupted");
+    let job = resumed.1.expect("ran");
+    assert_eq!((job.state.as_str(), job.created), ("completed", 1));
+    assert_eq!(count(&app, "").await, 1);
+}
+
+/// The import lock files beside a test's SQLite database.
+fn lock_files(app: &TestApp) -> Vec<String> {
+    std::fs::read_dir(sqlite_folder(app))
+        .expect("folder")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.contains("-import-"))
+        .collect()
 }
 
 /// The folder of a test's SQLite database.
