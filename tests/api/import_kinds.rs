@@ -21,7 +21,7 @@ backend_tests!(
     enrolments_are_created_and_moved_one_transition_at_a_time,
     attendance_is_imported_by_the_cohorts_own_trainer_or_facilitator,
     purchases_are_charged_once_per_reference,
-    api_clients_import_field_data_only,
+    api_clients_import_what_their_mou_lets_them_submit,
     a_committed_import_is_audited_once_as_a_whole,
     imported_persons_are_queued_as_possible_duplicates,
     atomicity_all_writes_nothing_when_a_row_fails,
@@ -651,43 +651,121 @@ async fn purchases_are_charged_once_per_reference(app: TestApp) {
     assert_eq!(balance(&app, &f.supporter).await, 700_000);
 }
 
-async fn api_clients_import_field_data_only(app: TestApp) {
-    let (n1, _) = two_neighbourhoods(&app).await;
+/// An API client imports what its organisation's MoU data policy lets it submit, with the rules
+/// of `/partner/...`: households in the MoU's areas, assessments of persons it may see. Nothing
+/// else, and nothing without a policy in force.
+async fn api_clients_import_what_their_mou_lets_them_submit(app: TestApp) {
+    use crate::partners::{household_with_head, set_policy, study_policy};
+    let (n1, n2) = two_neighbourhoods(&app).await;
     let client = create_client(&app, &["imports:write"]).await;
+    let org = client["organisation_id"].as_str().expect("organisation");
+    let client_id = client["client_id"].as_str().expect("client id").to_owned();
     let tokens = token_of(
         client_grant(
             &app,
-            client["client_id"].as_str().expect("client id"),
+            &client_id,
             client["client_secret"].as_str().expect("secret"),
         )
         .await,
     )
     .await;
     let token = tokens["access_token"].as_str().expect("token");
+    let refused = |kind: &'static str, header: &'static str| {
+        let app = &app;
+        async move {
+            problem(
+                upload_as(
+                    app,
+                    token,
+                    &format!("kind={kind}&mode=validate"),
+                    "text/csv",
+                    format!("{header}\n"),
+                    None,
+                )
+                .await,
+                403,
+            )
+            .await
+        }
+    };
+    let home = |hood: &Value, address: &str, postal_code: &str| {
+        format!("{},{address},{postal_code}", id(hood))
+    };
 
-    let rows = [format!("{},کوچه یاس,1234567890", id(&n1))];
+    // No MoU data policy: nothing; with one that lets it submit nothing: nothing either.
+    refused("households", HOUSEHOLDS).await;
+    set_policy(&app, org, &study_policy()).await;
+    let body = refused("households", HOUSEHOLDS).await;
+    assert!(
+        body.to_string().contains("does not let it submit"),
+        "{body}"
+    );
+
+    let mut policy = study_policy();
+    policy["writes"] = json!(["households", "assessments"]);
+    policy["areas"] = json!([n1["id"]]);
+    set_policy(&app, org, &policy).await;
+    // Households in the MoU's areas only.
+    let rows = [
+        home(&n1, "کوچه یاس", "1234567890"),
+        home(&n2, "کوچه نرگس", "2234567890"),
+    ];
     let job = commit(&app, token, "households", HOUSEHOLDS, &rows).await;
-    assert_eq!(counts(&job), [1, 1, 0, 0, 0], "{job}");
+    assert_eq!(counts(&job), [2, 1, 0, 0, 1], "{job}");
+    assert_eq!(
+        row_errors(&job),
+        [error(3, "neighbourhood_id", "outside_mou")]
+    );
     assert_eq!(households_of(&app, &n1).await.len(), 1);
+    assert_eq!(households_of(&app, &n2).await.len(), 0);
+    // The same household again is unchanged; a partner does not change a registered one.
+    let job = commit(&app, token, "households", HOUSEHOLDS, &rows[..1]).await;
+    assert_eq!(counts(&job), [1, 0, 0, 1, 0], "{job}");
+    let rows = [home(&n1, "کوچه یاس پلاک ۲", "1234567890")];
+    let job = commit(&app, token, "households", HOUSEHOLDS, &rows).await;
+    assert_eq!(counts(&job), [1, 0, 0, 0, 1], "{job}");
+    assert_eq!(row_errors(&job), [error(2, "address", "household_differs")]);
 
+    // Assessments of persons it may see (consent, the MoU's areas); the others are not found.
+    let (_, shares) = household_with_head(&app, &n1, 600, true).await;
+    let (_, keeps) = household_with_head(&app, &n1, 601, false).await;
+    let (_, far) = household_with_head(&app, &n2, 602, true).await;
+    let answers = "unemployed,under_20m,false";
+    let rows = [shares.clone(), keeps, far].map(|p| {
+        assessment(
+            p["national_id"].as_str().expect("national id"),
+            "baseline",
+            "1403-02-10",
+            answers,
+            "",
+        )
+    });
+    let job = commit(&app, token, "assessments", ASSESSMENTS, &rows).await;
+    assert_eq!(counts(&job), [3, 1, 0, 0, 2], "{job}");
+    assert_eq!(
+        row_errors(&job),
+        [
+            error(3, "national_id", "not_found"),
+            error(4, "national_id", "not_found")
+        ]
+    );
+    let path = format!(
+        "/api/v1/persons/{}/assessments",
+        shares["id"].as_str().expect("id")
+    );
+    assert_eq!(
+        get_json(&app, &path).await.as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // Persons, enrolments, attendance and purchases are staff's own.
     for (kind, header) in [
+        ("persons", crate::imports::HEADER),
         ("enrolments", ENROLMENTS),
         ("attendance", ATTENDANCE),
         ("purchases", PURCHASES),
     ] {
-        let body = problem(
-            upload_as(
-                &app,
-                token,
-                &format!("kind={kind}&mode=validate"),
-                "text/csv",
-                format!("{header}\n"),
-                None,
-            )
-            .await,
-            403,
-        )
-        .await;
+        let body = refused(kind, header).await;
         assert!(
             body["detail"]
                 .as_str()
@@ -695,11 +773,54 @@ async fn api_clients_import_field_data_only(app: TestApp) {
             "{body}"
         );
     }
+
+    // The runner checks the policy as it stands when the job runs (a resumed one too).
+    policy["writes"] = json!(["assessments"]);
+    set_policy(&app, org, &policy).await;
+    let db = app.db.clone();
+    let ran = tokio::task::spawn_blocking(move || {
+        use tavana_domain::import::{Atomicity, ImportFormat, ImportKind, ImportMode};
+        use tavana_persistence::imports::{self, NewJob};
+        use tavana_persistence::{Actor, AuditContext, Scope};
+        let mut conn = db.get().expect("connection");
+        let (job, _) = imports::start(
+            &mut conn,
+            NewJob {
+                id: uuid::Uuid::now_v7().to_string(),
+                kind: ImportKind::Households,
+                mode: ImportMode::Commit,
+                atomicity: Atomicity::Rows,
+                format: ImportFormat::Csv,
+                principal: format!("client:{client_id}"),
+                context: AuditContext {
+                    actor: Actor::Client(client_id),
+                    request_id: None,
+                    batched: false,
+                },
+                scope: Scope::All,
+                role: None,
+                idempotency_key: None,
+                checksum: "started before the policy changed".to_owned(),
+                file_path: String::new(),
+            },
+        )
+        .expect("job");
+        drop(conn);
+        let today = chrono::Utc::now().date_naive();
+        imports::run(&db, &job.id, &mut std::iter::empty(), today)
+    })
+    .await
+    .expect("joined");
+    assert!(
+        matches!(ran, Err(tavana_persistence::StoreError::Forbidden(_))),
+        "{ran:?}"
+    );
+
     // A client without `imports:write` imports nothing.
     let reader = created(
         app.post_json(
             "/api/v1/api-clients",
-            &json!({"name": "Registry reader", "organisation_id": client["organisation_id"],
+            &json!({"name": "Registry reader", "organisation_id": org,
                     "scopes": ["registry:read"], "expires_on": "2099-12-31"}),
         )
         .await,
@@ -718,9 +839,9 @@ async fn api_clients_import_field_data_only(app: TestApp) {
         upload_as(
             &app,
             tokens["access_token"].as_str().expect("token"),
-            "kind=households&mode=validate",
+            "kind=assessments&mode=validate",
             "text/csv",
-            format!("{HOUSEHOLDS}\n"),
+            format!("{ASSESSMENTS}\n"),
             None,
         )
         .await,

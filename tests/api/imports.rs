@@ -31,7 +31,8 @@ backend_tests!(
     an_interrupted_all_or_nothing_import_runs_again_from_the_start,
 );
 
-const HEADER: &str = "national_id,first_name,last_name,birth_date,sex,household_id,household_role";
+pub const HEADER: &str =
+    "national_id,first_name,last_name,birth_date,sex,household_id,household_role";
 
 pub async fn household(app: &TestApp, neighbourhood: &Value) -> String {
     created(

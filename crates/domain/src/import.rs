@@ -14,6 +14,7 @@ use crate::funds::{ItemKind, Line, purchase_total};
 use crate::household::NewHousehold;
 use crate::id::{AreaId, HouseholdId, ProgrammeId, SessionId};
 use crate::national_id::NationalId;
+use crate::partner::Resource;
 use crate::person::{Education, HouseholdRole, NewPerson, PersonInput, Sex};
 use crate::text::ascii_digits;
 use crate::training::AttendanceMark;
@@ -43,13 +44,19 @@ impl ImportKind {
         }
     }
 
-    /// API clients (partner systems with `imports:write`) bring field data: households, persons
-    /// and assessments. Enrolment decisions, attendance sheets and purchases are staff's own.
-    pub fn open_to_clients(self) -> bool {
-        matches!(
-            self,
-            ImportKind::Households | ImportKind::Persons | ImportKind::Assessments
-        )
+    /// What an API client (a partner agency's system with `imports:write`) submits with these
+    /// rows, under its MoU data policy as through `/partner/...`: the field data of its study,
+    /// households and assessments. Persons are registered, and enrolment decisions, attendance
+    /// sheets and purchases recorded, by staff.
+    pub fn partner_resource(self) -> Option<Resource> {
+        match self {
+            ImportKind::Households => Some(Resource::Households),
+            ImportKind::Assessments => Some(Resource::Assessments),
+            ImportKind::Persons
+            | ImportKind::Enrolments
+            | ImportKind::Attendance
+            | ImportKind::Purchases => None,
+        }
     }
 }
 

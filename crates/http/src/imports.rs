@@ -20,6 +20,7 @@ use tavana_domain::import::{
     Atomicity, ImportFormat, ImportKind, ImportMode, check_header, columns,
 };
 use tavana_persistence::imports::{self, Job, NewJob, Row, RowError};
+use tavana_persistence::partner_policies;
 use tavana_persistence::{Database, StoreError};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -170,7 +171,10 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// object per line, keys as the column names). It is streamed, never held in memory.
 ///
 /// Every rule of the kind's own endpoint applies to each row, with its error codes; the caller
-/// must be allowed that endpoint too (API clients import households, persons and assessments).
+/// must be allowed that endpoint too. API clients import households and assessments where their
+/// organisation's MoU data policy lets them submit these, with the rules of `/partner/...`:
+/// households in the MoU's areas (`outside_mou`), matched among those and not changed
+/// (`household_differs`); assessments of persons the partner may see, the others `not_found`.
 /// A row matching an existing record by its natural key updates it (or leaves it unchanged); the
 /// same record twice in one file is reported as `duplicate_row`, not applied twice. Columns
 /// (required ones first; dates Gregorian or Jalali, digits in any script):
@@ -201,6 +205,7 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
     responses(
         (status = 202, description = "Started; follow it at `Location`", body = ImportJobResponse),
         (status = 200, description = "The same key or file was imported already: the earlier job", body = ImportJobResponse),
+        (status = 403, description = "The caller may not use the kind's own endpoint; or, an API client, its MoU data policy is not in force or does not let it submit these records", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than 2 GiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither CSV nor JSON Lines", body = Problem, content_type = "application/problem+json"),
     ),
@@ -219,12 +224,17 @@ pub async fn create(
     // An import writes what the API's own endpoint writes: the caller must be allowed that too.
     match &auth.principal {
         Principal::User { .. } => auth.require(kind.action())?,
-        Principal::Client { .. } if !kind.open_to_clients() => {
-            return Err(ApiError::Forbidden(format!(
-                "API clients import households, persons and assessments; {kind} are recorded by staff"
-            )));
+        // A partner's system submits what its MoU data policy lets it, as through `/partner/...`;
+        // the runner checks the policy again, and each row's areas and persons.
+        Principal::Client { .. } => {
+            let Some(resource) = kind.partner_resource() else {
+                return Err(ApiError::Forbidden(format!(
+                    "API clients import households and assessments under their MoU data policy; {kind} are recorded by staff"
+                )));
+            };
+            let view = crate::partners::partner_view(&state, &auth).await?;
+            partner_policies::may_submit(&view, resource)?;
         }
-        Principal::Client { .. } => {}
     }
     let format = format_of(&req)?;
     let dir = state.import_dir.clone();

@@ -343,7 +343,10 @@ pub async fn feed(
 }
 
 /// The caller's partner view; staff have none here (these endpoints are the partners' own).
-async fn partner_view(state: &AppState, caller: &Caller) -> Result<PartnerView, ApiError> {
+pub(crate) async fn partner_view(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<PartnerView, ApiError> {
     match viewer(state, caller).await? {
         Viewer::Partner(view) => Ok(view),
         Viewer::Staff => Err(ApiError::Forbidden(

@@ -172,13 +172,13 @@ pub struct PartnerView {
     pub today: NaiveDate,
 }
 
-impl Viewer {
+impl PartnerView {
     /// A partner organisation's view, refused when it has no MoU data policy in force today.
-    pub fn partner(
+    pub fn of(
         conn: &mut DbConnection,
         organisation: OrganisationId,
         today: NaiveDate,
-    ) -> Result<Viewer, StoreError> {
+    ) -> Result<PartnerView, StoreError> {
         let policy = crate::partner_policies::get(conn, organisation)?.ok_or_else(|| {
             StoreError::Forbidden(
                 "the caller's organisation has no MoU data policy; partners read nothing without one"
@@ -191,12 +191,36 @@ impl Viewer {
                 policy.starts_on, policy.ends_on
             )));
         }
-        Ok(Viewer::Partner(PartnerView {
+        Ok(PartnerView {
             organisation_id: organisation,
             neighbourhoods: covered_neighbourhoods(conn, &policy)?,
             policy,
             today,
-        }))
+        })
+    }
+
+    /// Whether the MoU's areas hold this neighbourhood.
+    pub fn covers(&self, neighbourhood: &str) -> bool {
+        self.neighbourhoods
+            .as_ref()
+            .is_none_or(|n| n.iter().any(|id| id == neighbourhood))
+    }
+
+    /// Whether this partner may see the person (consent and areas, as in the feed).
+    pub fn sees_person(&self, conn: &mut DbConnection, person: &str) -> Result<bool, StoreError> {
+        let viewer = Viewer::Partner(self.clone());
+        Ok(!records(conn, &viewer, Resource::Persons, &[person.to_owned()])?.is_empty())
+    }
+}
+
+impl Viewer {
+    /// A partner organisation's view, refused when it has no MoU data policy in force today.
+    pub fn partner(
+        conn: &mut DbConnection,
+        organisation: OrganisationId,
+        today: NaiveDate,
+    ) -> Result<Viewer, StoreError> {
+        PartnerView::of(conn, organisation, today).map(Viewer::Partner)
     }
 
     /// The resources this viewer may read.

@@ -26,7 +26,7 @@ use tavana_domain::{FieldError, ValidationErrors};
 
 use crate::assessments::AssessmentRow;
 use crate::audit::{self, Actor, AuditContext, Event};
-use crate::changes::Op;
+use crate::changes::{Op, PartnerView};
 use crate::cohorts::{Mark, Recorder};
 use crate::db::{Database, DbConnection};
 use crate::enrolments::TransitionOutcome;
@@ -36,8 +36,8 @@ use crate::import_keys::Seen;
 use crate::persons::PersonRow;
 use crate::purchases::{NewLine, NewPurchase};
 use crate::schema::{
-    assessments, attendance, enrolments, household_memberships, households, import_errors,
-    import_jobs, persons, purchases,
+    api_clients, assessments, attendance, enrolments, household_memberships, households,
+    import_errors, import_jobs, persons, purchases,
 };
 use crate::scope::{Scope, assigned_to};
 use crate::supporters::Access;
@@ -157,7 +157,41 @@ impl Job {
                 ("user", Some(id)) => Some(id.parse().map_err(|_| bad("actor"))?),
                 _ => None,
             },
+            partner: None,
         })
+    }
+
+    /// The MoU data policy an API client's job runs under, as it stands when the job runs (a
+    /// resumed job too): refused when the client is no longer active, the MoU is not in force,
+    /// or it does not let the partner submit these records.
+    fn partner(
+        &self,
+        conn: &mut DbConnection,
+        today: NaiveDate,
+    ) -> Result<Option<PartnerView>, StoreError> {
+        let ("client", Some(client)) = (self.actor_kind.as_str(), &self.actor_id) else {
+            return Ok(None);
+        };
+        let organisation: Option<String> = api_clients::table
+            .filter(api_clients::client_id.eq(client))
+            .filter(api_clients::active.eq(true))
+            .filter(api_clients::expires_on.ge(today))
+            .select(api_clients::organisation_id)
+            .first(conn)
+            .optional()?;
+        let organisation = organisation
+            .ok_or_else(|| {
+                StoreError::Forbidden(format!("API client {client} is no longer active"))
+            })?
+            .parse()
+            .map_err(|_| StoreError::Internal(format!("api_clients {client}: bad organisation")))?;
+        let view = PartnerView::of(conn, organisation, today)?;
+        let kind = self.kind()?;
+        let resource = kind
+            .partner_resource()
+            .ok_or_else(|| StoreError::Forbidden(format!("API clients do not import {kind}")))?;
+        crate::partner_policies::may_submit(&view, resource)?;
+        Ok(Some(view))
     }
 }
 
@@ -541,7 +575,8 @@ fn run_on<K: Kind>(
         )));
     }
     let (mode, atomicity) = (job.mode()?, job.atomicity()?);
-    let runner = job.runner()?;
+    let mut runner = job.runner()?;
+    runner.partner = job.partner(conn, today)?;
     let context = job.context();
     let mut tally = Tally {
         read: job.rows_done,
@@ -898,6 +933,20 @@ struct Runner {
     context: AuditContext,
     role: Option<Role>,
     user: Option<UserId>,
+    /// An API client's job runs under its organisation's MoU data policy, as `/partner/...`.
+    partner: Option<PartnerView>,
+}
+
+impl Runner {
+    /// Whether the rows may name this person: any in scope for staff; for a partner only one
+    /// it may see (consent and areas, as in the feed), so that an import tells it nothing of the
+    /// others either.
+    fn sees_person(&self, conn: &mut DbConnection, person: PersonId) -> Result<bool, StoreError> {
+        match &self.partner {
+            None => Ok(true),
+            Some(view) => view.sees_person(conn, &person.to_string()),
+        }
+    }
 }
 
 /// Reads rows in batches, parses them, and reports repeats within the file.
@@ -1040,6 +1089,15 @@ fn each_row<T>(
     Ok(())
 }
 
+/// The error of a national ID that names nobody the rows may name.
+fn no_person(column: &'static str) -> FieldError {
+    FieldError::new(
+        column,
+        "not_found",
+        "no person with this national ID in your scope",
+    )
+}
+
 /// The person with this national ID, if in scope; otherwise the row's `column` is not found.
 fn person_in_scope(
     conn: &mut DbConnection,
@@ -1047,14 +1105,7 @@ fn person_in_scope(
     national_id: &NationalId,
     column: &'static str,
 ) -> Result<PersonId, StoreError> {
-    let not_found = || -> StoreError {
-        FieldError::new(
-            column,
-            "not_found",
-            "no person with this national ID in your scope",
-        )
-        .into()
-    };
+    let not_found = || -> StoreError { no_person(column).into() };
     let id: Option<String> = persons::table
         .filter(persons::national_id.eq(national_id.as_str()))
         .select(persons::id)
@@ -1121,8 +1172,17 @@ impl Kind for Households {
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
         each_row(conn, runner, batch, tally, errors, |conn, new| {
+            let covered = runner
+                .partner
+                .as_ref()
+                .and_then(|p| p.neighbourhoods.as_ref());
+            if let Some(view) = &runner.partner
+                && !view.covers(&new.neighbourhood_id.to_string())
+            {
+                return Err(crate::partner_policies::outside_mou().into());
+            }
             let in_scope = || {
-                let query = households::table
+                let mut query = households::table
                     .select((
                         households::id,
                         households::neighbourhood_id,
@@ -1130,12 +1190,15 @@ impl Kind for Households {
                         households::postal_code,
                     ))
                     .into_boxed();
-                match runner.scope {
-                    Scope::UserAreas(user) => {
-                        query.filter(households::neighbourhood_id.eq_any(assigned_to(user)))
-                    }
-                    Scope::All => query,
+                if let Scope::UserAreas(user) = runner.scope {
+                    query = query.filter(households::neighbourhood_id.eq_any(assigned_to(user)));
                 }
+                // A partner's rows match households of its MoU's areas only.
+                if let Some(neighbourhoods) = covered {
+                    query =
+                        query.filter(households::neighbourhood_id.eq_any(neighbourhoods.clone()));
+                }
+                query
             };
             let by_postal_code: Option<(String, String, String, Option<String>)> =
                 match &new.postal_code {
@@ -1175,6 +1238,15 @@ impl Kind for Households {
                 && (new.postal_code.is_none() || postal_code == new.postal_code)
             {
                 return Ok(Outcome::Unchanged);
+            }
+            if runner.partner.is_some() {
+                // `/partner/households` submits households; changing one is for staff.
+                return Err(FieldError::new(
+                    "address",
+                    "household_differs",
+                    "a household with this postal code or address is registered with other details; partners submit new households, staff change registered ones",
+                )
+                .into());
             }
             let id = id
                 .parse()
@@ -1228,6 +1300,9 @@ impl Kind for Assessments {
     ) -> Result<(), StoreError> {
         each_row(conn, runner, batch, tally, errors, |conn, item| {
             let person = person_in_scope(conn, &runner.scope, &item.national_id, "national_id")?;
+            if !runner.sees_person(conn, person)? {
+                return Err(no_person("national_id").into());
+            }
             let new = item.assessment;
             let existing: Option<AssessmentRow> = assessments::table
                 .filter(assessments::person_id.eq(person.to_string()))
