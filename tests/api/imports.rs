@@ -18,6 +18,7 @@ backend_tests!(
     bad_rows_are_reported_and_atomicity_decides_what_is_written,
     headers_and_empty_files_are_checked,
     validation_writes_nothing_and_a_rerun_imports_nothing_twice,
+    an_update_by_import_leaves_what_the_row_does_not_give,
     json_lines_are_imported_and_scope_applies,
     an_interrupted_import_resumes_without_duplicates,
     a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it,
@@ -398,6 +399,72 @@ async fn headers_and_empty_files_are_checked(app: TestApp) {
     .await;
 }
 
+/// As `PATCH /persons/{id}`, an import's update leaves an optional field the row does not give
+/// (no column, an empty cell) as it is.
+async fn an_update_by_import_leaves_what_the_row_does_not_give(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let registered: Value = created(
+        app.post_json(
+            "/api/v1/persons",
+            &json!({"national_id": national_id(1), "first_name": "زهرا", "last_name": "احمدی",
+                    "birth_date": "1360-01-01", "sex": "female", "household_id": h,
+                    "household_role": "head", "mobile": "09121234567", "education": "diploma"}),
+        )
+        .await,
+    )
+    .await;
+    let path = format!("/api/v1/persons/{}", registered["id"].as_str().expect("id"));
+    let row = |first: &str| {
+        format!(
+            "{},{first},احمدی,1360-01-01,female,{h},head",
+            national_id(1)
+        )
+    };
+    // The required columns only.
+    let job = upload(
+        &app,
+        "kind=persons&mode=commit",
+        format!("{HEADER}\n{}\n", row("زهره")),
+    )
+    .await;
+    assert_eq!(job["updated"], 1, "{job}");
+    let person: Value = app.get(&path).await.json().await.expect("person");
+    assert_eq!(
+        (
+            &person["first_name"],
+            &person["mobile"],
+            &person["education"]
+        ),
+        (&json!("زهره"), &json!("09121234567"), &json!("diploma"))
+    );
+    // An empty mobile is not given either; a new education is written.
+    let job = upload(
+        &app,
+        "kind=persons&mode=commit",
+        format!("{HEADER},mobile,education\n{},,bachelor\n", row("زهره")),
+    )
+    .await;
+    assert_eq!(job["updated"], 1, "{job}");
+    let person: Value = app.get(&path).await.json().await.expect("person");
+    assert_eq!(
+        (&person["mobile"], &person["education"]),
+        (&json!("09121234567"), &json!("bachelor"))
+    );
+    // What it gives and what is stored agree: unchanged.
+    let job = upload(
+        &app,
+        "kind=persons&mode=commit",
+        format!("{HEADER},education\n{},bachelor\n", row("زهره")),
+    )
+    .await;
+    assert_eq!(
+        (job["updated"].clone(), job["unchanged"].clone()),
+        (json!(0), json!(1)),
+        "{job}"
+    );
+}
+
 async fn validation_writes_nothing_and_a_rerun_imports_nothing_twice(app: TestApp) {
     let (n1, _) = two_neighbourhoods(&app).await;
     let h = household(&app, &n1).await;
@@ -428,7 +495,7 @@ async fn validation_writes_nothing_and_a_rerun_imports_nothing_twice(app: TestAp
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.expect("job")["id"], first["id"]);
     assert_eq!(count(&app, "").await, 2);
-    // The same Idempotency-Key: the first job, whatever the body.
+    // The same Idempotency-Key: the first job for the same file; another file with it is refused.
     let keyed = upload_as(
         &app,
         &app.admin_token,
@@ -455,7 +522,7 @@ async fn validation_writes_nothing_and_a_rerun_imports_nothing_twice(app: TestAp
         &app.admin_token,
         "kind=persons&mode=commit",
         "text/csv",
-        file("رضایی"),
+        file("کریمی"),
         Some("import-1"),
     )
     .await;
@@ -464,6 +531,23 @@ async fn validation_writes_nothing_and_a_rerun_imports_nothing_twice(app: TestAp
         replay.json::<Value>().await.expect("job")["id"],
         keyed["id"]
     );
+    for (query, body) in [
+        ("kind=persons&mode=commit", file("رضایی")),
+        ("kind=persons&mode=validate", file("کریمی")),
+        ("kind=persons&mode=commit&atomicity=rows", file("کریمی")),
+    ] {
+        let reused = upload_as(
+            &app,
+            &app.admin_token,
+            query,
+            "text/csv",
+            body,
+            Some("import-1"),
+        )
+        .await;
+        let refused = problem(reused, 422).await;
+        assert_eq!(refused["errors"][0]["code"], "reused", "{refused}");
+    }
     assert_eq!(count(&app, "name=کریمی").await, 1);
     assert_eq!(count(&app, "name=رضایی").await, 0);
 }

@@ -225,7 +225,8 @@ pub struct NewJob {
     pub file_path: String,
 }
 
-/// Starts a job, unless this is a repeat: the same idempotency key of the same caller, or the
+/// Starts a job, unless this is a repeat: the same idempotency key of the same caller (with
+/// another file or kind, mode, atomicity or format, refused as `reused`), or the
 /// same caller's import of the same file (checksum) and kind in `commit` mode that did not fail
 /// and was not rolled back (atomicity `all` with a failed row wrote nothing: the file may be sent
 /// again once its rows are put right elsewhere, or with atomicity `rows`). Then the earlier job is
@@ -241,6 +242,21 @@ pub fn start(conn: &mut DbConnection, new: NewJob) -> Result<(Job, bool), StoreE
                 .first(conn)
                 .optional()?;
             if let Some(job) = earlier {
+                // As every create's `Idempotency-Key`: the same request again gets the first
+                // answer; another request (another file, kind, mode, …) with it is refused.
+                let same = job.kind == new.kind.as_str()
+                    && job.mode == new.mode.as_str()
+                    && job.atomicity == new.atomicity.as_str()
+                    && job.format == new.format.as_str()
+                    && job.checksum == new.checksum;
+                if !same {
+                    return Err(FieldError::new(
+                        "Idempotency-Key",
+                        "reused",
+                        "this key was used for a different request",
+                    )
+                    .into());
+                }
                 return Ok((job, false));
             }
         }
@@ -1742,16 +1758,6 @@ fn apply_persons(
             ));
             continue;
         };
-        let written = |p: &NewPerson| {
-            (
-                p.first_name.written.clone(),
-                p.last_name.written.clone(),
-                p.birth_date,
-                p.sex.as_str().to_owned(),
-                p.mobile.as_ref().map(|m| m.to_string()),
-                p.education.map(|e| e.as_str().to_owned()),
-            )
-        };
         if let Some(current) = existing.get(person.national_id.as_str()) {
             if current.household_id.as_deref() != Some(household.as_str())
                 || current.household_role.as_deref() != Some(person.household_role.as_str())
@@ -1764,33 +1770,57 @@ fn apply_persons(
                 )]));
                 continue;
             }
-            let now_values = written(&person);
-            let stored = (
-                current.first_name.clone(),
-                current.last_name.clone(),
-                current.birth_date,
-                current.sex.clone(),
-                current.mobile.clone(),
-                current.education.clone(),
-            );
-            if now_values == stored {
+            // As `PATCH /persons/{id}`: an optional field the row does not give (no column, an
+            // empty cell) is left as it is, not cleared.
+            let mobile = person
+                .mobile
+                .as_ref()
+                .map(|m| m.to_string())
+                .or_else(|| current.mobile.clone());
+            let education = person
+                .education
+                .map(|e| e.as_str().to_owned())
+                .or_else(|| current.education.clone());
+            if person.first_name.written == current.first_name
+                && person.last_name.written == current.last_name
+                && person.birth_date == current.birth_date
+                && person.sex.as_str() == current.sex
+                && mobile == current.mobile
+                && education == current.education
+            {
                 tally.unchanged += 1;
                 continue;
             }
-            diesel::update(persons::table.find(&current.id))
-                .set((
-                    persons::first_name.eq(&person.first_name.written),
-                    persons::last_name.eq(&person.last_name.written),
-                    persons::first_name_normalised.eq(&person.first_name.normalised),
-                    persons::last_name_normalised.eq(&person.last_name.normalised),
-                    persons::birth_date.eq(person.birth_date),
-                    persons::sex.eq(person.sex.as_str()),
-                    persons::mobile.eq(person.mobile.as_ref().map(|m| m.to_string())),
-                    persons::education.eq(person.education.map(|e| e.as_str())),
-                    persons::version.eq(current.version + 1),
-                    persons::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+            // Only the version read above: a change made meanwhile (a PATCH) is not overwritten.
+            let written = diesel::update(
+                persons::table
+                    .find(&current.id)
+                    .filter(persons::version.eq(current.version)),
+            )
+            .set((
+                persons::first_name.eq(&person.first_name.written),
+                persons::last_name.eq(&person.last_name.written),
+                persons::first_name_normalised.eq(&person.first_name.normalised),
+                persons::last_name_normalised.eq(&person.last_name.normalised),
+                persons::birth_date.eq(person.birth_date),
+                persons::sex.eq(person.sex.as_str()),
+                persons::mobile.eq(mobile),
+                persons::education.eq(education),
+                persons::version.eq(current.version + 1),
+                persons::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+            if written == 0 {
+                tally.failed += 1;
+                errors.extend(row_errors(
+                    job,
+                    number,
+                    refusal(StoreError::VersionMismatch {
+                        current: current.version,
+                    })?,
+                ));
+                continue;
+            }
             updated_ids.push(current.id.clone());
             tally.updated += 1;
             continue;
