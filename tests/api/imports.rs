@@ -315,6 +315,24 @@ async fn bad_rows_are_reported_and_atomicity_decides_what_is_written(app: TestAp
 }
 
 async fn headers_and_empty_files_are_checked(app: TestApp) {
+    // A column named like a formula is named in the errors CSV as text, not run by a spreadsheet.
+    let formula = upload(
+        &app,
+        "kind=persons&mode=validate",
+        format!("{HEADER},=1+2\n"),
+    )
+    .await;
+    assert_eq!(codes(&formula), [(0, "unknown_column".to_owned())]);
+    let csv = app
+        .get(&format!(
+            "/api/v1/imports/{}/errors",
+            formula["id"].as_str().expect("id")
+        ))
+        .await
+        .text()
+        .await
+        .expect("csv");
+    assert!(csv.contains("\n0,'=1+2,unknown_column,"), "{csv}");
     let unknown = upload(
         &app,
         "kind=persons&mode=validate",

