@@ -29,6 +29,7 @@ backend_tests!(
     a_runner_whose_job_is_marked_interrupted_stops_writing_nothing,
     a_job_waiting_for_its_turn_is_left_to_its_runner,
     a_runner_that_panics_gives_its_run_lock_back,
+    a_resumed_job_keeps_no_more_errors_than_the_limit,
     an_interrupted_all_or_nothing_import_runs_again_from_the_start,
 );
 
@@ -315,6 +316,23 @@ async fn bad_rows_are_reported_and_atomicity_decides_what_is_written(app: TestAp
 }
 
 async fn headers_and_empty_files_are_checked(app: TestApp) {
+    // A quote never closed would make the rest of the file one row, held in memory: the row
+    // stops at 1 MiB with its error, and the rows before it are imported.
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let endless = format!(
+        "{HEADER}\n{},زهرا,احمدی,1360-01-01,female,{h},head\n{},\"علی\n{}\n",
+        national_id(1),
+        national_id(2),
+        "ی".repeat(600_000)
+    );
+    let job = upload(&app, "kind=persons&mode=commit&atomicity=rows", endless).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(
+        (job["created"].clone(), job["failed"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(codes(&job), [(3, "too_long".to_owned())]);
     // A column named like a formula is named in the errors CSV as text, not run by a spreadsheet.
     let formula = upload(
         &app,
@@ -1165,6 +1183,44 @@ async fn a_job_waiting_for_its_turn_is_left_to_its_runner(app: TestApp) {
         let job = waiting.join().expect("second runner").expect("ran");
         assert_eq!(job.state, "completed");
     }
+}
+
+/// A job keeps at most `MAX_STORED_ERRORS` errors (the others are counted in `failed`), those
+/// stored before it was interrupted included.
+async fn a_resumed_job_keeps_no_more_errors_than_the_limit(app: TestApp) {
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    use tavana_persistence::schema::import_errors;
+    let limit = u32::try_from(imports::MAX_STORED_ERRORS).expect("limit");
+    let (total, stop_at) = (limit + 2_000, limit + 500);
+    // Rows of a household that does not exist: each one refused.
+    let nowhere = uuid::Uuid::now_v7().to_string();
+    let id = uuid::Uuid::now_v7().to_string();
+    start_job(&app.db, &id, String::new());
+    let (db, job_id) = (app.db.clone(), id.clone());
+    let (failed, stored) = tokio::task::spawn_blocking(move || {
+        let rows = |last: u32| (1..=last).map(|n| person_row(i64::from(n) + 1, n, &nowhere));
+        let tuning = imports::Tuning {
+            hold: Some(std::time::Duration::ZERO),
+            ..Default::default()
+        };
+        let stopped = run_today(&db, &job_id, &mut then_the_disk_goes(rows(stop_at)), tuning);
+        assert!(stopped.is_err(), "{stopped:?}");
+        let mut conn = db.get().expect("connection");
+        imports::resume(&mut conn, &job_id, None).expect("resumed");
+        drop(conn);
+        let job = run_today(&db, &job_id, &mut rows(total), tuning).expect("ran");
+        let mut conn = db.get().expect("connection");
+        let stored: i64 = import_errors::table
+            .filter(import_errors::job_id.eq(&job_id))
+            .count()
+            .get_result(&mut *conn)
+            .expect("counted");
+        (job.failed, stored)
+    })
+    .await
+    .expect("joined");
+    assert_eq!(failed, i64::from(total));
+    assert_eq!(stored, i64::from(limit));
 }
 
 /// A runner that panics (a bug in a kind, say) gives its run lock back as it unwinds (SQLite: the

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -168,7 +170,9 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 
 /// Start an import. The body is the file: `text/csv` (UTF-8, with or without a byte-order mark,
 /// CRLF, LF or CR line ends, a header row naming the columns) or `application/x-ndjson` (one JSON
-/// object per line, keys as the column names). It is streamed, never held in memory.
+/// object per line, keys as the column names). It is streamed, never held in memory; a row
+/// longer than 1 MiB is refused as `too_long` (in a CSV file, where that is most likely a quote
+/// never closed, the file is not read past it).
 ///
 /// Every rule of the kind's own endpoint applies to each row, with its error codes; the caller
 /// must be allowed that endpoint too. API clients import households and assessments where their
@@ -396,6 +400,105 @@ fn empty_file() -> FieldError {
     )
 }
 
+/// The longest row read (a CSV record, a JSON Lines line): rows are a few hundred bytes, and a
+/// longer one is held whole in memory, so a file of one endless row (a CSV quote never closed)
+/// would take as much memory as the file.
+const MAX_ROW_BYTES: u64 = 1024 * 1024;
+
+fn row_too_long(column: &str) -> FieldError {
+    FieldError::new(
+        column,
+        "too_long",
+        format!(
+            "a row longer than {} KiB (in a CSV file, a quote that is never closed?); the file is not read past it",
+            MAX_ROW_BYTES / 1024
+        ),
+    )
+}
+
+/// The error `Capped` stops a row with.
+#[derive(Debug)]
+struct TooLong;
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("row too long")
+    }
+}
+
+impl std::error::Error for TooLong {}
+
+fn too_long(e: &csv::Error) -> bool {
+    matches!(e.kind(), csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|e| e.is::<TooLong>()))
+}
+
+/// A reader that gives no byte past `allowed` (the start of the row being read plus
+/// `MAX_ROW_BYTES`, set by the CSV rows before each row): the CSV reader then fails with
+/// `TooLong` instead of growing its record without end.
+struct Capped<R> {
+    inner: R,
+    passed: u64,
+    allowed: Arc<AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Capped<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let room = self
+            .allowed
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.passed);
+        if room == 0 && !out.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                TooLong,
+            ));
+        }
+        let most = usize::try_from(room).unwrap_or(usize::MAX).min(out.len());
+        let given = self.inner.read(&mut out[..most])?;
+        self.passed += u64::try_from(given).unwrap_or(u64::MAX);
+        Ok(given)
+    }
+}
+
+/// The lines of a JSON Lines file, without their LF; a line longer than `MAX_ROW_BYTES` is
+/// skipped to its end without being kept, and given as `None`.
+fn capped_lines(
+    mut reader: impl BufRead,
+) -> impl Iterator<Item = std::io::Result<Option<Vec<u8>>>> {
+    let max = usize::try_from(MAX_ROW_BYTES).unwrap_or(usize::MAX);
+    std::iter::from_fn(move || {
+        let mut line = Vec::new();
+        let (mut started, mut overlong) = (false, false);
+        loop {
+            let (used, ended) = {
+                let buf = match reader.fill_buf() {
+                    Ok(buf) => buf,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Some(Err(e)),
+                };
+                if buf.is_empty() {
+                    return started.then(|| Ok((!overlong).then_some(line)));
+                }
+                started = true;
+                let end = buf.iter().position(|&b| b == b'\n');
+                let part = &buf[..end.unwrap_or(buf.len())];
+                if !overlong && line.len() + part.len() > max {
+                    overlong = true;
+                    line = Vec::new();
+                }
+                if !overlong {
+                    line.extend_from_slice(part);
+                }
+                (end.map_or(buf.len(), |i| i + 1), end.is_some())
+            };
+            reader.consume(used);
+            if ended {
+                return Some(Ok((!overlong).then_some(line)));
+            }
+        }
+    })
+}
+
 fn read_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("reading the import file: {e}"))
 }
@@ -478,12 +581,18 @@ fn csv_rows(
     kind: ImportKind,
     reader: impl std::io::Read + 'static,
 ) -> Result<impl Iterator<Item = Result<Row, StoreError>>, Vec<FieldError>> {
+    let allowed = Arc::new(AtomicU64::new(MAX_ROW_BYTES));
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(reader);
+        .from_reader(Capped {
+            inner: reader,
+            passed: 0,
+            allowed: Arc::clone(&allowed),
+        });
     let names: Vec<String> = match csv.headers() {
         Ok(h) => h.iter().map(str::to_owned).collect(),
+        Err(e) if too_long(&e) => return Err(vec![row_too_long("file")]),
         Err(e) => {
             return Err(vec![FieldError::new(
                 "file",
@@ -502,7 +611,13 @@ fn csv_rows(
     let header = check_header(kind, &names).map_err(|e| e.0)?;
     let width = names.len();
     let mut record = csv::StringRecord::new();
+    let mut done = false;
     Ok(std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let starts = csv.position().clone();
+        allowed.store(starts.byte() + MAX_ROW_BYTES, Ordering::Relaxed);
         match csv.read_record(&mut record) {
             Ok(false) => None,
             Ok(true) => {
@@ -525,6 +640,14 @@ fn csv_rows(
                 };
                 Some(Ok(Row { number, values }))
             }
+            // Past it the file cannot be read row by row (an unclosed quote, most likely).
+            Err(e) if too_long(&e) => {
+                done = true;
+                Some(Ok(Row {
+                    number: i64::try_from(starts.line()).unwrap_or(i64::MAX),
+                    values: Err(row_too_long("row")),
+                }))
+            }
             Err(e) => Some(match e.kind() {
                 csv::ErrorKind::Io(_) => Err(read_error(e)),
                 _ => Ok(Row {
@@ -542,16 +665,17 @@ fn jsonl_rows(
     reader: impl BufRead + 'static,
 ) -> impl Iterator<Item = Result<Row, StoreError>> {
     let known = columns(kind);
-    reader
-        .split(b'\n')
+    capped_lines(reader)
         .enumerate()
-        .filter(|(_, line)| {
-            line.as_ref()
-                .map_or(true, |l| !l.iter().all(u8::is_ascii_whitespace))
-        })
+        .filter(|(_, line)| !matches!(line, Ok(Some(l)) if l.iter().all(u8::is_ascii_whitespace)))
         .map(move |(i, line)| {
             let number = i64::try_from(i + 1).unwrap_or(i64::MAX);
-            let mut line = line.map_err(read_error)?;
+            let Some(mut line) = line.map_err(read_error)? else {
+                return Ok(Row {
+                    number,
+                    values: Err(row_too_long("row")),
+                });
+            };
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
@@ -765,6 +889,54 @@ mod tests {
         .expect("header")
         .map(|row| row.expect("row").number)
         .collect()
+    }
+
+    #[test]
+    fn a_csv_row_past_the_cap_ends_the_file_with_its_error() {
+        let endless = format!(
+            "neighbourhood_id,address\na,b\nc,\"never closed\n{}\nd,e\n",
+            "x".repeat(usize::try_from(MAX_ROW_BYTES).expect("fits"))
+        );
+        let rows: Vec<Row> = csv_rows(
+            ImportKind::Households,
+            Lf::new(BufReader::new(std::io::Cursor::new(endless.into_bytes()))),
+        )
+        .expect("header")
+        .map(|row| row.expect("row"))
+        .collect();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].values.is_ok());
+        assert_eq!(rows[1].number, 3);
+        assert_eq!(rows[1].values.as_ref().map_err(|e| e.code), Err("too_long"));
+        // A header that never ends is the file's error.
+        let header = format!(
+            "\"{}",
+            "x".repeat(usize::try_from(MAX_ROW_BYTES).expect("fits"))
+        );
+        let refused = csv_rows(
+            ImportKind::Households,
+            Lf::new(BufReader::new(std::io::Cursor::new(header.into_bytes()))),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(refused[0].code, "too_long");
+    }
+
+    #[test]
+    fn a_json_line_past_the_cap_is_skipped_and_reported() {
+        let max = usize::try_from(MAX_ROW_BYTES).expect("fits");
+        let file = format!("{{}}\n{}\n{}\n\nlast", "x".repeat(max + 1), "y".repeat(max));
+        for capacity in [7, 8 * 1024, 4 * max] {
+            let lines: Vec<Option<usize>> =
+                capped_lines(BufReader::with_capacity(capacity, file.as_bytes()))
+                    .map(|line| line.expect("read").map(|l| l.len()))
+                    .collect();
+            assert_eq!(
+                lines,
+                [Some(2), None, Some(max), Some(0), Some(4)],
+                "capacity {capacity}"
+            );
+        }
     }
 
     #[test]

@@ -602,9 +602,17 @@ fn run_on<K: Kind>(
         failed: job.failed,
     };
     let mut seen = Seen::new(tuning.keys_in_memory.unwrap_or(K::KEYS_IN_MEMORY));
-    let mut kept: Vec<RowError> = Vec::new();
     let one_transaction = mode == ImportMode::Validate || atomicity == Atomicity::All;
     let resume_after = if one_transaction { 0 } else { job.rows_done };
+    // The errors of a job in one transaction, stored at its end; a job in `rows` mode stores
+    // them with each transaction, and counts those stored before (a resumed job's too) against
+    // `MAX_STORED_ERRORS`. Beyond that they are counted in `failed`, not held in memory.
+    let mut kept: Vec<RowError> = Vec::new();
+    let mut stored = if one_transaction {
+        0
+    } else {
+        stored_errors(conn, &job.id)?
+    };
     let hold = tuning.hold.unwrap_or(match conn {
         DbConnection::Sqlite(_) => HOLD_WRITE_LOCK,
         DbConnection::Pg(_) => Duration::ZERO,
@@ -629,6 +637,7 @@ fn run_on<K: Kind>(
         let result = write_transaction(conn, |conn| {
             while let Some(batch) = batches.next_batch()? {
                 K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
+                errors.truncate(MAX_STORED_ERRORS);
             }
             if mode == ImportMode::Validate || inner.failed > 0 {
                 // Nothing may stay: roll back, keeping the tally.
@@ -662,10 +671,15 @@ fn run_on<K: Kind>(
             let step = write_transaction(conn, |conn| {
                 let started = Instant::now();
                 let mut errors = Vec::new();
+                let room = MAX_STORED_ERRORS.saturating_sub(stored);
                 K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
+                errors.truncate(room);
                 while started.elapsed() < hold {
                     match batches.next_batch() {
-                        Ok(Some(batch)) => K::apply(conn, &runner, batch, &mut inner, &mut errors)?,
+                        Ok(Some(batch)) => {
+                            K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
+                            errors.truncate(room);
+                        }
                         Ok(None) => break,
                         // The batches applied are kept; the job stops after their commit.
                         Err(e) => {
@@ -674,18 +688,14 @@ fn run_on<K: Kind>(
                         }
                     }
                 }
-                store_errors(conn, &errors, kept.len())?;
+                store_errors(conn, &errors, stored)?;
                 save_progress(conn, &job.id, &inner)?;
-                Ok(errors)
+                Ok(errors.len())
             });
             match step {
-                Ok(errors) => {
+                Ok(written) => {
                     tally = inner;
-                    kept.extend(
-                        errors
-                            .into_iter()
-                            .take(MAX_STORED_ERRORS.saturating_sub(kept.len())),
-                    );
+                    stored += written;
                     if let Some(e) = unread {
                         result = Err(e);
                         break;
@@ -856,6 +866,15 @@ fn store_errors(
     let room = MAX_STORED_ERRORS.saturating_sub(already);
     bulk_insert!(conn, import_errors::table, errors[..errors.len().min(room)]);
     Ok(())
+}
+
+/// How many errors job `id` has stored.
+fn stored_errors(conn: &mut DbConnection, id: &str) -> Result<usize, StoreError> {
+    let count: i64 = import_errors::table
+        .filter(import_errors::job_id.eq(id))
+        .count()
+        .get_result(conn)?;
+    Ok(usize::try_from(count).unwrap_or(usize::MAX))
 }
 
 /// Job `id` while it is in `state`: updates that must not race a change of state filter on it.
