@@ -30,6 +30,7 @@ backend_tests!(
     a_job_waiting_for_its_turn_is_left_to_its_runner,
     a_runner_that_panics_gives_its_run_lock_back,
     a_resumed_job_keeps_no_more_errors_than_the_limit,
+    an_import_in_one_transaction_lets_the_apis_writes_go_on,
     an_interrupted_all_or_nothing_import_runs_again_from_the_start,
 );
 
@@ -1026,12 +1027,13 @@ fn run_today(
     imports::run_tuned(db, id, rows, chrono::Utc::now().date_naive(), tuning)
 }
 
-/// A runner of job `id` that reads one person row of household `h`, then waits (a slow upload, a
-/// large file) until told to go on; returned once it waits.
+/// A runner of job `id` that reads `rows` person rows of household `h`, then waits (a slow upload,
+/// a large file) until told to go on; returned once it waits.
 fn paused_runner(
     app: &TestApp,
     id: &str,
     h: &str,
+    rows: u32,
 ) -> (
     std::thread::JoinHandle<Result<imports::Job, StoreError>>,
     std::sync::mpsc::Sender<()>,
@@ -1041,7 +1043,8 @@ fn paused_runner(
     let (go_on, wait) = std::sync::mpsc::channel::<()>();
     let runner = std::thread::spawn(move || {
         let mut waited = false;
-        let mut rows = std::iter::once(person_row(2, 1, &h)).chain(std::iter::from_fn(|| {
+        let read = (1..=rows).map(|n| person_row(i64::from(n) + 1, n, &h));
+        let mut rows = read.chain(std::iter::from_fn(|| {
             if !std::mem::replace(&mut waited, true) {
                 let _ = reading.send(());
                 let _ = wait.recv();
@@ -1063,7 +1066,7 @@ async fn a_job_running_in_another_process_is_left_to_it(app: TestApp) {
     let postgres = app.db.backend_name() == "postgres";
     let id = uuid::Uuid::now_v7().to_string();
     start_job(&app.db, &id, String::new());
-    let (runner, go_on) = paused_runner(&app, &id, &h);
+    let (runner, go_on) = paused_runner(&app, &id, &h, 1);
     let db = app.db.clone();
     let job_id = id.clone();
     let (marked, second) = tokio::task::spawn_blocking(move || {
@@ -1116,7 +1119,7 @@ async fn a_runner_whose_job_is_marked_interrupted_stops_writing_nothing(app: Tes
     let h = household(&app, &n1).await;
     let id = uuid::Uuid::now_v7().to_string();
     start_job(&app.db, &id, String::new());
-    let (runner, go_on) = paused_runner(&app, &id, &h);
+    let (runner, go_on) = paused_runner(&app, &id, &h, 1);
     let (db, job_id) = (app.db.clone(), id.clone());
     tokio::task::spawn_blocking(move || {
         let mut conn = db.get().expect("connection");
@@ -1147,7 +1150,7 @@ async fn a_job_waiting_for_its_turn_is_left_to_its_runner(app: TestApp) {
     );
     start_job(&app.db, &first, String::new());
     start_job(&app.db, &second, String::new());
-    let (running, go_on) = paused_runner(&app, &first, &h);
+    let (running, go_on) = paused_runner(&app, &first, &h, 1);
     let (db, job_id) = (app.db.clone(), second.clone());
     let mut waiting = Some(std::thread::spawn(move || {
         run_today(&db, &job_id, &mut std::iter::empty(), Default::default())
@@ -1221,6 +1224,55 @@ async fn a_resumed_job_keeps_no_more_errors_than_the_limit(app: TestApp) {
     .expect("joined");
     assert_eq!(failed, i64::from(total));
     assert_eq!(stored, i64::from(limit));
+}
+
+/// On PostgreSQL an import numbers its changes as its transaction ends: a job in one transaction
+/// (`all`, `validate`) does not hold the lock that orders the feed and the audit log while it
+/// runs, so the API's audited writes go on meanwhile, and the feed still numbers in commit order.
+/// (On SQLite such a job holds the database's one write lock, as the README says.)
+async fn an_import_in_one_transaction_lets_the_apis_writes_go_on(app: TestApp) {
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    use tavana_persistence::schema::changes;
+    if app.db.backend_name() != "postgres" {
+        return;
+    }
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let id = uuid::Uuid::now_v7().to_string();
+    start_job_with(&app.db, &id, String::new(), Atomicity::All);
+    // A whole batch applied (its changes made), the runner waits for the next.
+    let batch = u32::try_from(imports::BATCH).expect("batch");
+    let (runner, go_on) = paused_runner(&app, &id, &h, batch);
+    let written = tokio::time::timeout(std::time::Duration::from_secs(10), household(&app, &n1))
+        .await
+        .expect("an audited write while the import runs");
+    go_on.send(()).expect("going on");
+    let job = runner.join().expect("runner").expect("ran");
+    assert_eq!(
+        (job.state.as_str(), job.created),
+        ("completed", i64::from(batch))
+    );
+    let db = app.db.clone();
+    let (household_seq, first_person_seq) = tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        let household: i64 = changes::table
+            .filter(changes::entity_id.eq(&written))
+            .select(changes::seq)
+            .first(&mut *conn)
+            .expect("household's change");
+        let person: Option<i64> = changes::table
+            .filter(changes::entity.eq("person"))
+            .select(diesel::dsl::min(changes::seq))
+            .first(&mut *conn)
+            .expect("persons' changes");
+        (household, person.expect("numbered"))
+    })
+    .await
+    .expect("joined");
+    assert!(
+        household_seq < first_person_seq,
+        "{household_seq} {first_person_seq}"
+    );
 }
 
 /// A runner that panics (a bug in a kind, say) gives its run lock back as it unwinds (SQLite: the

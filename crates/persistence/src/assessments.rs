@@ -127,6 +127,7 @@ pub fn record(
         let assessment = to_assessment(inserted)?;
         crate::changes::record(
             conn,
+            context,
             Resource::Assessments,
             &assessment.id.to_string(),
             Op::Created,

@@ -20,6 +20,7 @@ use tavana_domain::id::OrganisationId;
 use tavana_domain::partner::{Policy, Resource};
 
 use crate::assessments::AssessmentRow;
+use crate::audit::AuditContext;
 use crate::db::DbConnection;
 use crate::enrolments::EnrolmentRow;
 use crate::error::StoreError;
@@ -48,25 +49,46 @@ impl Op {
 /// Numbers a change of one record; call it inside the transaction that makes the change.
 pub fn record(
     conn: &mut DbConnection,
+    context: &AuditContext,
     resource: Resource,
     id: &str,
     op: Op,
 ) -> Result<(), StoreError> {
-    record_many(conn, resource, &[id.to_owned()], op)
+    record_many(conn, context, resource, &[id.to_owned()], op)
 }
 
 /// Numbers changes of many records (an import's batch), in one statement per 500.
+///
+/// An import's writes (`context.batched`) on PostgreSQL are numbered when its transaction ends
+/// (`number_pending`): they wait in the connection's temporary `pending_changes` meanwhile, so
+/// that the lock ordering the feed (and the audit log) is held for that moment only, not for a
+/// whole batch, nor a whole file in one transaction (a `validate` run never takes it).
 pub fn record_many(
     conn: &mut DbConnection,
+    context: &AuditContext,
     resource: Resource,
     ids: &[String],
     op: Op,
 ) -> Result<(), StoreError> {
+    use diesel::sql_types::{Array, Text, Timestamp};
     if ids.is_empty() {
         return Ok(());
     }
-    crate::audit::order_lock(conn)?;
     let now = crate::now();
+    if let (true, DbConnection::Pg(pg)) = (context.batched, &mut *conn) {
+        diesel::sql_query(
+            "INSERT INTO pending_changes (entity, entity_id, op, changed_at)
+             SELECT $1, id, $2, $3 FROM unnest($4::text[]) WITH ORDINALITY AS t (id, n)
+             ORDER BY n",
+        )
+        .bind::<Text, _>(resource.entity())
+        .bind::<Text, _>(op.as_str())
+        .bind::<Timestamp, _>(now)
+        .bind::<Array<Text>, _>(ids)
+        .execute(pg)?;
+        return Ok(());
+    }
+    crate::audit::order_lock(conn)?;
     let rows: Vec<_> = ids
         .iter()
         .map(|id| {
@@ -80,6 +102,41 @@ pub fn record_many(
         .collect();
     // 4: the columns of a row above.
     copy_insert!(conn, changes::table, rows, 4);
+    Ok(())
+}
+
+/// Sets up an import's PostgreSQL connection for `record_many`'s pending changes.
+pub(crate) fn prepare_pending(conn: &mut DbConnection) -> Result<(), StoreError> {
+    use diesel::connection::SimpleConnection;
+    if let DbConnection::Pg(pg) = conn {
+        pg.batch_execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS pending_changes (
+                 n          BIGSERIAL,
+                 entity     TEXT NOT NULL,
+                 entity_id  TEXT NOT NULL,
+                 op         TEXT NOT NULL,
+                 changed_at TIMESTAMP NOT NULL
+             ) ON COMMIT DELETE ROWS",
+        )?;
+    }
+    Ok(())
+}
+
+/// Numbers an import's pending changes, in the order they were made; call it last in the
+/// transaction that made them. Nothing on SQLite, where they were numbered as they were made.
+pub(crate) fn number_pending(conn: &mut DbConnection) -> Result<(), StoreError> {
+    use diesel::connection::SimpleConnection;
+    if !matches!(conn, DbConnection::Pg(_)) {
+        return Ok(());
+    }
+    crate::audit::order_lock(conn)?;
+    if let DbConnection::Pg(pg) = conn {
+        pg.batch_execute(
+            "INSERT INTO changes (entity, entity_id, op, changed_at)
+             SELECT entity, entity_id, op, changed_at FROM pending_changes ORDER BY n;
+             DELETE FROM pending_changes;",
+        )?;
+    }
     Ok(())
 }
 
@@ -118,7 +175,11 @@ pub(crate) fn record_existing(conn: &mut DbConnection) -> Result<(), StoreError>
 }
 
 /// A person's consent changed: what partners may see of them changed too.
-pub fn consent_changed(conn: &mut DbConnection, person: &str) -> Result<(), StoreError> {
+pub fn consent_changed(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    person: &str,
+) -> Result<(), StoreError> {
     let headed: Vec<String> = persons::table
         .filter(persons::id.eq(person))
         .select(persons::household_id)
@@ -126,7 +187,7 @@ pub fn consent_changed(conn: &mut DbConnection, person: &str) -> Result<(), Stor
         .into_iter()
         .flatten()
         .collect();
-    visibility_changed(conn, person, &headed)
+    visibility_changed(conn, context, person, &headed)
 }
 
 /// What partners may see around a person changed (consent, household, role, a merge): the
@@ -135,24 +196,31 @@ pub fn consent_changed(conn: &mut DbConnection, person: &str) -> Result<(), Stor
 /// gains or drops them.
 pub fn visibility_changed(
     conn: &mut DbConnection,
+    context: &AuditContext,
     person: &str,
     households: &[String],
 ) -> Result<(), StoreError> {
-    record(conn, Resource::Persons, person, Op::Updated)?;
+    record(conn, context, Resource::Persons, person, Op::Updated)?;
     let assessed: Vec<String> = assessments::table
         .filter(assessments::person_id.eq(person))
         .select(assessments::id)
         .load(conn)?;
-    record_many(conn, Resource::Assessments, &assessed, Op::Updated)?;
+    record_many(conn, context, Resource::Assessments, &assessed, Op::Updated)?;
     let mut households = households.to_vec();
     households.sort();
     households.dedup();
-    record_many(conn, Resource::Households, &households, Op::Updated)?;
+    record_many(
+        conn,
+        context,
+        Resource::Households,
+        &households,
+        Op::Updated,
+    )?;
     let enrolled: Vec<String> = enrolments::table
         .filter(enrolments::household_id.eq_any(&households))
         .select(enrolments::id)
         .load(conn)?;
-    record_many(conn, Resource::Enrolments, &enrolled, Op::Updated)
+    record_many(conn, context, Resource::Enrolments, &enrolled, Op::Updated)
 }
 
 /// Who reads shared records: staff see them whole; a partner sees them under its policy.

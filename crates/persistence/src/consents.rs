@@ -90,7 +90,7 @@ pub fn record(
             .returning(consents::all_columns)
             .get_result(conn)?;
         let consent = to_consent(inserted)?;
-        crate::changes::consent_changed(conn, &consent.person_id.to_string())?;
+        crate::changes::consent_changed(conn, context, &consent.person_id.to_string())?;
         audit::append(
             conn,
             context,
@@ -167,7 +167,7 @@ pub fn withdraw(
                 .select(ConsentRow::as_select())
                 .first(conn)?,
         )?;
-        crate::changes::consent_changed(conn, &after.person_id.to_string())?;
+        crate::changes::consent_changed(conn, context, &after.person_id.to_string())?;
         audit::append(
             conn,
             context,

@@ -210,7 +210,7 @@ pub fn merge(
             ))
             .execute(conn)?;
         close_pair(conn, context, into, from, "merged")?;
-        crate::changes::record(conn, Resource::Persons, &from_id, Op::Deleted)?;
+        crate::changes::record(conn, context, Resource::Persons, &from_id, Op::Deleted)?;
         // The survivor gains the merged record's consents, assessments and history: what partners
         // see of her, her households and their enrolments may change.
         let households: Vec<String> = [survivor.household_id, merged.household_id]
@@ -218,7 +218,7 @@ pub fn merge(
             .flatten()
             .map(|h| h.to_string())
             .collect();
-        crate::changes::visibility_changed(conn, &into_id, &households)?;
+        crate::changes::visibility_changed(conn, context, &into_id, &households)?;
         audit::append(
             conn,
             context,

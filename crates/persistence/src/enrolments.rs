@@ -233,6 +233,7 @@ pub fn create(
         let enrolment = to_enrolment(inserted)?;
         crate::changes::record(
             conn,
+            context,
             Resource::Enrolments,
             &enrolment.id.to_string(),
             Op::Created,
@@ -406,7 +407,13 @@ pub fn transition(
             reason,
         )?;
         let after = get(conn, scope, id)?;
-        crate::changes::record(conn, Resource::Enrolments, &id.to_string(), Op::Updated)?;
+        crate::changes::record(
+            conn,
+            context,
+            Resource::Enrolments,
+            &id.to_string(),
+            Op::Updated,
+        )?;
         audit::append(
             conn,
             context,

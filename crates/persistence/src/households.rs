@@ -123,6 +123,7 @@ pub fn create(
         let household = Household::try_from(inserted)?;
         crate::changes::record(
             conn,
+            context,
             Resource::Households,
             &household.id.to_string(),
             Op::Created,
@@ -259,7 +260,13 @@ pub fn update(
             });
         }
         let after = get(conn, scope, id)?;
-        crate::changes::record(conn, Resource::Households, &id.to_string(), Op::Updated)?;
+        crate::changes::record(
+            conn,
+            context,
+            Resource::Households,
+            &id.to_string(),
+            Op::Updated,
+        )?;
         audit::append(
             conn,
             context,

@@ -558,6 +558,7 @@ fn run_kind<K: Kind>(
     // happens, a panic too: the pooled connection outlives the run. SQLite's is `run_tuned`'s.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         import_settings(&mut conn, true)?;
+        crate::changes::prepare_pending(&mut conn)?;
         run_on::<K>(&mut conn, job_id, rows, today, tuning)
     }));
     if let Err(error) = pg_run_lock(&mut conn, job_id, false) {
@@ -643,6 +644,7 @@ fn run_on<K: Kind>(
                 // Nothing may stay: roll back, keeping the tally.
                 return Err(StoreError::Conflict(ROLLBACK.to_owned()));
             }
+            crate::changes::number_pending(conn)?;
             complete(conn, &job, &context, &inner)
         });
         tally = inner;
@@ -688,6 +690,7 @@ fn run_on<K: Kind>(
                         }
                     }
                 }
+                crate::changes::number_pending(conn)?;
                 store_errors(conn, &errors, stored)?;
                 save_progress(conn, &job.id, &inner)?;
                 Ok(errors.len())
@@ -1682,7 +1685,7 @@ impl Kind for Persons {
         tally: &mut Tally,
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
-        apply_persons(conn, &runner.scope, batch, tally, errors, &runner.job)
+        apply_persons(conn, runner, batch, tally, errors)
     }
 }
 
@@ -1691,12 +1694,12 @@ impl Kind for Persons {
 /// bulk, not row by row: persons are the large files.
 fn apply_persons(
     conn: &mut DbConnection,
-    scope: &Scope,
+    runner: &Runner,
     batch: Vec<Parsed<NewPerson>>,
     tally: &mut Tally,
     errors: &mut Vec<RowError>,
-    job: &str,
 ) -> Result<(), StoreError> {
+    let (scope, job, context) = (&runner.scope, runner.job.as_str(), &runner.context);
     let good: Vec<&NewPerson> = batch.iter().filter_map(|(_, p)| p.as_ref().ok()).collect();
     let household_ids: Vec<String> = good
         .iter()
@@ -1891,8 +1894,8 @@ fn apply_persons(
     // The columns a row has: 17 of a person (`PersonRow`), 6 of a membership (the tuple above).
     copy_insert!(conn, persons::table, new_rows, 17);
     copy_insert!(conn, household_memberships::table, memberships, 6);
-    crate::changes::record_many(conn, Resource::Persons, &newcomers.id, Op::Created)?;
-    crate::changes::record_many(conn, Resource::Persons, &updated_ids, Op::Updated)?;
+    crate::changes::record_many(conn, context, Resource::Persons, &newcomers.id, Op::Created)?;
+    crate::changes::record_many(conn, context, Resource::Persons, &updated_ids, Op::Updated)?;
     queue_duplicates(conn, &newcomers, now)
 }
 

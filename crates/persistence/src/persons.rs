@@ -225,7 +225,13 @@ pub fn create(
             ))
             .execute(conn)?;
         let person = to_person(inserted)?;
-        crate::changes::record(conn, Resource::Persons, &person.id.to_string(), Op::Created)?;
+        crate::changes::record(
+            conn,
+            context,
+            Resource::Persons,
+            &person.id.to_string(),
+            Op::Created,
+        )?;
         audit::append(
             conn,
             context,
@@ -480,7 +486,13 @@ pub fn update(
             });
         }
         let after = get(conn, scope, id)?;
-        crate::changes::record(conn, Resource::Persons, &id.to_string(), Op::Updated)?;
+        crate::changes::record(
+            conn,
+            context,
+            Resource::Persons,
+            &id.to_string(),
+            Op::Updated,
+        )?;
         audit::append(
             conn,
             context,
@@ -581,6 +593,7 @@ pub fn move_to(
         start_membership(conn, id, household.id, role, on, reason)?;
         set_current(
             conn,
+            context,
             id,
             Some((household.id, role, household.neighbourhood_id)),
         )?;
@@ -659,6 +672,7 @@ fn start_membership(
 
 fn set_current(
     conn: &mut DbConnection,
+    context: &AuditContext,
     id: PersonId,
     current: Option<(HouseholdId, HouseholdRole, AreaId)>,
 ) -> Result<(), StoreError> {
@@ -690,7 +704,7 @@ fn set_current(
     // Moves, heads changing and splits all pass here. The households left and joined may gain or
     // lose their head, and with it what partners see of them.
     let touched: Vec<String> = before.into_iter().chain(household).collect();
-    crate::changes::visibility_changed(conn, &id.to_string(), &touched)
+    crate::changes::visibility_changed(conn, context, &id.to_string(), &touched)
 }
 
 /// Makes `new_head` (a member of the household) its head from `on`; the previous head, if any,
@@ -745,6 +759,7 @@ pub fn change_head(
             )?;
             set_current(
                 conn,
+                context,
                 old,
                 Some((household.id, previous_head_role, household.neighbourhood_id)),
             )?;
@@ -760,6 +775,7 @@ pub fn change_head(
         )?;
         set_current(
             conn,
+            context,
             new_head,
             Some((
                 household.id,
@@ -767,7 +783,13 @@ pub fn change_head(
                 household.neighbourhood_id,
             )),
         )?;
-        crate::changes::record(conn, Resource::Households, &household_id, Op::Updated)?;
+        crate::changes::record(
+            conn,
+            context,
+            Resource::Households,
+            &household_id,
+            Op::Updated,
+        )?;
         audit::append(
             conn,
             context,
@@ -864,12 +886,14 @@ pub fn split(
             start_membership(conn, *person, created.id, *role, on, reason.clone())?;
             set_current(
                 conn,
+                context,
                 *person,
                 Some((created.id, *role, created.neighbourhood_id)),
             )?;
         }
         crate::changes::record(
             conn,
+            context,
             Resource::Households,
             &source.id.to_string(),
             Op::Updated,
