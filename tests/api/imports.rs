@@ -715,6 +715,20 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
     assert_eq!(job["state"], "interrupted");
     assert_eq!(job["read"], batch);
     assert_eq!(job["created"], batch);
+    // What it wrote is audited as it stops, whether or not it is ever resumed.
+    let events: Value = app
+        .get("/api/v1/audit?action=import.interrupted")
+        .await
+        .json()
+        .await
+        .expect("events");
+    assert_eq!(
+        events["items"].as_array().map(Vec::len),
+        Some(1),
+        "{events}"
+    );
+    assert_eq!(events["items"][0]["entity_id"], id.as_str());
+    assert_eq!(events["items"][0]["after"]["created"], batch);
 
     // Resumed (by an administrator), it goes on after the first batch and ends with each row once.
     // Of resumes sent at once, one runs the job; the others find it running.
@@ -729,6 +743,7 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
     assert_eq!(job["read"], total);
     assert_eq!(job["created"], total);
     assert_eq!(job["failed"], 0);
+    assert_eq!(crate::training::audit_count(&app, "import.commit").await, 1);
     let mut listed = 0;
     let mut cursor: Option<String> = None;
     loop {

@@ -374,16 +374,44 @@ pub fn stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, Sto
     marked
 }
 
-/// `stopped`, by the job's runner, which holds the run lock.
+/// `stopped`, by the job's runner, which holds the run lock. A job in `rows` mode that wrote
+/// rows before it stopped is audited then, with what it wrote so far: they are in the registry
+/// whether or not the job is ever resumed (and audited again, as a whole, when it ends).
 fn mark_stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, StoreError> {
-    let marked = diesel::update(in_state(id, JobState::Running))
-        .set((
-            import_jobs::state.eq(JobState::Interrupted.as_str()),
-            import_jobs::message.eq(why),
-            import_jobs::updated_at.eq(crate::now()),
-        ))
-        .execute(conn)?;
-    Ok(marked > 0)
+    write_transaction(conn, |conn| {
+        let marked = diesel::update(in_state(id, JobState::Running))
+            .set((
+                import_jobs::state.eq(JobState::Interrupted.as_str()),
+                import_jobs::message.eq(why),
+                import_jobs::updated_at.eq(crate::now()),
+            ))
+            .execute(conn)?;
+        if marked == 0 {
+            return Ok(false);
+        }
+        let job = get(conn, id)?;
+        let wrote = job.mode()? == ImportMode::Commit
+            && job.atomicity()? == Atomicity::Rows
+            && job.created + job.updated > 0;
+        if wrote {
+            audit::append(
+                conn,
+                &job.context(),
+                Event {
+                    action: "import.interrupted",
+                    entity: "import_job",
+                    entity_id: Some(job.id.clone()),
+                    before: None,
+                    after: Some(json!({
+                        "kind": job.kind, "atomicity": job.atomicity, "checksum": job.checksum,
+                        "rows": job.rows_done, "created": job.created, "updated": job.updated,
+                        "unchanged": job.unchanged, "failed": job.failed, "why": why,
+                    })),
+                },
+            )?;
+        }
+        Ok(true)
+    })
 }
 
 /// Takes a job's run lock on SQLite, held by the job's runner for as long as it runs (and while
