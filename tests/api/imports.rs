@@ -599,6 +599,8 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
         json!({"national_id": national_id(2), "first_name": "سارا", "last_name": "احمدی", "birth_date": "1360-01-01", "sex": "female", "household_id": h1, "household_role": "head"}).to_string(),
         json!({"national_id": national_id(3), "nickname": "x"}).to_string(),
         "not json".to_owned(),
+        // A list or an object is not a value: the API refuses one in its body too.
+        json!({"national_id": national_id(5), "first_name": {"given": "زهرا"}, "last_name": "احمدی", "birth_date": "1360-01-01", "sex": "female", "household_id": h2, "household_role": "other"}).to_string(),
     ]
     .join("\n")
     .into_bytes();
@@ -630,7 +632,8 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
             (3, "not_found".to_owned()),
             (4, "unknown_column".to_owned()),
             (5, "json".to_owned()),
-            (6, "encoding".to_owned()),
+            (6, "format".to_owned()),
+            (7, "encoding".to_owned()),
         ]
     );
     // Another caller does not see the job; partners may not import.

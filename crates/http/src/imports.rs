@@ -698,25 +698,31 @@ fn jsonl_rows(
             ) {
                 Ok(serde_json::Value::Object(object)) => {
                     let mut values = HashMap::new();
-                    let mut unknown = None;
+                    let mut refused = None;
                     for (key, value) in object {
                         let Some(column) = known.iter().find(|c| c.name == key) else {
-                            unknown = Some(key);
+                            let message = format!("unknown column `{key}`");
+                            refused = Some(FieldError::new(key, "unknown_column", message));
                             break;
                         };
+                        // A value is what a CSV cell holds: text, a number, true or false.
                         let text = match value {
                             serde_json::Value::Null => continue,
                             serde_json::Value::String(s) => s,
+                            serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                                refused = Some(FieldError::new(
+                                    column.name,
+                                    "format",
+                                    "give text, a number, true or false, not a list or an object",
+                                ));
+                                break;
+                            }
                             other => other.to_string(),
                         };
                         values.insert(column.name, text);
                     }
-                    match unknown {
-                        Some(key) => Err(FieldError::new(
-                            key.clone(),
-                            "unknown_column",
-                            format!("unknown column `{key}`"),
-                        )),
+                    match refused {
+                        Some(error) => Err(error),
                         None => Ok(values),
                     }
                 }
