@@ -31,6 +31,7 @@ backend_tests!(
     a_runner_that_panics_gives_its_run_lock_back,
     a_resumed_job_keeps_no_more_errors_than_the_limit,
     an_import_in_one_transaction_lets_the_apis_writes_go_on,
+    a_resumed_job_of_the_command_line_leaves_its_file,
     an_interrupted_all_or_nothing_import_runs_again_from_the_start,
 );
 
@@ -747,6 +748,15 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
     assert_eq!(job["created"], total);
     assert_eq!(job["failed"], 0);
     assert_eq!(crate::training::audit_count(&app, "import.commit").await, 1);
+    // Done with, the spooled copy goes.
+    let since = std::time::Instant::now();
+    while path.exists() {
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(10),
+            "spooled copy left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut listed = 0;
     let mut cursor: Option<String> = None;
     loop {
@@ -769,6 +779,44 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
         409,
     )
     .await;
+}
+
+/// A job of `tavana import` reads the administrator's own file: resumed through the API, it
+/// leaves that file where it is (only an upload's spooled copy is the service's to remove).
+async fn a_resumed_job_of_the_command_line_leaves_its_file(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let folder = tempfile::tempdir().expect("folder");
+    let path = folder.path().join("register.csv");
+    let row = |n: u32| format!("{},زهرا,احمدی,1360-01-01,female,{h},other", national_id(n));
+    std::fs::write(&path, format!("{HEADER}\n{}\n{}\n", row(1), row(2))).expect("file");
+    let id = uuid::Uuid::now_v7().to_string();
+    let (db, job_id, file) = (
+        app.db.clone(),
+        id.clone(),
+        path.to_string_lossy().into_owned(),
+    );
+    let stopped = tokio::task::spawn_blocking(move || {
+        start_job(&db, &job_id, file);
+        run_today(
+            &db,
+            &job_id,
+            &mut then_the_disk_goes(std::iter::empty()),
+            Default::default(),
+        )
+    })
+    .await
+    .expect("joined");
+    assert!(stopped.is_err());
+    let response = app
+        .post_json(&format!("/api/v1/imports/{id}/resume"), &json!({}))
+        .await;
+    assert_eq!(response.status(), 202);
+    let job = finished(&app, &app.admin_token, &id).await;
+    assert_eq!(job["created"], 2, "{job}");
+    // A removal would follow the job's end at once.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(path.exists());
 }
 
 /// A job in `rows` mode of the person file at `file`, started as the API starts one.

@@ -301,7 +301,7 @@ pub async fn create(
             .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
             .json(response(job, errors)));
     }
-    spawn(state.db.clone(), job.clone());
+    spawn(state.db.clone(), job.clone(), &state.import_dir);
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
         .json(response(job, Vec::new())))
@@ -326,7 +326,10 @@ impl Drop for Spool {
 
 /// Runs the job in the background. Whatever stops it before its end (the file cannot be opened,
 /// the database is gone, a panic) leaves it `interrupted` with the reason, never `running`.
-fn spawn(db: Database, job: Job) {
+fn spawn(db: Database, job: Job, spool: &Path) {
+    // Only an upload's spooled copy is the service's to remove: a job of `tavana import` (resumed
+    // here) reads the administrator's own file.
+    let spooled = Path::new(&job.file_path).starts_with(spool);
     actix_web::rt::spawn(async move {
         let id = job.id.clone();
         let runner = db.clone();
@@ -335,6 +338,7 @@ fn spawn(db: Database, job: Job) {
             // Done with: the spooled copy goes (here, not after the await, which a stopping
             // server does not reach). An interrupted job keeps it to resume from.
             if ran.is_ok()
+                && spooled
                 && let Err(error) = std::fs::remove_file(&job.file_path)
             {
                 tracing::warn!(job = %job.id, error = %error, "spool file not removed");
@@ -831,7 +835,7 @@ pub async fn resume(
 ) -> Result<HttpResponse, ApiError> {
     let job = visible_job(&auth, &state, id.into_inner()).await?;
     let job = with_db(&state, move |c| imports::resume(c, &job.id, None)).await?;
-    spawn(state.db.clone(), job.clone());
+    spawn(state.db.clone(), job.clone(), &state.import_dir);
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
         .json(response(job, Vec::new())))
