@@ -397,7 +397,7 @@ async fn enrolments_are_created_and_moved_one_transition_at_a_time(app: TestApp)
 }
 
 async fn attendance_is_imported_by_the_cohorts_own_trainer_or_facilitator(app: TestApp) {
-    let (n1, _) = two_neighbourhoods(&app).await;
+    let (n1, n2) = two_neighbourhoods(&app).await;
     let own = app
         .create_user(
             "maryam.trainer",
@@ -425,7 +425,10 @@ async fn attendance_is_imported_by_the_cohorts_own_trainer_or_facilitator(app: T
     let p1 = person(&app, &n1, 1, "1370-01-01").await;
     let p2 = person(&app, &n1, 2, "1370-01-01").await;
     person(&app, &n1, 3, "1370-01-01").await;
-    for (c, p) in [(&mine, &p1), (&mine, &p2), (&theirs, &p1)] {
+    // Seated in a cohort of n1 though she lives in n2: the cohort's trainer marks her, as the
+    // API lets them.
+    let p4 = person(&app, &n2, 4, "1370-01-01").await;
+    for (c, p) in [(&mine, &p1), (&mine, &p2), (&theirs, &p1), (&mine, &p4)] {
         register(&app, c, p).await;
     }
     let s1 = session(&app, &mine, "1403-07-05").await;
@@ -463,9 +466,10 @@ async fn attendance_is_imported_by_the_cohorts_own_trainer_or_facilitator(app: T
         format!("{s1},{},present", national_id(3)),
         // Another trainer's cohort.
         format!("{s2},{},present", national_id(1)),
+        format!("{s1},{},present", national_id(4)),
     ];
     let job = commit(&app, &own_token, "attendance", ATTENDANCE, &rows).await;
-    assert_eq!(counts(&job), [4, 2, 0, 0, 2], "{job}");
+    assert_eq!(counts(&job), [5, 3, 0, 0, 2], "{job}");
     assert_eq!(
         row_errors(&job),
         [
@@ -475,11 +479,13 @@ async fn attendance_is_imported_by_the_cohorts_own_trainer_or_facilitator(app: T
     );
     let p1_id = id(&p1).to_owned();
     let p2_id = id(&p2).to_owned();
+    let p4_id = id(&p4).to_owned();
     assert_eq!(
         marks(&s1).await,
         sorted(vec![
             (p1_id.clone(), "present".to_owned()),
             (p2_id.clone(), "absent".to_owned()),
+            (p4_id.clone(), "present".to_owned()),
         ])
     );
     assert!(marks(&s2).await.is_empty());
@@ -496,6 +502,7 @@ async fn attendance_is_imported_by_the_cohorts_own_trainer_or_facilitator(app: T
         sorted(vec![
             (p1_id.clone(), "present".to_owned()),
             (p2_id, "excused".to_owned()),
+            (p4_id, "present".to_owned()),
         ])
     );
 

@@ -699,7 +699,7 @@ pub struct Mark {
 }
 
 /// The session, its cohort and course, checked against the caller.
-fn session_in_scope(
+pub(crate) fn session_in_scope(
     conn: &mut DbConnection,
     scope: &Scope,
     session: SessionId,

@@ -37,7 +37,7 @@ use crate::persons::PersonRow;
 use crate::purchases::{NewLine, NewPurchase};
 use crate::schema::{
     api_clients, assessments, attendance, enrolments, household_memberships, households,
-    import_errors, import_jobs, persons, purchases,
+    import_errors, import_jobs, persons, producer_links, purchases, registrations,
 };
 use crate::scope::{Scope, assigned_to};
 use crate::supporters::Access;
@@ -1188,6 +1188,80 @@ fn person_in_scope(
     }
 }
 
+/// The person with this national ID seated in the cohort of `session`: `PUT
+/// /sessions/{id}/attendance` marks the cohort's seats, whoever's neighbourhood they live in.
+/// A session out of the caller's scope is not found, before anyone is looked for in it.
+fn seated_person(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    session: SessionId,
+    national_id: &NationalId,
+) -> Result<PersonId, StoreError> {
+    let cohort = match crate::cohorts::session_in_scope(conn, scope, session) {
+        Ok((_, cohort)) => cohort,
+        Err(StoreError::NotFound) => {
+            return Err(FieldError::new(
+                "session_id",
+                "not_found",
+                "no such session in your scope",
+            )
+            .into());
+        }
+        Err(other) => return Err(other),
+    };
+    let id: Option<String> = persons::table
+        .filter(persons::national_id.eq(national_id.as_str()))
+        .filter(
+            persons::id.eq_any(
+                registrations::table
+                    .filter(registrations::cohort_id.eq(cohort.id.to_string()))
+                    .select(registrations::person_id),
+            ),
+        )
+        .select(persons::id)
+        .first(conn)
+        .optional()?;
+    let id = id.ok_or_else(|| {
+        FieldError::new(
+            "national_id",
+            "not_registered",
+            "nobody with this national ID has a seat in the session's cohort",
+        )
+    })?;
+    id.parse()
+        .map_err(|_| StoreError::Internal("persons: bad id".to_owned()))
+}
+
+/// The producer with this national ID linked to the supporter: `POST /purchases` buys from the
+/// supporter's linked producers, whoever's neighbourhood they live in.
+fn linked_producer(
+    conn: &mut DbConnection,
+    supporter: &str,
+    national_id: &NationalId,
+) -> Result<PersonId, StoreError> {
+    let id: Option<String> = persons::table
+        .filter(persons::national_id.eq(national_id.as_str()))
+        .filter(
+            persons::id.eq_any(
+                producer_links::table
+                    .filter(producer_links::supporter_id.eq(supporter))
+                    .select(producer_links::person_id),
+            ),
+        )
+        .select(persons::id)
+        .first(conn)
+        .optional()?;
+    let id = id.ok_or_else(|| {
+        FieldError::new(
+            "producer_national_id",
+            "not_linked",
+            "no producer with this national ID is linked to this supporter",
+        )
+    })?;
+    id.parse()
+        .map_err(|_| StoreError::Internal("persons: bad id".to_owned()))
+}
+
 /// Renames the fields of an error the API reports on its own body (`producer_id`,
 /// `marks[0].person_id`) to the file's columns.
 fn renamed(error: StoreError, names: &[(&str, &'static str)]) -> StoreError {
@@ -1547,7 +1621,7 @@ impl Kind for Attendance {
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
         each_row(conn, runner, batch, tally, errors, |conn, item| {
-            let person = person_in_scope(conn, &runner.scope, &item.national_id, "national_id")?;
+            let person = seated_person(conn, &runner.scope, item.session_id, &item.national_id)?;
             let current: Option<String> = attendance::table
                 .find((item.session_id.to_string(), person.to_string()))
                 .select(attendance::mark)
@@ -1624,8 +1698,7 @@ impl Kind for Purchases {
                 }
                 other => other?,
             };
-            let producer =
-                person_in_scope(conn, &runner.scope, &item.producer, "producer_national_id")?;
+            let producer = linked_producer(conn, &supporter.id, &item.producer)?;
             let earlier: Option<(String, NaiveDate, i64)> = purchases::table
                 .filter(purchases::supporter_id.eq(&supporter.id))
                 .filter(purchases::reference.eq(&item.reference))
