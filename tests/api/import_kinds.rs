@@ -320,6 +320,34 @@ async fn assessments_are_matched_by_person_kind_and_day_and_never_rewritten(app:
         .find(|a| a["kind"] == "baseline")
         .expect("baseline");
     assert_eq!(baseline["employment_status"], "unemployed");
+
+    // A record merged into another (a duplicate) answers with the one it was merged into.
+    let twin = person(&app, &n1, 4, "1370-01-01").await;
+    let response = app
+        .post_json(
+            &format!("/api/v1/persons/{}/merge", id(&q)),
+            &json!({"from": twin["id"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let rows = [assessment(
+        &national_id(4),
+        "baseline",
+        "1403-04-01",
+        answers,
+        "",
+    )];
+    let job = commit(&app, &facilitator, "assessments", ASSESSMENTS, &rows).await;
+    assert_eq!(counts(&job), [1, 1, 0, 0, 0], "{job}");
+    let path = |p: &Value| format!("/api/v1/persons/{}/assessments", id(p));
+    assert_eq!(
+        get_json(&app, &path(&q)).await.as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        get_json(&app, &path(&twin)).await.as_array().map(Vec::len),
+        Some(0)
+    );
 }
 
 async fn enrolments_are_created_and_moved_one_transition_at_a_time(app: TestApp) {
@@ -392,6 +420,18 @@ async fn enrolments_are_created_and_moved_one_transition_at_a_time(app: TestApp)
     );
     assert_eq!(
         enrolment_of(&h2).await.expect("enrolled")["state"],
+        "assessed"
+    );
+
+    // The first file again, with no state for the enrolments that moved on: they stay.
+    let rows = [
+        format!("{h1},{WHH},,1398-01-15,"),
+        format!("{h2},{WHH},,1398-01-15,"),
+    ];
+    let job = commit(&app, &facilitator, "enrolments", ENROLMENTS, &rows).await;
+    assert_eq!(counts(&job), [2, 0, 0, 2, 0], "{job}");
+    assert_eq!(
+        enrolment_of(&h1).await.expect("enrolled")["state"],
         "assessed"
     );
 }
@@ -603,6 +643,16 @@ async fn purchases_are_charged_once_per_reference(app: TestApp) {
     )
     .await;
     assert_eq!(counts(&job), [1, 0, 0, 0, 1], "{job}");
+    assert_eq!(row_errors(&job), [error(2, "reference", "reference_used")]);
+    // Another order of the same total (one at 300,000 instead of two at 150,000) is another order.
+    let job = commit(
+        &app,
+        &f.token,
+        "purchases",
+        PURCHASES,
+        &[order("PO-1", &producer, 1, 300_000)],
+    )
+    .await;
     assert_eq!(row_errors(&job), [error(2, "reference", "reference_used")]);
     assert_eq!(balance(&app, &f.supporter).await, 700_000);
     assert_eq!(

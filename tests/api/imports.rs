@@ -19,6 +19,7 @@ backend_tests!(
     headers_and_empty_files_are_checked,
     validation_writes_nothing_and_a_rerun_imports_nothing_twice,
     an_update_by_import_leaves_what_the_row_does_not_give,
+    a_second_head_is_refused_as_the_api_refuses_it,
     json_lines_are_imported_and_scope_applies,
     an_interrupted_import_resumes_without_duplicates,
     a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it,
@@ -501,6 +502,31 @@ async fn an_update_by_import_leaves_what_the_row_does_not_give(app: TestApp) {
         (json!(0), json!(1)),
         "{job}"
     );
+}
+
+/// A second head of a household is refused with the API's code (`POST /persons` answers 409
+/// `exists`), whether the first one is registered already or comes earlier in the file.
+async fn a_second_head_is_refused_as_the_api_refuses_it(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let (h1, h2) = (household(&app, &n1).await, household(&app, &n1).await);
+    let head =
+        |n: u32, h: &str| format!("{},زهرا,احمدی,1360-01-01,female,{h},head", national_id(n));
+    let job = upload(
+        &app,
+        "kind=persons&mode=commit&atomicity=rows",
+        format!("{HEADER}\n{}\n{}\n", head(1, &h1), head(2, &h1)),
+    )
+    .await;
+    assert_eq!(codes(&job), [(3, "exists".to_owned())]);
+    assert_eq!(job["errors"][0]["column"], "household_role");
+    let job = upload(
+        &app,
+        "kind=persons&mode=commit&atomicity=rows",
+        format!("{HEADER}\n{}\n{}\n", head(3, &h1), head(4, &h2)),
+    )
+    .await;
+    assert_eq!(codes(&job), [(2, "exists".to_owned())]);
+    assert_eq!(job["created"], 1);
 }
 
 async fn validation_writes_nothing_and_a_rerun_imports_nothing_twice(app: TestApp) {

@@ -530,7 +530,9 @@ pub fn parse_assessment(
 pub struct ImportedEnrolment {
     pub household_id: HouseholdId,
     pub programme_id: ProgrammeId,
-    pub state: EnrolmentState,
+    /// None when the row gives none: a new enrolment starts `identified`, one that exists stays
+    /// where it is.
+    pub state: Option<EnrolmentState>,
     pub on: NaiveDate,
     pub reason: Option<String>,
 }
@@ -542,9 +544,7 @@ pub fn parse_enrolment(
     let mut fields = Fields::new(get);
     let household_id = fields.id("household_id", "a household");
     let programme_id = fields.id("programme_id", "a programme");
-    let state = fields
-        .name("state", false)
-        .unwrap_or(EnrolmentState::Identified);
+    let state = fields.name("state", false);
     let on = fields.date("effective_on", false).unwrap_or(today);
     if on > today {
         fields.errors.push(FieldError::new(

@@ -192,8 +192,9 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// - `assessments`: `national_id`, `kind`, `assessed_on`, `employment_status`, `income_band`,
 ///   `social_insurance`; `welfare_services` (separated by spaces or semicolons), `skills`,
 ///   `disability`, `dependants`. Matched by person, kind and day; never rewritten.
-/// - `enrolments`: `household_id`, `programme_id`; `state` (default `identified`; one allowed
-///   transition), `effective_on`, `reason`. Matched by household and programme.
+/// - `enrolments`: `household_id`, `programme_id`; `state` (one allowed transition; without
+///   it a new enrolment starts `identified` and one that exists stays as it is), `effective_on`,
+///   `reason`. Matched by household and programme.
 /// - `attendance`: `session_id`, `national_id`, `mark` (`present`, `absent`, `excused`).
 /// - `purchases`: `reference`, `supporter_id`, `producer_national_id`, `ordered_on`,
 ///   `item_kind`, `quantity`, `unit_price`; `product_id`, `description`. One line per order;

@@ -37,7 +37,7 @@ use crate::persons::PersonRow;
 use crate::purchases::{NewLine, NewPurchase};
 use crate::schema::{
     api_clients, assessments, attendance, enrolments, household_memberships, households,
-    import_errors, import_jobs, persons, producer_links, purchases, registrations,
+    import_errors, import_jobs, persons, producer_links, purchase_lines, purchases, registrations,
 };
 use crate::scope::{Scope, assigned_to};
 use crate::supporters::Access;
@@ -1172,12 +1172,14 @@ fn person_in_scope(
     column: &'static str,
 ) -> Result<PersonId, StoreError> {
     let not_found = || -> StoreError { no_person(column).into() };
-    let id: Option<String> = persons::table
+    let found: Option<(String, Option<String>)> = persons::table
         .filter(persons::national_id.eq(national_id.as_str()))
-        .select(persons::id)
+        .select((persons::id, persons::merged_into))
         .first(conn)
         .optional()?;
-    let id: PersonId = id
+    // A record merged into another answers with the one it was merged into, as on registration.
+    let id: PersonId = found
+        .map(|(id, merged_into)| merged_into.unwrap_or(id))
         .ok_or_else(not_found)?
         .parse()
         .map_err(|_| StoreError::Internal("persons: bad id".to_owned()))?;
@@ -1555,12 +1557,16 @@ impl Kind for Enrolments {
                     (enrolment.id, enrolment.state, true)
                 }
             };
-            if state == item.state {
-                return Ok(if created {
-                    Outcome::Created
-                } else {
-                    Outcome::Unchanged
-                });
+            let unmoved = if created {
+                Outcome::Created
+            } else {
+                Outcome::Unchanged
+            };
+            let Some(wanted) = item.state else {
+                return Ok(unmoved);
+            };
+            if state == wanted {
+                return Ok(unmoved);
             }
             let outcome = crate::enrolments::transition(
                 conn,
@@ -1568,7 +1574,7 @@ impl Kind for Enrolments {
                 &runner.scope,
                 id,
                 None,
-                item.state,
+                wanted,
                 item.on,
                 item.reason,
             )?;
@@ -1699,20 +1705,37 @@ impl Kind for Purchases {
                 other => other?,
             };
             let producer = linked_producer(conn, &supporter.id, &item.producer)?;
-            let earlier: Option<(String, NaiveDate, i64)> = purchases::table
+            let earlier: Option<(String, String, NaiveDate)> = purchases::table
                 .filter(purchases::supporter_id.eq(&supporter.id))
                 .filter(purchases::reference.eq(&item.reference))
-                .select((
-                    purchases::producer_id,
-                    purchases::ordered_on,
-                    purchases::total,
-                ))
+                .select((purchases::id, purchases::producer_id, purchases::ordered_on))
                 .first(conn)
                 .optional()?;
-            if let Some((earlier_producer, ordered_on, total)) = earlier {
+            if let Some((earlier, earlier_producer, ordered_on)) = earlier {
+                // The same order again: the same producer, day and line (a description the row
+                // leaves out is not compared).
+                type LineRow = (Option<String>, String, String, i64, i64);
+                let lines: Vec<LineRow> = purchase_lines::table
+                    .filter(purchase_lines::purchase_id.eq(&earlier))
+                    .select((
+                        purchase_lines::product_id,
+                        purchase_lines::kind,
+                        purchase_lines::description,
+                        purchase_lines::quantity,
+                        purchase_lines::unit_price,
+                    ))
+                    .load(conn)?;
+                let same_line = |(product, kind, description, quantity, unit_price): &LineRow| {
+                    *product == item.product_id
+                        && kind == item.item_kind.as_str()
+                        && item.description.as_ref().is_none_or(|d| d == description)
+                        && *quantity == item.line.quantity
+                        && *unit_price == item.line.unit_price
+                };
                 let same = earlier_producer == producer.to_string()
                     && ordered_on == item.ordered_on
-                    && Some(total) == item.line.quantity.checked_mul(item.line.unit_price);
+                    && lines.len() == 1
+                    && lines.iter().all(same_line);
                 return if same {
                     Ok(Outcome::Unchanged)
                 } else {
@@ -1955,8 +1978,8 @@ fn apply_persons(
                 number,
                 vec![FieldError::new(
                     "household_role",
-                    "head_exists",
-                    "the household has a head already",
+                    "exists",
+                    "the household has a head already; change it with POST /api/v1/households/{id}/head",
                 )],
             ));
             continue;
