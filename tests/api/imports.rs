@@ -1376,11 +1376,15 @@ async fn a_runner_that_panics_gives_its_run_lock_back(app: TestApp) {
     let h = household(&app, &n1).await;
     let postgres = app.db.backend_name() == "postgres";
     let id = uuid::Uuid::now_v7().to_string();
-    start_job(&app.db, &id, String::new());
+    // In one transaction: a whole batch is written in it when the runner panics.
+    start_job_with(&app.db, &id, String::new(), Atomicity::All);
+    let batch = u32::try_from(imports::BATCH).expect("batch");
+    let rows = move |h: String| (1..=batch).map(move |n| person_row(i64::from(n) + 1, n, &h));
     let (db, job_id, row_household) = (app.db.clone(), id.clone(), h.clone());
     let panicked = std::thread::spawn(move || {
-        let mut rows = std::iter::once(person_row(2, 1, &row_household))
-            .chain(std::iter::from_fn(|| panic!("a bug while reading row 3")));
+        let mut rows = rows(row_household).chain(std::iter::from_fn(|| {
+            panic!("a bug while reading the second batch")
+        }));
         run_today(&db, &job_id, &mut rows, Default::default())
     })
     .join();
@@ -1388,6 +1392,7 @@ async fn a_runner_that_panics_gives_its_run_lock_back(app: TestApp) {
     if !postgres {
         assert_eq!(lock_files(&app), Vec::<String>::new());
     }
+    assert_eq!(count(&app, "").await, 0, "the batch was not rolled back");
     let (db, job_id) = (app.db.clone(), id.clone());
     let resumed = tokio::task::spawn_blocking(move || {
         let mut conn = db.get().expect("connection");
@@ -1396,18 +1401,19 @@ async fn a_runner_that_panics_gives_its_run_lock_back(app: TestApp) {
             imports::stopped(&mut conn, &job_id, "its runner panicked").expect("checked");
         imports::resume(&mut conn, &job_id, None).expect("resumed");
         drop(conn);
-        let mut rows = std::iter::once(person_row(2, 1, &h));
         (
             recorded,
-            run_today(&db, &job_id, &mut rows, Default::default()),
+            run_today(&db, &job_id, &mut rows(h), Default::default()),
         )
     })
     .await
     .expect("joined");
     assert!(resumed.0, "the job was not free to be marked interrupted");
     let job = resumed.1.expect("ran");
-    assert_eq!((job.state.as_str(), job.created), ("completed", 1));
-    assert_eq!(count(&app, "").await, 1);
+    assert_eq!(
+        (job.state.as_str(), job.created),
+        ("completed", i64::from(batch))
+    );
 }
 
 /// The import lock files beside a test's SQLite database.

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tavana_domain::FieldError;
-use tavana_domain::access::Role;
+use tavana_domain::access::{Action, Role};
 use tavana_domain::import::{
     Atomicity, ImportFormat, ImportKind, ImportMode, check_header, columns,
 };
@@ -175,10 +175,11 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// never closed, the file is not read past it).
 ///
 /// Every rule of the kind's own endpoint applies to each row, with its error codes; the caller
-/// must be allowed that endpoint too. API clients import households and assessments where their
-/// organisation's MoU data policy lets them submit these, with the rules of `/partner/...`:
-/// households in the MoU's areas (`outside_mou`), matched among those and not changed
-/// (`household_differs`); assessments of persons the partner may see, the others `not_found`.
+/// must be allowed that endpoint too. API clients (with `registry:write` as well) import
+/// households and assessments where their organisation's MoU data policy lets them submit these,
+/// as `/partner/...` submits them: households in the MoU's areas (`outside_mou`), assessments of
+/// persons the partner may see (the others `not_found`), each row a new record, never matched
+/// with those registered (which the partner may not read).
 /// A row matching an existing record by its natural key updates it (or leaves it unchanged); the
 /// same record twice in one file is reported as `duplicate_row`, not applied twice. Columns
 /// (required ones first; dates Gregorian or Jalali, digits in any script):
@@ -238,6 +239,7 @@ pub async fn create(
                     "API clients import households and assessments under their MoU data policy; {kind} are recorded by staff"
                 )));
             };
+            auth.require(Action::PartnerSubmit)?;
             let view = crate::partners::partner_view(&state, &auth).await?;
             partner_policies::may_submit(&view, resource)?;
         }

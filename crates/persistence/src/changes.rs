@@ -70,25 +70,24 @@ pub fn record_many(
     ids: &[String],
     op: Op,
 ) -> Result<(), StoreError> {
-    use diesel::sql_types::{Array, Text, Timestamp};
+    use diesel::sql_types::{Array, Text};
     if ids.is_empty() {
         return Ok(());
     }
-    let now = crate::now();
     if let (true, DbConnection::Pg(pg)) = (context.batched, &mut *conn) {
         diesel::sql_query(
-            "INSERT INTO pending_changes (entity, entity_id, op, changed_at)
-             SELECT $1, id, $2, $3 FROM unnest($4::text[]) WITH ORDINALITY AS t (id, n)
+            "INSERT INTO pending_changes (entity, entity_id, op)
+             SELECT $1, id, $2 FROM unnest($3::text[]) WITH ORDINALITY AS t (id, n)
              ORDER BY n",
         )
         .bind::<Text, _>(resource.entity())
         .bind::<Text, _>(op.as_str())
-        .bind::<Timestamp, _>(now)
         .bind::<Array<Text>, _>(ids)
         .execute(pg)?;
         return Ok(());
     }
     crate::audit::order_lock(conn)?;
+    let now = crate::now();
     let rows: Vec<_> = ids
         .iter()
         .map(|id| {
@@ -114,28 +113,42 @@ pub(crate) fn prepare_pending(conn: &mut DbConnection) -> Result<(), StoreError>
                  n          BIGSERIAL,
                  entity     TEXT NOT NULL,
                  entity_id  TEXT NOT NULL,
-                 op         TEXT NOT NULL,
-                 changed_at TIMESTAMP NOT NULL
+                 op         TEXT NOT NULL
              ) ON COMMIT DELETE ROWS",
         )?;
     }
     Ok(())
 }
 
-/// Numbers an import's pending changes, in the order they were made; call it last in the
-/// transaction that made them. Nothing on SQLite, where they were numbered as they were made.
+/// Numbers an import's pending changes, in the order they were made, as of now (so that the
+/// feed's times follow its numbers); call it last in the transaction that made them. Nothing to
+/// do on SQLite, where they were numbered as they were made, nor when none wait (then the lock
+/// is not taken).
 pub(crate) fn number_pending(conn: &mut DbConnection) -> Result<(), StoreError> {
-    use diesel::connection::SimpleConnection;
-    if !matches!(conn, DbConnection::Pg(_)) {
+    use diesel::sql_types::{Bool, Timestamp};
+    #[derive(QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = Bool)]
+        waiting: bool,
+    }
+    let DbConnection::Pg(pg) = conn else {
+        return Ok(());
+    };
+    let Waiting { waiting } =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pending_changes) AS waiting")
+            .get_result(pg)?;
+    if !waiting {
         return Ok(());
     }
     crate::audit::order_lock(conn)?;
     if let DbConnection::Pg(pg) = conn {
-        pg.batch_execute(
+        diesel::sql_query(
             "INSERT INTO changes (entity, entity_id, op, changed_at)
-             SELECT entity, entity_id, op, changed_at FROM pending_changes ORDER BY n;
-             DELETE FROM pending_changes;",
-        )?;
+             SELECT entity, entity_id, op, $1 FROM pending_changes ORDER BY n",
+        )
+        .bind::<Timestamp, _>(crate::now())
+        .execute(pg)?;
+        diesel::sql_query("DELETE FROM pending_changes").execute(pg)?;
     }
     Ok(())
 }

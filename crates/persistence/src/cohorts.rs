@@ -289,7 +289,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// A trainer records only the cohorts they teach; facilitators any in their neighbourhoods.
-    fn check(self, cohort: &Cohort) -> Result<(), StoreError> {
+    pub(crate) fn check(self, cohort: &Cohort) -> Result<(), StoreError> {
         if self.role == Some(Role::Trainer)
             && (self.user.is_none() || cohort.trainer_id != self.user)
         {

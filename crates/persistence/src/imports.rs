@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::json;
-use tavana_domain::access::Role;
+use tavana_domain::access::{ClientScope, Role};
 use tavana_domain::assessment::AssessmentKind;
 use tavana_domain::enrolment::{EnrolmentState, TransitionError};
 use tavana_domain::household::NewHousehold;
@@ -172,17 +172,26 @@ impl Job {
         let ("client", Some(client)) = (self.actor_kind.as_str(), &self.actor_id) else {
             return Ok(None);
         };
-        let organisation: Option<String> = api_clients::table
+        let found: Option<(String, String)> = api_clients::table
             .filter(api_clients::client_id.eq(client))
             .filter(api_clients::active.eq(true))
             .filter(api_clients::expires_on.ge(today))
-            .select(api_clients::organisation_id)
+            .select((api_clients::organisation_id, api_clients::scopes))
             .first(conn)
             .optional()?;
+        let (organisation, scopes) = found.ok_or_else(|| {
+            StoreError::Forbidden(format!("API client {client} is no longer active"))
+        })?;
+        // As at the upload: importing, and submitting to the registry.
+        for needed in [ClientScope::ImportsWrite, ClientScope::RegistryWrite] {
+            if !scopes.split_whitespace().any(|s| s == needed.as_str()) {
+                return Err(StoreError::Forbidden(format!(
+                    "API client {client} no longer has the scope {}",
+                    needed.as_str()
+                )));
+            }
+        }
         let organisation = organisation
-            .ok_or_else(|| {
-                StoreError::Forbidden(format!("API client {client} is no longer active"))
-            })?
             .parse()
             .map_err(|_| StoreError::Internal(format!("api_clients {client}: bad organisation")))?;
         let view = PartnerView::of(conn, organisation, today)?;
@@ -233,6 +242,11 @@ pub struct NewJob {
 /// returned.
 pub fn start(conn: &mut DbConnection, new: NewJob) -> Result<(Job, bool), StoreError> {
     write_transaction(conn, |conn| {
+        // The key first, then the file: two requests with one key wait for each other whatever
+        // their files, and answer 422 rather than collide on the key's unique index.
+        if let Some(key) = &new.idempotency_key {
+            crate::tx::lock(conn, &format!("import-key:{}:{key}", new.principal))?;
+        }
         crate::tx::lock(conn, &format!("import:{}", new.checksum))?;
         if let Some(key) = &new.idempotency_key {
             let earlier: Option<Job> = import_jobs::table
@@ -621,7 +635,14 @@ fn run_on<K: Kind>(
     }
     let (mode, atomicity) = (job.mode()?, job.atomicity()?);
     let mut runner = job.runner()?;
-    runner.partner = job.partner(conn, today)?;
+    runner.partner = match job.partner(conn, today) {
+        Ok(partner) => partner,
+        Err(refused) => {
+            // Interrupted with the reason: resumable once the policy allows it again.
+            mark_stopped(conn, &job.id, &refused.to_string())?;
+            return Err(refused);
+        }
+    };
     let context = job.context();
     let mut tally = Tally {
         read: job.rows_done,
@@ -672,7 +693,6 @@ fn run_on<K: Kind>(
                 // Nothing may stay: roll back, keeping the tally.
                 return Err(StoreError::Conflict(ROLLBACK.to_owned()));
             }
-            crate::changes::number_pending(conn)?;
             complete(conn, &job, &context, &inner)
         });
         tally = inner;
@@ -718,7 +738,6 @@ fn run_on<K: Kind>(
                         }
                     }
                 }
-                crate::changes::number_pending(conn)?;
                 store_errors(conn, &errors, stored)?;
                 save_progress(conn, &job.id, &inner)?;
                 Ok(errors.len())
@@ -779,6 +798,7 @@ fn complete(
         ),
         _ => "done".to_owned(),
     };
+    crate::changes::number_pending(conn)?;
     let updated = diesel::update(in_state(&job.id, JobState::Running))
         .set((
             import_jobs::state.eq(JobState::Completed.as_str()),
@@ -957,6 +977,8 @@ fn counts(tally: &Tally) -> Counts {
 }
 
 fn save_progress(conn: &mut DbConnection, job: &str, tally: &Tally) -> Result<(), StoreError> {
+    // Last in the transaction, as the job's counts are: its changes get their numbers.
+    crate::changes::number_pending(conn)?;
     let updated = diesel::update(in_state(job, JobState::Running))
         .set((counts(tally), import_jobs::updated_at.eq(crate::now())))
         .execute(conn)?;
@@ -1001,18 +1023,6 @@ struct Runner {
     user: Option<UserId>,
     /// An API client's job runs under its organisation's MoU data policy, as `/partner/...`.
     partner: Option<PartnerView>,
-}
-
-impl Runner {
-    /// Whether the rows may name this person: any in scope for staff; for a partner only one
-    /// it may see (consent and areas, as in the feed), so that an import tells it nothing of the
-    /// others either.
-    fn sees_person(&self, conn: &mut DbConnection, person: PersonId) -> Result<bool, StoreError> {
-        match &self.partner {
-            None => Ok(true),
-            Some(view) => view.sees_person(conn, &person.to_string()),
-        }
-    }
 }
 
 /// Reads rows in batches, parses them, and reports repeats within the file.
@@ -1192,14 +1202,15 @@ fn person_in_scope(
 
 /// The person with this national ID seated in the cohort of `session`: `PUT
 /// /sessions/{id}/attendance` marks the cohort's seats, whoever's neighbourhood they live in.
-/// A session out of the caller's scope is not found, before anyone is looked for in it.
+/// A session out of the caller's scope is not found, and one the caller may not mark refused,
+/// before anyone is looked for in it.
 fn seated_person(
     conn: &mut DbConnection,
-    scope: &Scope,
+    runner: &Runner,
     session: SessionId,
     national_id: &NationalId,
 ) -> Result<PersonId, StoreError> {
-    let cohort = match crate::cohorts::session_in_scope(conn, scope, session) {
+    let cohort = match crate::cohorts::session_in_scope(conn, &runner.scope, session) {
         Ok((_, cohort)) => cohort,
         Err(StoreError::NotFound) => {
             return Err(FieldError::new(
@@ -1211,6 +1222,12 @@ fn seated_person(
         }
         Err(other) => return Err(other),
     };
+    // Who may mark the cohort first, as the API checks: a seat is not shown to anyone else.
+    Recorder {
+        user: runner.user,
+        role: runner.role,
+    }
+    .check(&cohort)?;
     let id: Option<String> = persons::table
         .filter(persons::national_id.eq(national_id.as_str()))
         .filter(
@@ -1314,14 +1331,11 @@ impl Kind for Households {
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
         each_row(conn, runner, batch, tally, errors, |conn, new| {
-            let covered = runner
-                .partner
-                .as_ref()
-                .and_then(|p| p.neighbourhoods.as_ref());
-            if let Some(view) = &runner.partner
-                && !view.covers(&new.neighbourhood_id.to_string())
-            {
-                return Err(crate::partner_policies::outside_mou().into());
+            if let Some(view) = &runner.partner {
+                // As `/partner/households`: a partner submits the households it found, in its
+                // MoU's areas, and is told nothing of those registered (it may not read them).
+                crate::partner_policies::submit_household(conn, &runner.context, view, new)?;
+                return Ok(Outcome::Created);
             }
             let in_scope = || {
                 let mut query = households::table
@@ -1334,11 +1348,6 @@ impl Kind for Households {
                     .into_boxed();
                 if let Scope::UserAreas(user) = runner.scope {
                     query = query.filter(households::neighbourhood_id.eq_any(assigned_to(user)));
-                }
-                // A partner's rows match households of its MoU's areas only.
-                if let Some(neighbourhoods) = covered {
-                    query =
-                        query.filter(households::neighbourhood_id.eq_any(neighbourhoods.clone()));
                 }
                 query
             };
@@ -1380,15 +1389,6 @@ impl Kind for Households {
                 && (new.postal_code.is_none() || postal_code == new.postal_code)
             {
                 return Ok(Outcome::Unchanged);
-            }
-            if runner.partner.is_some() {
-                // `/partner/households` submits households; changing one is for staff.
-                return Err(FieldError::new(
-                    "address",
-                    "household_differs",
-                    "a household with this postal code or address is registered with other details; partners submit new households, staff change registered ones",
-                )
-                .into());
             }
             let id = id
                 .parse()
@@ -1442,8 +1442,20 @@ impl Kind for Assessments {
     ) -> Result<(), StoreError> {
         each_row(conn, runner, batch, tally, errors, |conn, item| {
             let person = person_in_scope(conn, &runner.scope, &item.national_id, "national_id")?;
-            if !runner.sees_person(conn, person)? {
-                return Err(no_person("national_id").into());
+            if let Some(view) = &runner.partner {
+                // As `/partner/persons/{id}/assessments`: only of persons it may see, recorded as
+                // sent, never compared with answers it may not read.
+                return match crate::partner_policies::submit_assessment(
+                    conn,
+                    &runner.context,
+                    view,
+                    person,
+                    item.assessment,
+                ) {
+                    Ok(_) => Ok(Outcome::Created),
+                    Err(StoreError::NotFound) => Err(no_person("national_id").into()),
+                    Err(other) => Err(other),
+                };
             }
             let new = item.assessment;
             let existing: Option<AssessmentRow> = assessments::table
@@ -1627,7 +1639,7 @@ impl Kind for Attendance {
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
         each_row(conn, runner, batch, tally, errors, |conn, item| {
-            let person = seated_person(conn, &runner.scope, item.session_id, &item.national_id)?;
+            let person = seated_person(conn, runner, item.session_id, &item.national_id)?;
             let current: Option<String> = attendance::table
                 .find((item.session_id.to_string(), person.to_string()))
                 .select(attendance::mark)
