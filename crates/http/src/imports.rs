@@ -211,7 +211,7 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
     responses(
         (status = 202, description = "Started; follow it at `Location`", body = ImportJobResponse),
         (status = 200, description = "The same key or file was imported already: the earlier job", body = ImportJobResponse),
-        (status = 403, description = "The caller may not use the kind's own endpoint; or, an API client, its MoU data policy is not in force or does not let it submit these records", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller may not use the kind's own endpoint; for an API client: no `registry:write`, or its MoU data policy is not in force or does not let it submit these records", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than 2 GiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither CSV nor JSON Lines", body = Problem, content_type = "application/problem+json"),
