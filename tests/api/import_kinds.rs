@@ -807,6 +807,14 @@ async fn api_clients_import_what_their_mou_lets_them_submit(app: TestApp) {
     assert_eq!(counts(&job), [1, 1, 0, 0, 0], "{job}");
     assert_eq!(households_of(&app, &n1).await.len(), 2);
 
+    // A file names persons by national ID: not for a partner whose policy withholds them.
+    let body = refused("assessments", ASSESSMENTS).await;
+    assert!(
+        body.to_string().contains("withholds national IDs"),
+        "{body}"
+    );
+    policy["withheld"] = json!(["birth_date", "address", "mobile"]);
+    set_policy(&app, org, &policy).await;
     // Assessments of persons it may see (consent, the MoU's areas); the others are not found.
     let (_, shares) = household_with_head(&app, &n1, 600, true).await;
     let (_, keeps) = household_with_head(&app, &n1, 601, false).await;
@@ -855,58 +863,71 @@ async fn api_clients_import_what_their_mou_lets_them_submit(app: TestApp) {
         );
     }
 
-    // The runner checks the policy as it stands when the job runs (a resumed one too).
+    // The runner checks the policy and the client as they stand when the job runs (a resumed
+    // job too): a refused job is stopped with the reason, to be resumed once it is allowed again.
+    let refused_run = |checksum: &'static str| {
+        let (db, client_id) = (app.db.clone(), client_id.clone());
+        tokio::task::spawn_blocking(move || {
+            use tavana_domain::import::{Atomicity, ImportFormat, ImportKind, ImportMode};
+            use tavana_persistence::imports::{self, NewJob};
+            use tavana_persistence::{Actor, AuditContext, Scope};
+            let mut conn = db.get().expect("connection");
+            let (job, _) = imports::start(
+                &mut conn,
+                NewJob {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    kind: ImportKind::Households,
+                    mode: ImportMode::Commit,
+                    atomicity: Atomicity::Rows,
+                    format: ImportFormat::Csv,
+                    principal: format!("client:{client_id}"),
+                    context: AuditContext {
+                        actor: Actor::Client(client_id),
+                        request_id: None,
+                        batched: false,
+                    },
+                    scope: Scope::All,
+                    role: None,
+                    idempotency_key: None,
+                    checksum: checksum.to_owned(),
+                    file_path: String::new(),
+                },
+            )
+            .expect("job");
+            drop(conn);
+            let today = chrono::Utc::now().date_naive();
+            let ran = imports::run(&db, &job.id, &mut std::iter::empty(), today);
+            assert!(
+                matches!(ran, Err(tavana_persistence::StoreError::Forbidden(_))),
+                "{ran:?}"
+            );
+            let mut conn = db.get().expect("connection");
+            let job = imports::get(&mut conn, &job.id).expect("job");
+            assert_eq!(job.state, "interrupted");
+            job.message.unwrap_or_default()
+        })
+    };
     policy["writes"] = json!(["assessments"]);
     set_policy(&app, org, &policy).await;
-    let db = app.db.clone();
-    let ran = tokio::task::spawn_blocking(move || {
-        use tavana_domain::import::{Atomicity, ImportFormat, ImportKind, ImportMode};
-        use tavana_persistence::imports::{self, NewJob};
-        use tavana_persistence::{Actor, AuditContext, Scope};
-        let mut conn = db.get().expect("connection");
-        let (job, _) = imports::start(
-            &mut conn,
-            NewJob {
-                id: uuid::Uuid::now_v7().to_string(),
-                kind: ImportKind::Households,
-                mode: ImportMode::Commit,
-                atomicity: Atomicity::Rows,
-                format: ImportFormat::Csv,
-                principal: format!("client:{client_id}"),
-                context: AuditContext {
-                    actor: Actor::Client(client_id),
-                    request_id: None,
-                    batched: false,
-                },
-                scope: Scope::All,
-                role: None,
-                idempotency_key: None,
-                checksum: "started before the policy changed".to_owned(),
-                file_path: String::new(),
-            },
-        )
-        .expect("job");
-        drop(conn);
-        let today = chrono::Utc::now().date_naive();
-        let ran = imports::run(&db, &job.id, &mut std::iter::empty(), today);
-        let mut conn = db.get().expect("connection");
-        (ran, imports::get(&mut conn, &job.id).expect("job"))
-    })
-    .await
-    .expect("joined");
-    let (ran, job) = ran;
-    assert!(
-        matches!(ran, Err(tavana_persistence::StoreError::Forbidden(_))),
-        "{ran:?}"
-    );
-    // Stopped with the reason, to be resumed once the policy allows it again.
-    assert_eq!(job.state, "interrupted");
-    assert!(
-        job.message
-            .as_deref()
-            .is_some_and(|m| m.contains("does not let it submit")),
-        "{job:?}"
-    );
+    let why = refused_run("started before the policy changed")
+        .await
+        .expect("joined");
+    assert!(why.contains("does not let it submit"), "{why}");
+    policy["writes"] = json!(["households", "assessments"]);
+    set_policy(&app, org, &policy).await;
+    {
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        use tavana_persistence::schema::api_clients;
+        let mut conn = app.db.get().expect("connection");
+        diesel::update(api_clients::table.filter(api_clients::client_id.eq(&client_id)))
+            .set(api_clients::scopes.eq("imports:write"))
+            .execute(&mut *conn)
+            .expect("scopes changed");
+    }
+    let why = refused_run("started before the scopes changed")
+        .await
+        .expect("joined");
+    assert!(why.contains("registry:write"), "{why}");
 
     // A client without `imports:write` imports nothing.
     let reader = created(

@@ -1394,7 +1394,9 @@ async fn a_runner_that_panics_gives_its_run_lock_back(app: TestApp) {
     }
     assert_eq!(count(&app, "").await, 0, "the batch was not rolled back");
     let (db, job_id) = (app.db.clone(), id.clone());
-    let resumed = tokio::task::spawn_blocking(move || {
+    // A connection left in the panicking runner's transaction would make this wait (PostgreSQL,
+    // on the rows it holds) or fail (SQLite's write lock).
+    let resume = tokio::task::spawn_blocking(move || {
         let mut conn = db.get().expect("connection");
         // Its lock free, the job is recorded as stopped, then resumed and run again.
         let recorded =
@@ -1405,9 +1407,11 @@ async fn a_runner_that_panics_gives_its_run_lock_back(app: TestApp) {
             recorded,
             run_today(&db, &job_id, &mut rows(h), Default::default()),
         )
-    })
-    .await
-    .expect("joined");
+    });
+    let resumed = tokio::time::timeout(std::time::Duration::from_secs(60), resume)
+        .await
+        .expect("in time")
+        .expect("joined");
     assert!(resumed.0, "the job was not free to be marked interrupted");
     let job = resumed.1.expect("ran");
     assert_eq!(

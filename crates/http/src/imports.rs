@@ -178,8 +178,9 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// must be allowed that endpoint too. API clients (with `registry:write` as well) import
 /// households and assessments where their organisation's MoU data policy lets them submit these,
 /// as `/partner/...` submits them: households in the MoU's areas (`outside_mou`), assessments of
-/// persons the partner may see (the others `not_found`), each row a new record, never matched
-/// with those registered (which the partner may not read).
+/// persons the partner may see (the others `not_found`; and only where the policy does not
+/// withhold national IDs, by which rows name persons), each row a new record, never matched with
+/// those registered (which the partner may not read).
 /// A row matching an existing record by its natural key updates it (or leaves it unchanged); the
 /// same record twice in one file is reported as `duplicate_row`, not applied twice. Columns
 /// (required ones first; dates Gregorian or Jalali, digits in any script):
@@ -241,7 +242,7 @@ pub async fn create(
             };
             auth.require(Action::PartnerSubmit)?;
             let view = crate::partners::partner_view(&state, &auth).await?;
-            partner_policies::may_submit(&view, resource)?;
+            partner_policies::may_import(&view, resource)?;
         }
     }
     let format = format_of(&req)?;

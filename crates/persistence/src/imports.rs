@@ -199,7 +199,7 @@ impl Job {
         let resource = kind
             .partner_resource()
             .ok_or_else(|| StoreError::Forbidden(format!("API clients do not import {kind}")))?;
-        crate::partner_policies::may_submit(&view, resource)?;
+        crate::partner_policies::may_import(&view, resource)?;
         Ok(Some(view))
     }
 }
@@ -798,7 +798,6 @@ fn complete(
         ),
         _ => "done".to_owned(),
     };
-    crate::changes::number_pending(conn)?;
     let updated = diesel::update(in_state(&job.id, JobState::Running))
         .set((
             import_jobs::state.eq(JobState::Completed.as_str()),
@@ -809,6 +808,8 @@ fn complete(
         ))
         .execute(conn)?;
     no_longer_running(updated, &job.id)?;
+    // The job's row first, then the lock that orders the feed (as `mark_stopped` takes them).
+    crate::changes::number_pending(conn)?;
     if wrote {
         audit::append(
             conn,
@@ -977,12 +978,13 @@ fn counts(tally: &Tally) -> Counts {
 }
 
 fn save_progress(conn: &mut DbConnection, job: &str, tally: &Tally) -> Result<(), StoreError> {
-    // Last in the transaction, as the job's counts are: its changes get their numbers.
-    crate::changes::number_pending(conn)?;
     let updated = diesel::update(in_state(job, JobState::Running))
         .set((counts(tally), import_jobs::updated_at.eq(crate::now())))
         .execute(conn)?;
-    no_longer_running(updated, job)
+    no_longer_running(updated, job)?;
+    // Last in the transaction: its changes get their numbers. The job's row first, then the
+    // lock that orders the feed (as `mark_stopped` takes them).
+    crate::changes::number_pending(conn)
 }
 
 /// A parsed row, or its errors.
@@ -1349,7 +1351,8 @@ impl Kind for Households {
                 if let Scope::UserAreas(user) = runner.scope {
                     query = query.filter(households::neighbourhood_id.eq_any(assigned_to(user)));
                 }
-                query
+                // Of households registered twice (partners submit without matching), the first.
+                query.order(households::id.asc())
             };
             let by_postal_code: Option<(String, String, String, Option<String>)> =
                 match &new.postal_code {

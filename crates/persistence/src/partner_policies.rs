@@ -8,7 +8,7 @@ use tavana_domain::assessment::{Assessment, NewAssessment};
 use tavana_domain::household::{Household, NewHousehold};
 use tavana_domain::id::OrganisationId;
 use tavana_domain::id::PersonId;
-use tavana_domain::partner::{Policy, Resource, join};
+use tavana_domain::partner::{Policy, Resource, Withheld, join};
 
 use crate::audit::{self, AuditContext, Event};
 use crate::changes::PartnerView;
@@ -178,6 +178,20 @@ pub fn may_submit(view: &PartnerView, resource: Resource) -> Result<(), StoreErr
             "the caller's MoU data policy does not let it submit {resource}"
         )))
     }
+}
+
+/// Checks that a partner may submit `resource` as a file (`POST /imports`): as `may_submit`, and
+/// assessments only where its policy shows national IDs, since their rows name persons by it (a
+/// partner the policy withholds them from must not learn whom an ID belongs to).
+pub fn may_import(view: &PartnerView, resource: Resource) -> Result<(), StoreError> {
+    may_submit(view, resource)?;
+    if resource == Resource::Assessments && view.policy.withheld.contains(&Withheld::NationalId) {
+        return Err(StoreError::Forbidden(
+            "the caller's MoU data policy withholds national IDs, by which a file names persons: submit assessments by person id (POST /api/v1/partner/persons/{id}/assessments)"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// The error of a neighbourhood outside the areas of a partner's MoU.
