@@ -1345,25 +1345,32 @@ async fn an_import_in_one_transaction_lets_the_apis_writes_go_on(app: TestApp) {
         ("completed", i64::from(batch))
     );
     let db = app.db.clone();
-    let (household_seq, first_person_seq) = tokio::task::spawn_blocking(move || {
+    // Numbered and stamped when the job commits, after the household: the feed's times follow
+    // its numbers.
+    let (household, first_person) = tokio::task::spawn_blocking(move || {
         let mut conn = db.get().expect("connection");
-        let household: i64 = changes::table
+        let household: (i64, chrono::NaiveDateTime) = changes::table
             .filter(changes::entity_id.eq(&written))
-            .select(changes::seq)
+            .select((changes::seq, changes::changed_at))
             .first(&mut *conn)
             .expect("household's change");
-        let person: Option<i64> = changes::table
+        let person: (i64, chrono::NaiveDateTime) = changes::table
             .filter(changes::entity.eq("person"))
-            .select(diesel::dsl::min(changes::seq))
+            .order(changes::seq.asc())
+            .select((changes::seq, changes::changed_at))
             .first(&mut *conn)
             .expect("persons' changes");
-        (household, person.expect("numbered"))
+        (household, person)
     })
     .await
     .expect("joined");
     assert!(
-        household_seq < first_person_seq,
-        "{household_seq} {first_person_seq}"
+        household.0 < first_person.0,
+        "{household:?} {first_person:?}"
+    );
+    assert!(
+        household.1 <= first_person.1,
+        "{household:?} {first_person:?}"
     );
 }
 
