@@ -279,19 +279,6 @@ impl PartnerView {
             today,
         })
     }
-
-    /// Whether the MoU's areas hold this neighbourhood.
-    pub fn covers(&self, neighbourhood: &str) -> bool {
-        self.neighbourhoods
-            .as_ref()
-            .is_none_or(|n| n.iter().any(|id| id == neighbourhood))
-    }
-
-    /// Whether this partner may see the person (consent and areas, as in the feed).
-    pub fn sees_person(&self, conn: &mut DbConnection, person: &str) -> Result<bool, StoreError> {
-        let viewer = Viewer::Partner(self.clone());
-        Ok(!records(conn, &viewer, Resource::Persons, &[person.to_owned()])?.is_empty())
-    }
 }
 
 impl Viewer {

@@ -28,7 +28,7 @@ use crate::assessments::AssessmentRow;
 use crate::audit::{self, Actor, AuditContext, Event};
 use crate::changes::{Op, PartnerView};
 use crate::cohorts::{Mark, Recorder};
-use crate::db::{Database, DbConnection};
+use crate::db::{Database, DbConnection, MultiBackend};
 use crate::enrolments::TransitionOutcome;
 use crate::error::StoreError;
 use crate::households::HouseholdChanges;
@@ -1130,12 +1130,18 @@ fn refusal(error: StoreError) -> Result<Vec<FieldError>, StoreError> {
             "insufficient_funds",
             format!("the balance is {balance} rials; {amount} rials cannot be spent"),
         ),
-        StoreError::VersionMismatch { .. } => row(
-            "conflict",
-            "the record changed while it was imported; import the row again".to_owned(),
-        ),
+        StoreError::VersionMismatch { .. } => vec![changed_meanwhile()],
         fatal @ (StoreError::Unavailable(_) | StoreError::Internal(_)) => return Err(fatal),
     })
+}
+
+/// The error of a row whose record another write changed while the row was imported.
+fn changed_meanwhile() -> FieldError {
+    FieldError::new(
+        "row",
+        "conflict",
+        "the record changed while it was imported; import the row again",
+    )
 }
 
 /// Applies a batch row by row through the API's own functions, each row in a savepoint: a
@@ -1230,8 +1236,7 @@ fn seated_person(
         role: runner.role,
     }
     .check(&cohort)?;
-    let id: Option<String> = persons::table
-        .filter(persons::national_id.eq(national_id.as_str()))
+    let seated = persons::table
         .filter(
             persons::id.eq_any(
                 registrations::table
@@ -1239,18 +1244,14 @@ fn seated_person(
                     .select(registrations::person_id),
             ),
         )
-        .select(persons::id)
-        .first(conn)
-        .optional()?;
-    let id = id.ok_or_else(|| {
-        FieldError::new(
+        .into_boxed();
+    person_among(conn, seated, national_id)?.ok_or_else(|| {
+        StoreError::from(FieldError::new(
             "national_id",
             "not_registered",
             "nobody with this national ID has a seat in the session's cohort",
-        )
-    })?;
-    id.parse()
-        .map_err(|_| StoreError::Internal("persons: bad id".to_owned()))
+        ))
+    })
 }
 
 /// The producer with this national ID linked to the supporter: `POST /purchases` buys from the
@@ -1260,8 +1261,7 @@ fn linked_producer(
     supporter: &str,
     national_id: &NationalId,
 ) -> Result<PersonId, StoreError> {
-    let id: Option<String> = persons::table
-        .filter(persons::national_id.eq(national_id.as_str()))
+    let linked = persons::table
         .filter(
             persons::id.eq_any(
                 producer_links::table
@@ -1269,18 +1269,33 @@ fn linked_producer(
                     .select(producer_links::person_id),
             ),
         )
-        .select(persons::id)
-        .first(conn)
-        .optional()?;
-    let id = id.ok_or_else(|| {
-        FieldError::new(
+        .into_boxed();
+    person_among(conn, linked, national_id)?.ok_or_else(|| {
+        StoreError::from(FieldError::new(
             "producer_national_id",
             "not_linked",
             "no producer with this national ID is linked to this supporter",
-        )
-    })?;
-    id.parse()
-        .map_err(|_| StoreError::Internal("persons: bad id".to_owned()))
+        ))
+    })
+}
+
+/// The id of the person with this national ID among `persons` (narrowed to a cohort's seats, a
+/// supporter's producers), if there is one.
+fn person_among<'a>(
+    conn: &mut DbConnection,
+    persons: persons::BoxedQuery<'a, MultiBackend>,
+    national_id: &'a NationalId,
+) -> Result<Option<PersonId>, StoreError> {
+    let id: Option<String> = persons
+        .filter(persons::national_id.eq(national_id.as_str()))
+        .select(persons::id)
+        .first(conn)
+        .optional()?;
+    id.map(|id| {
+        id.parse()
+            .map_err(|_| StoreError::Internal("persons: bad id".to_owned()))
+    })
+    .transpose()
 }
 
 /// Renames the fields of an error the API reports on its own body (`producer_id`,
@@ -1973,13 +1988,7 @@ fn apply_persons(
             .execute(conn)?;
             if written == 0 {
                 tally.failed += 1;
-                errors.extend(row_errors(
-                    job,
-                    number,
-                    refusal(StoreError::VersionMismatch {
-                        current: current.version,
-                    })?,
-                ));
+                errors.extend(row_errors(job, number, vec![changed_meanwhile()]));
                 continue;
             }
             updated_ids.push(current.id.clone());

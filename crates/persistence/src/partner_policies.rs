@@ -11,7 +11,7 @@ use tavana_domain::id::PersonId;
 use tavana_domain::partner::{Policy, Resource, Withheld, join};
 
 use crate::audit::{self, AuditContext, Event};
-use crate::changes::PartnerView;
+use crate::changes::{PartnerView, Viewer};
 use crate::db::DbConnection;
 use crate::error::StoreError;
 use crate::schema::{areas, partner_policies};
@@ -170,7 +170,7 @@ pub fn put(
 }
 
 /// Checks that a partner may submit `resource` under its policy.
-pub fn may_submit(view: &PartnerView, resource: Resource) -> Result<(), StoreError> {
+fn may_submit(view: &PartnerView, resource: Resource) -> Result<(), StoreError> {
     if view.policy.may_write(resource) {
         Ok(())
     } else {
@@ -194,15 +194,6 @@ pub fn may_import(view: &PartnerView, resource: Resource) -> Result<(), StoreErr
     Ok(())
 }
 
-/// The error of a neighbourhood outside the areas of a partner's MoU.
-pub fn outside_mou() -> FieldError {
-    FieldError::new(
-        "neighbourhood_id",
-        "outside_mou",
-        "the neighbourhood is outside the areas of the caller's MoU",
-    )
-}
-
 /// A household a partner found in the field, in one of its areas.
 pub fn submit_household(
     conn: &mut DbConnection,
@@ -211,8 +202,17 @@ pub fn submit_household(
     new: NewHousehold,
 ) -> Result<Household, StoreError> {
     may_submit(view, Resource::Households)?;
-    if !view.covers(&new.neighbourhood_id.to_string()) {
-        return Err(outside_mou().into());
+    if view
+        .neighbourhoods
+        .as_ref()
+        .is_some_and(|n| !n.iter().any(|id| *id == new.neighbourhood_id.to_string()))
+    {
+        return Err(FieldError::new(
+            "neighbourhood_id",
+            "outside_mou",
+            "the neighbourhood is outside the areas of the caller's MoU",
+        )
+        .into());
     }
     crate::households::create(conn, context, &Scope::All, new)
 }
@@ -227,7 +227,9 @@ pub fn submit_assessment(
     new: NewAssessment,
 ) -> Result<Assessment, StoreError> {
     may_submit(view, Resource::Assessments)?;
-    if !view.sees_person(conn, &person.to_string())? {
+    let viewer = Viewer::Partner(view.clone());
+    let visible = crate::changes::records(conn, &viewer, Resource::Persons, &[person.to_string()])?;
+    if visible.is_empty() {
         return Err(StoreError::NotFound);
     }
     crate::assessments::record(conn, context, &Scope::All, person, new)
