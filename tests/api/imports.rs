@@ -19,6 +19,7 @@ backend_tests!(
     headers_and_empty_files_are_checked,
     validation_writes_nothing_and_a_rerun_imports_nothing_twice,
     an_update_by_import_leaves_what_the_row_does_not_give,
+    a_person_changed_while_imported_is_not_overwritten,
     a_second_head_is_refused_as_the_api_refuses_it,
     json_lines_are_imported_and_scope_applies,
     an_interrupted_import_resumes_without_duplicates,
@@ -501,6 +502,72 @@ async fn an_update_by_import_leaves_what_the_row_does_not_give(app: TestApp) {
         (job["updated"].clone(), job["unchanged"].clone()),
         (json!(0), json!(1)),
         "{job}"
+    );
+}
+
+/// A person row writes only the version it read: a change made between the import's read and
+/// its write (here by a trigger on the row before it, standing in for a `PATCH` at that moment)
+/// is kept, and the row is reported as `conflict`, not written over it.
+async fn a_person_changed_while_imported_is_not_overwritten(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let mut ids = Vec::new();
+    for (n, role) in [(1, "head"), (2, "child")] {
+        let person = created(
+            app.post_json(
+                "/api/v1/persons",
+                &json!({"national_id": national_id(n), "first_name": "زهرا", "last_name": "احمدی",
+                        "birth_date": "1360-01-01", "sex": "female", "household_id": h,
+                        "household_role": role}),
+            )
+            .await,
+        )
+        .await;
+        ids.push(person["id"].as_str().expect("id").to_owned());
+    }
+    let (first, second) = (ids[0].clone(), ids[1].clone());
+    let db = app.db.clone();
+    tokio::task::spawn_blocking(move || {
+        use diesel::connection::SimpleConnection;
+        let meanwhile = format!(
+            "UPDATE persons SET first_name = 'ساره', version = version + 1 WHERE id = '{second}'"
+        );
+        let mut conn = db.get().expect("connection");
+        match &mut *conn {
+            tavana_persistence::DbConnection::Sqlite(c) => c.batch_execute(&format!(
+                "CREATE TRIGGER meanwhile AFTER UPDATE ON persons WHEN NEW.id = '{first}'
+                 BEGIN {meanwhile}; END;"
+            )),
+            tavana_persistence::DbConnection::Pg(c) => c.batch_execute(&format!(
+                "CREATE FUNCTION meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN {meanwhile}; RETURN NULL; END $$;
+                 CREATE TRIGGER meanwhile AFTER UPDATE ON persons FOR EACH ROW
+                 WHEN (NEW.id = '{first}') EXECUTE FUNCTION meanwhile();"
+            )),
+        }
+        .expect("trigger");
+    })
+    .await
+    .expect("joined");
+    let row =
+        |n: u32, role: &str| format!("{},مریم,احمدی,1360-01-01,female,{h},{role}", national_id(n));
+    let job = upload(
+        &app,
+        "kind=persons&mode=commit&atomicity=rows",
+        format!("{HEADER}\n{}\n{}\n", row(1, "head"), row(2, "child")),
+    )
+    .await;
+    assert_eq!(job["updated"], 1, "{job}");
+    assert_eq!(codes(&job), [(3, "conflict".to_owned())]);
+    let kept: Value = app
+        .get(&format!("/api/v1/persons/{}", ids[1]))
+        .await
+        .json()
+        .await
+        .expect("person");
+    assert_eq!(
+        (&kept["first_name"], &kept["version"]),
+        (&json!("ساره"), &json!(2))
     );
 }
 
