@@ -20,6 +20,9 @@ backend_tests!(
     validation_writes_nothing_and_a_rerun_imports_nothing_twice,
     an_update_by_import_leaves_what_the_row_does_not_give,
     a_person_changed_while_imported_is_not_overwritten,
+    a_users_job_runs_with_the_users_rights_as_they_are_now,
+    a_job_left_running_by_a_runner_that_is_gone_is_resumed,
+    an_upload_of_a_stopped_jobs_file_resumes_it_from_the_new_copy,
     a_second_head_is_refused_as_the_api_refuses_it,
     json_lines_are_imported_and_scope_applies,
     an_interrupted_import_resumes_without_duplicates,
@@ -910,6 +913,292 @@ async fn a_resumed_job_of_the_command_line_leaves_its_file(app: TestApp) {
     // A removal would follow the job's end at once.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(path.exists());
+}
+
+/// A user's job runs with the user's rights as they stand when it runs (a resumed job too), not
+/// as they were at the upload, as the API judges each request: a programme manager made a
+/// facilitator since imports only into her neighbourhoods; made a trainer (who may not write
+/// persons), or deactivated, her job is stopped with the reason, and she may not resume it.
+async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let (h1, h2) = (household(&app, &n1).await, household(&app, &n2).await);
+    let password = "a long enough password";
+    let area = n1["id"].as_str().expect("id").parse().expect("area id");
+    let user = app
+        .create_user("maryam", Role::Facilitator, password, vec![area])
+        .await
+        .id
+        .to_string();
+    // Started while she was a programme manager (city-wide), as the upload records it.
+    let start = |id: &str| {
+        let mut conn = app.db.get().expect("connection");
+        imports::start(
+            &mut conn,
+            NewJob {
+                id: id.to_owned(),
+                kind: ImportKind::Persons,
+                mode: ImportMode::Commit,
+                atomicity: Atomicity::Rows,
+                format: ImportFormat::Csv,
+                principal: format!("user:{user}"),
+                context: AuditContext {
+                    actor: tavana_persistence::Actor::User(user.clone()),
+                    request_id: None,
+                    batched: false,
+                },
+                scope: Scope::All,
+                role: Some(Role::ProgrammeManager),
+                idempotency_key: None,
+                checksum: format!("checksum of {id}"),
+                file_path: "unread".to_owned(),
+            },
+        )
+        .expect("job");
+    };
+    let run = |id: &str, rows: Vec<Result<Row, StoreError>>| {
+        let (db, id) = (app.db.clone(), id.to_owned());
+        tokio::task::spawn_blocking(move || {
+            run_today(&db, &id, &mut rows.into_iter(), Default::default())
+        })
+    };
+    let set = |sql: String| {
+        let db = app.db.clone();
+        tokio::task::spawn_blocking(move || {
+            use diesel::connection::SimpleConnection;
+            let mut conn = db.get().expect("connection");
+            match &mut *conn {
+                tavana_persistence::DbConnection::Sqlite(c) => c.batch_execute(&sql),
+                tavana_persistence::DbConnection::Pg(c) => c.batch_execute(&sql),
+            }
+            .expect("changed");
+        })
+    };
+
+    // Now a facilitator of the first neighbourhood: the second's household is out of her scope.
+    let first = uuid::Uuid::now_v7().to_string();
+    start(&first);
+    let job = run(&first, vec![person_row(2, 1, &h1), person_row(3, 2, &h2)])
+        .await
+        .expect("joined")
+        .expect("ran");
+    assert_eq!((job.created, job.failed), (1, 1));
+    assert_eq!(
+        codes(&job_of(&app, &first).await),
+        [(3, "not_found".to_owned())]
+    );
+
+    // Now a trainer: her job is stopped, and she may not resume it.
+    set(format!(
+        "UPDATE users SET role = 'trainer' WHERE id = '{user}'"
+    ))
+    .await
+    .expect("joined");
+    let second = uuid::Uuid::now_v7().to_string();
+    start(&second);
+    let refused = run(&second, vec![person_row(2, 3, &h1)])
+        .await
+        .expect("joined");
+    assert!(
+        matches!(refused, Err(StoreError::Forbidden(_))),
+        "{refused:?}"
+    );
+    let job = job_of(&app, &second).await;
+    assert_eq!(
+        (&job["state"], &job["created"]),
+        (&json!("interrupted"), &json!(0))
+    );
+    assert!(
+        job["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("trainer")),
+        "{job}"
+    );
+    let tokens: Value = app
+        .login("maryam", password)
+        .await
+        .json()
+        .await
+        .expect("tokens");
+    let trainer = tokens["access_token"].as_str().expect("token");
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/imports/{second}/resume")))
+        .bearer_auth(trainer)
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 403).await;
+
+    // A facilitator again but deactivated: still stopped.
+    set(format!(
+        "UPDATE users SET role = 'facilitator', active = {} WHERE id = '{user}'",
+        if app.db.backend_name() == "postgres" {
+            "false"
+        } else {
+            "0"
+        }
+    ))
+    .await
+    .expect("joined");
+    {
+        let mut conn = app.db.get().expect("connection");
+        imports::resume(&mut conn, &second, None).expect("resumed");
+    }
+    let refused = run(&second, vec![person_row(2, 3, &h1)])
+        .await
+        .expect("joined");
+    assert!(
+        matches!(refused, Err(StoreError::Forbidden(_))),
+        "{refused:?}"
+    );
+    let job = job_of(&app, &second).await;
+    assert_eq!(job["state"], "interrupted");
+    assert!(
+        job["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no longer active")),
+        "{job}"
+    );
+}
+
+/// Sets job `id` running (or last touched) long ago, as one whose runner stopped and could not
+/// record it (the database was away then).
+async fn aged(app: &TestApp, id: &str) {
+    let (db, sql) = (
+        app.db.clone(),
+        format!("UPDATE import_jobs SET updated_at = '2000-01-01 00:00:00' WHERE id = '{id}'"),
+    );
+    tokio::task::spawn_blocking(move || {
+        use diesel::connection::SimpleConnection;
+        let mut conn = db.get().expect("connection");
+        match &mut *conn {
+            tavana_persistence::DbConnection::Sqlite(c) => c.batch_execute(&sql),
+            tavana_persistence::DbConnection::Pg(c) => c.batch_execute(&sql),
+        }
+        .expect("aged");
+    })
+    .await
+    .expect("joined");
+}
+
+/// A job left `running` by a runner that stopped without recording it (the database was away
+/// as it stopped) is resumed: it holds no run lock. One set running a moment ago is left to the
+/// runner it was handed to, and one whose runner holds its lock is that runner's, however old.
+async fn a_job_left_running_by_a_runner_that_is_gone_is_resumed(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let folder = tempfile::tempdir().expect("folder");
+    let path = folder.path().join("register.csv");
+    let row = |n: u32| format!("{},زهرا,احمدی,1360-01-01,female,{h},other", national_id(n));
+    std::fs::write(&path, format!("{HEADER}\n{}\n{}\n", row(11), row(12))).expect("file");
+    let resume = |id: &str| {
+        app.client
+            .post(app.url(&format!("/api/v1/imports/{id}/resume")))
+            .bearer_auth(&app.admin_token)
+            .send()
+    };
+
+    let left = uuid::Uuid::now_v7().to_string();
+    start_job(&app.db, &left, path.to_string_lossy().into_owned());
+    problem(resume(&left).await.expect("sent"), 409).await;
+    aged(&app, &left).await;
+    assert_eq!(resume(&left).await.expect("sent").status(), 202);
+    let job = finished(&app, &app.admin_token, &left).await;
+    assert_eq!(
+        (&job["state"], &job["created"]),
+        (&json!("completed"), &json!(2)),
+        "{job}"
+    );
+
+    let held = uuid::Uuid::now_v7().to_string();
+    start_job(&app.db, &held, String::new());
+    let (runner, go_on) = paused_runner(&app, &held, &h, 1);
+    aged(&app, &held).await;
+    problem(resume(&held).await.expect("sent"), 409).await;
+    go_on.send(()).expect("going on");
+    let job = runner.join().expect("runner").expect("ran");
+    assert_eq!((job.state.as_str(), job.created), ("completed", 1));
+}
+
+/// The same file uploaded again, of a job that stopped before its end, resumes that job from the
+/// new copy: the first copy may be lost (on another replica's disk, say), and `POST …/resume`
+/// cannot bring it back. Each row is written once.
+async fn an_upload_of_a_stopped_jobs_file_resumes_it_from_the_new_copy(app: TestApp) {
+    use sha2::Digest;
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let row = |n: u32| format!("{},زهرا,احمدی,1360-01-01,female,{h},other", national_id(n));
+    let file = format!("{HEADER}\n{}\n{}\n", row(1), row(2));
+    let user = tavana_domain::id::UserId::generate().to_string();
+    let token = app
+        .keys
+        .issue(
+            user.clone(),
+            Some("admin".to_owned()),
+            tavana_domain::id::OrganisationId::generate().to_string(),
+            None,
+            std::time::Duration::from_secs(900),
+        )
+        .expect("token");
+    // Started on a replica that is gone, with its copy of the file.
+    let id = uuid::Uuid::now_v7().to_string();
+    {
+        let mut conn = app.db.get().expect("connection");
+        imports::start(
+            &mut conn,
+            NewJob {
+                id: id.clone(),
+                kind: ImportKind::Persons,
+                mode: ImportMode::Commit,
+                atomicity: Atomicity::Rows,
+                format: ImportFormat::Csv,
+                principal: format!("user:{user}"),
+                context: AuditContext {
+                    actor: tavana_persistence::Actor::User(user.clone()),
+                    request_id: None,
+                    batched: false,
+                },
+                scope: Scope::All,
+                role: Some(Role::Admin),
+                idempotency_key: None,
+                checksum: hex::encode(sha2::Sha256::digest(file.as_bytes())),
+                file_path: "/nonexistent/replica/copy.csv".to_owned(),
+            },
+        )
+        .expect("job");
+        assert!(imports::stopped(&mut conn, &id, "the replica stopped").expect("stopped"));
+    }
+    // Resumed as it is, it cannot read its file.
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/imports/{id}/resume")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 202);
+    let job = finished(&app, &token, &id).await;
+    assert_eq!(
+        (&job["state"], &job["created"]),
+        (&json!("interrupted"), &json!(0))
+    );
+    // Sent again, the file resumes it.
+    let query = "kind=persons&mode=commit&atomicity=rows";
+    let response = upload_as(&app, &token, query, "text/csv", file.clone(), None).await;
+    assert_eq!(response.status(), 202);
+    let again: Value = response.json().await.expect("job");
+    assert_eq!(again["id"], id.as_str());
+    let job = finished(&app, &token, &id).await;
+    assert_eq!(
+        (&job["state"], &job["created"]),
+        (&json!("completed"), &json!(2)),
+        "{job}"
+    );
+    // And once more: done, nothing twice.
+    let response = upload_as(&app, &token, query, "text/csv", file, None).await;
+    assert_eq!(response.status(), 200);
+    let job: Value = response.json().await.expect("job");
+    assert_eq!((&job["id"], &job["created"]), (&json!(id), &json!(2)));
 }
 
 /// A job in `rows` mode of the person file at `file`, started as the API starts one.

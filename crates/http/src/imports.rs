@@ -19,11 +19,11 @@ use sha2::{Digest, Sha256};
 use tavana_domain::FieldError;
 use tavana_domain::access::{Action, Role};
 use tavana_domain::import::{
-    Atomicity, ImportFormat, ImportKind, ImportMode, check_header, columns,
+    Atomicity, ImportFormat, ImportKind, ImportMode, JobState, check_header, columns,
 };
 use tavana_persistence::imports::{self, Job, NewJob, Row, RowError};
 use tavana_persistence::partner_policies;
-use tavana_persistence::{Database, StoreError};
+use tavana_persistence::{Database, DbConnection, StoreError};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -203,7 +203,9 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 ///   matched by supporter and reference; charged to the supporter's funds like `POST /purchases`.
 ///
 /// The same `Idempotency-Key`, or the caller's committed import of the same file for the same
-/// kind, answers with the earlier job and imports nothing again.
+/// kind, answers with the earlier job and imports nothing again; if that job stopped before its
+/// end (`interrupted`), it is resumed from this upload (202), as `POST /imports/{id}/resume`
+/// would.
 #[utoipa::path(
     tag = "imports",
     security(("bearer" = [])),
@@ -290,12 +292,16 @@ pub async fn create(
     };
     // The job owns the spooled copy once it is started, even if this request goes no further;
     // else the copy goes with the closure.
+    let spool_dir = state.import_dir.clone();
     let (job, fresh) = with_db(&state, move |c| {
         // The whole guard moves here (a closure would take only the field it sets).
         let mut spool = spool;
-        let started = imports::start(c, new);
-        spool.kept = matches!(started, Ok((_, true)));
-        started
+        let started = match imports::start(c, new)? {
+            (earlier, false) => again(c, earlier, &spool.path, &spool_dir)?,
+            fresh => fresh,
+        };
+        spool.kept = started.1;
+        Ok::<_, StoreError>(started)
     })
     .await?;
     if !fresh {
@@ -309,6 +315,37 @@ pub async fn create(
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/v1/imports/{}", job.id)))
         .json(response(job, Vec::new())))
+}
+
+/// The same file (or key) again, of a job that stopped before its end (interrupted, or left
+/// running by a runner that is gone): the job is resumed from this upload's copy, as `tavana
+/// import` resumes from the file it is given, so that a file whose first copy is lost (another
+/// replica's disk) can still be imported, once. Its earlier spooled copy goes. A job that ended,
+/// or that runs elsewhere, is answered as it is. `(job, true)`: resumed, and the copy is its.
+fn again(
+    conn: &mut DbConnection,
+    earlier: Job,
+    copy: &Path,
+    spool: &Path,
+) -> Result<(Job, bool), StoreError> {
+    if !matches!(earlier.state()?, JobState::Interrupted | JobState::Running) {
+        return Ok((earlier, false));
+    }
+    let file = copy.to_string_lossy();
+    let job = match imports::resume(conn, &earlier.id, Some(&file)) {
+        Ok(job) => job,
+        Err(StoreError::Conflict(_)) => return Ok((imports::get(conn, &earlier.id)?, false)),
+        Err(other) => return Err(other),
+    };
+    let before = Path::new(&earlier.file_path);
+    if before.starts_with(spool)
+        && before != copy
+        && let Err(error) = std::fs::remove_file(before)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(job = %job.id, error = %error, "earlier spooled copy not removed");
+    }
+    Ok((job, true))
 }
 
 /// The spooled copy of an upload, removed when the request ends before a job owns it: the upload
@@ -827,6 +864,7 @@ pub async fn errors_csv(
     params(("id" = Uuid, Path, description = "The job's id")),
     responses(
         (status = 202, description = "Running again", body = ImportJobResponse),
+        (status = 403, description = "The caller may not use the kind's own endpoint", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job of the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not interrupted", body = Problem, content_type = "application/problem+json"),
     ),
@@ -838,6 +876,11 @@ pub async fn resume(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let job = visible_job(&auth, &state, id.into_inner()).await?;
+    // As at the upload: a user resumes only rows they may write (the runner checks again, for
+    // whoever started the job).
+    if let Principal::User { .. } = &auth.principal {
+        auth.require(job.kind()?.action())?;
+    }
     let job = with_db(&state, move |c| imports::resume(c, &job.id, None)).await?;
     spawn(state.db.clone(), job.clone(), &state.import_dir);
     Ok(HttpResponse::Accepted()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::json;
-use tavana_domain::access::{ClientScope, Role};
+use tavana_domain::access::{ClientScope, Role, role_allows};
 use tavana_domain::assessment::AssessmentKind;
 use tavana_domain::enrolment::{EnrolmentState, TransitionError};
 use tavana_domain::household::NewHousehold;
@@ -38,6 +38,7 @@ use crate::purchases::{NewLine, NewPurchase};
 use crate::schema::{
     api_clients, assessments, attendance, enrolments, household_memberships, households,
     import_errors, import_jobs, persons, producer_links, purchase_lines, purchases, registrations,
+    users,
 };
 use crate::scope::{Scope, assigned_to};
 use crate::supporters::Access;
@@ -62,6 +63,9 @@ pub const BATCH: usize = 10_000;
 /// busy timeout (5 s). PostgreSQL writes a row's changes as it goes, and commits a
 /// batch at a time.
 const HOLD_WRITE_LOCK: Duration = Duration::from_secs(2);
+/// How long a job set `running` is left to the runner it was handed to before a resume may
+/// take it for stopped (if no runner holds its run lock): a runner takes the lock within moments.
+const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 /// Errors kept per job; beyond this they are counted, not stored.
 pub const MAX_STORED_ERRORS: usize = 10_000;
 
@@ -159,6 +163,50 @@ impl Job {
             },
             partner: None,
         })
+    }
+
+    /// The role and scope a user's job runs with, as they stand when the job runs (a resumed
+    /// job too), as the API would judge a request of theirs now: refused when the user is no
+    /// longer active or their role may no longer write these records. `None` for a job that is
+    /// not a stored user's (an API client's, `tavana import`'s).
+    fn user_now(&self, conn: &mut DbConnection) -> Result<Option<(Role, Scope)>, StoreError> {
+        let ("user", Some(user)) = (self.actor_kind.as_str(), &self.actor_id) else {
+            return Ok(None);
+        };
+        let found: Option<(String, bool)> = users::table
+            .find(user)
+            .select((users::role, users::active))
+            .first(conn)
+            .optional()?;
+        // Users are never deleted, and tokens are issued to stored users only: one the database
+        // does not know (a token made by hand with the signing key) is judged as the API judges
+        // its token, by the role it carried at the upload.
+        let Some((role, active)) = found else {
+            return Ok(None);
+        };
+        if !active {
+            return Err(StoreError::Forbidden(format!(
+                "user {user} who started the job is no longer active"
+            )));
+        }
+        let role: Role = role
+            .parse()
+            .map_err(|_| StoreError::Internal(format!("users row {user}: bad role")))?;
+        let action = self.kind()?.action();
+        if !role_allows(role, action) {
+            return Err(StoreError::Forbidden(format!(
+                "user {user} is now {role} and may not {action}"
+            )));
+        }
+        let id: UserId = user
+            .parse()
+            .map_err(|_| StoreError::Internal(format!("import_jobs row {}: bad actor", self.id)))?;
+        let scope = if role.is_area_scoped() {
+            Scope::UserAreas(id)
+        } else {
+            Scope::All
+        };
+        Ok(Some((role, scope)))
     }
 
     /// The MoU data policy an API client's job runs under, as it stands when the job runs (a
@@ -482,10 +530,19 @@ fn pg_run_lock(conn: &mut DbConnection, job: &str, take: bool) -> Result<bool, S
     Ok(answer.done)
 }
 
-/// Makes an interrupted job runnable again; returns it. The state is changed only from
-/// `interrupted`, in the statement itself, so of two resumes at once one runs the job. `file`:
-/// where the file is now, if not where the job read it (`tavana import` given the same file).
+/// Makes an interrupted job (or one left running by a runner that is gone) runnable again;
+/// returns it. The state is changed only from `interrupted`, in the statement itself, so of two
+/// resumes at once one runs the job. `file`: where the file is now, if not where the job read it
+/// (`tavana import`, or an upload, given the same file again).
 pub fn resume(conn: &mut DbConnection, id: &str, file: Option<&str>) -> Result<Job, StoreError> {
+    // A job still `running` with no runner holding its run lock stopped without its stop being
+    // recorded (the database was away then): it is taken for interrupted. One with a runner is
+    // left to it, and refused below; so is one set running a moment ago, whose runner may not
+    // have taken its lock yet.
+    let job = get(conn, id)?;
+    if job.state()? == JobState::Running && job.updated_at < crate::now() - STALE_AFTER {
+        stopped(conn, id, "found running with no process running it")?;
+    }
     write_transaction(conn, |conn| {
         let interrupted = in_state(id, JobState::Interrupted);
         let running = (
@@ -635,14 +692,24 @@ fn run_on<K: Kind>(
     }
     let (mode, atomicity) = (job.mode()?, job.atomicity()?);
     let mut runner = job.runner()?;
-    runner.partner = match job.partner(conn, today) {
-        Ok(partner) => partner,
+    // Who started the job may since have lost the right to write these rows: checked as they
+    // stand now, as the API checks each request.
+    let now = job
+        .partner(conn, today)
+        .and_then(|partner| Ok((partner, job.user_now(conn)?)));
+    match now {
+        Ok((partner, user)) => {
+            runner.partner = partner;
+            if let Some((role, scope)) = user {
+                (runner.role, runner.scope) = (Some(role), scope);
+            }
+        }
         Err(refused) => {
-            // Interrupted with the reason: resumable once the policy allows it again.
+            // Interrupted with the reason: resumable once the rights are given back.
             mark_stopped(conn, &job.id, &refused.to_string())?;
             return Err(refused);
         }
-    };
+    }
     let context = job.context();
     let mut tally = Tally {
         read: job.rows_done,
