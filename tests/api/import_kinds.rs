@@ -637,6 +637,28 @@ async fn purchases_are_charged_once_per_reference(app: TestApp) {
     // The same order again: unchanged, charged once.
     let job = commit_again(&app, &f.token, "purchases", PURCHASES, &rows[..1]).await;
     assert_eq!(counts(&job), [1, 0, 0, 1, 0], "{job}");
+    // A supporter's id is read as an id: in capitals it is the same supporter, and a value that
+    // is none (kept whole, it would be held with the file's keys) is refused as such. A long
+    // value repeated in an error's message is cut.
+    let rows = [
+        order("PO-1", &producer, 2, 150_000).replace(&supporter, &supporter.to_uppercase()),
+        order("PO-6", &producer, 1, 10).replace(&supporter, &"x".repeat(5000)),
+        order("PO-7", &producer, 1, 10).replace(",product,", &format!(",{},", "y".repeat(5000))),
+    ];
+    let job = commit(&app, &f.token, "purchases", PURCHASES, &rows).await;
+    assert_eq!(counts(&job), [3, 0, 0, 1, 2], "{job}");
+    assert_eq!(
+        row_errors(&job),
+        [
+            error(3, "supporter_id", "format"),
+            error(4, "item_kind", "unknown")
+        ]
+    );
+    let message = job["errors"][1]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("unknown") && message.chars().count() <= 301,
+        "{message}"
+    );
     // The same reference for another order: refused.
     let job = commit(
         &app,

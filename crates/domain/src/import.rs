@@ -618,7 +618,11 @@ pub fn parse_purchase(
             "must be at most 64 characters",
         ));
     }
-    let supporter_id = fields.required("supporter_id");
+    // Supporters' ids are UUIDs as text: read as one, so that a row's key (kept for the whole
+    // file to find repeats) is never longer than an id.
+    let supporter_id = fields
+        .id::<uuid::Uuid>("supporter_id", "a supporter")
+        .map(|id| id.to_string());
     let producer = fields.national_id("producer_national_id");
     let ordered_on = fields.date("ordered_on", true);
     let item_kind = fields.name("item_kind", true);

@@ -55,6 +55,13 @@ const LOOKUP_CHUNK: usize = 500;
 /// rows, and 25,000 gained 5% more for 14 MB more memory. On SQLite a transaction may take
 /// several (`HOLD_WRITE_LOCK`).
 pub const BATCH: usize = 10_000;
+/// A batch ends early once its rows hold this much text: rows may be up to 1 MiB each (a long
+/// `reason` or `description`), and 10,000 of those would be held at once.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// The longest message, and column name, stored with a row's error: a message may repeat the
+/// row's value (an unknown name), and a JSON Lines key is a column name, each up to a row long.
+const MAX_MESSAGE_CHARS: usize = 300;
+const MAX_COLUMN_CHARS: usize = 64;
 /// On SQLite a transaction of an import in `rows` mode takes batches until it has held the write
 /// lock this long. Each commit writes every page its rows changed, and the index on names and
 /// birth date takes random pages, most of them on every commit; fewer commits write less. At
@@ -947,25 +954,14 @@ pub fn fail(
     problems: &[FieldError],
 ) -> Result<Job, StoreError> {
     write_transaction(conn, |conn| {
-        let errors: Vec<RowError> = problems
-            .iter()
-            .enumerate()
-            .map(|(i, e)| RowError {
-                job_id: job_id.to_owned(),
-                row_no: 0,
-                seq: i32::try_from(i).unwrap_or(i32::MAX),
-                col: Some(e.field.clone()),
-                code: e.code.to_owned(),
-                message: e.message.clone(),
-            })
-            .collect();
+        let errors = row_errors(job_id, 0, problems.to_vec());
         store_errors(conn, &errors, 0)?;
         diesel::update(import_jobs::table.find(job_id))
             .set((
                 import_jobs::state.eq(JobState::Failed.as_str()),
                 import_jobs::message.eq(problems
                     .first()
-                    .map(|e| e.message.clone())
+                    .map(|e| clipped(e.message.clone(), MAX_MESSAGE_CHARS))
                     .unwrap_or_else(|| "the file cannot be imported".to_owned())),
                 import_jobs::updated_at.eq(crate::now()),
                 import_jobs::finished_at.eq(Some(crate::now())),
@@ -1110,8 +1106,12 @@ impl<K: Kind> Batches<'_, K> {
     fn next_batch(&mut self) -> Result<Option<Vec<Parsed<K::Item>>>, StoreError> {
         loop {
             let mut read = Vec::with_capacity(BATCH);
+            let mut bytes = 0;
             for row in &mut *self.rows {
                 let row = row?;
+                if let Ok(values) = &row.values {
+                    bytes += values.values().map(String::len).sum::<usize>();
+                }
                 let parsed = match row.values {
                     Err(e) => Err(vec![e]),
                     Ok(values) => {
@@ -1120,7 +1120,7 @@ impl<K: Kind> Batches<'_, K> {
                     }
                 };
                 read.push((row.number, parsed));
-                if read.len() == BATCH {
+                if read.len() == BATCH || bytes >= MAX_BATCH_BYTES {
                     break;
                 }
             }
@@ -1169,11 +1169,20 @@ fn row_errors(job: &str, row: i64, errors: Vec<FieldError>) -> Vec<RowError> {
             job_id: job.to_owned(),
             row_no: row,
             seq: i32::try_from(i).unwrap_or(i32::MAX),
-            col: Some(e.field),
+            col: Some(clipped(e.field, MAX_COLUMN_CHARS)),
             code: e.code.to_owned(),
-            message: e.message,
+            message: clipped(e.message, MAX_MESSAGE_CHARS),
         })
         .collect()
+}
+
+/// `text` cut to `max` characters, marked with `…` where it was cut.
+fn clipped(mut text: String, max: usize) -> String {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        text.truncate(at);
+        text.push('…');
+    }
+    text
 }
 
 /// What a row did.
@@ -2244,4 +2253,59 @@ fn queue_duplicates(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipped_text_is_cut_at_a_character_and_marked() {
+        assert_eq!(clipped("abc".to_owned(), 3), "abc");
+        assert_eq!(clipped("abcd".to_owned(), 3), "abc…");
+        assert_eq!(clipped("زهرای".to_owned(), 4), "زهرا…");
+        let long = row_errors(
+            "job",
+            2,
+            vec![FieldError::new(
+                "k".repeat(100),
+                "unknown",
+                "v".repeat(5000),
+            )],
+        );
+        assert_eq!(long[0].col.as_deref().map(|c| c.chars().count()), Some(65));
+        assert_eq!(long[0].message.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    /// Rows of 1 MiB (a long `reason`): a batch ends at 16 MiB of them, not at 10,000 rows.
+    #[test]
+    fn a_batch_ends_once_its_rows_hold_enough_text() {
+        let reason = "x".repeat(1024 * 1024);
+        let mut rows = (2..=41).map(|number| {
+            Ok(Row {
+                number,
+                values: Ok([
+                    ("household_id", uuid::Uuid::now_v7().to_string()),
+                    ("programme_id", uuid::Uuid::now_v7().to_string()),
+                    ("reason", reason.clone()),
+                ]
+                .into_iter()
+                .collect()),
+            })
+        });
+        let mut seen = Seen::new(100);
+        let mut batches = Batches::<Enrolments> {
+            rows: &mut rows,
+            skip: 0,
+            position: 0,
+            seen: &mut seen,
+            today: NaiveDate::from_ymd_opt(2026, 12, 6).expect("date"),
+        };
+        let mut sizes = Vec::new();
+        while let Some(batch) = batches.next_batch().expect("read") {
+            assert!(batch.iter().all(|(_, parsed)| parsed.is_ok()));
+            sizes.push(batch.len());
+        }
+        assert_eq!(sizes, [16, 16, 8]);
+    }
 }
