@@ -546,6 +546,14 @@ fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failure> {
     if job.state == "failed" {
         return Err("the file was refused".to_owned());
     }
+    // A script must be able to tell that a commit wrote nothing (`validate` writes nothing by
+    // design, and `rows` writes the good rows: both succeed).
+    if job.mode == "commit" && job.atomicity == "all" && job.failed > 0 {
+        return Err(format!(
+            "nothing was written: {} rows failed and atomicity is `all`",
+            job.failed
+        ));
+    }
     Ok(())
 }
 

@@ -435,6 +435,16 @@ fn import_runs_the_pipeline_from_the_command_line() {
         stdout.contains("(national_id_repeated_digit)") || stdout.contains("row 3 national_id"),
         "{stdout}"
     );
+    // Committed with atomicity `all` (the default), the same rows write nothing: exit 1.
+    let output = tavana(
+        &["import", "--kind", "persons", "--mode", "commit", &path],
+        &url,
+    );
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("nothing was written: 2 rows failed"),
+        "{output:?}"
+    );
     // An unknown column refuses the file: one line, exit 1.
     std::fs::write(&file, "national_id,shoe_size\n").expect("file");
     let output = tavana(

@@ -545,14 +545,8 @@ pub fn parse_enrolment(
     let household_id = fields.id("household_id", "a household");
     let programme_id = fields.id("programme_id", "a programme");
     let state = fields.name("state", false);
+    // As `on` of `POST /enrolments` and of a transition: any day, today if not given.
     let on = fields.date("effective_on", false).unwrap_or(today);
-    if on > today {
-        fields.errors.push(FieldError::new(
-            "effective_on",
-            "in_future",
-            "must not be in the future",
-        ));
-    }
     let reason = fields.text("reason");
     let value = match (household_id, programme_id) {
         (Some(household_id), Some(programme_id)) => Some(ImportedEnrolment {
@@ -839,5 +833,33 @@ mod tests {
         assert!(fields.contains(&"national_id"), "{fields:?}");
         assert!(fields.contains(&"sex"));
         assert!(fields.contains(&"first_name"));
+    }
+
+    /// `effective_on` is the API's `on`: today when not given, and a later day is taken as the
+    /// API takes it.
+    #[test]
+    fn an_enrolment_row_is_dated_as_the_api_dates_it() {
+        let today = NaiveDate::from_ymd_opt(2024, 1, 1).expect("day");
+        let (household, programme) = (HouseholdId::generate(), ProgrammeId::generate());
+        let row = |on: Option<&str>| -> HashMap<&'static str, String> {
+            let mut row: HashMap<&'static str, String> = [
+                ("household_id", household.to_string()),
+                ("programme_id", programme.to_string()),
+            ]
+            .into_iter()
+            .collect();
+            if let Some(on) = on {
+                row.insert("effective_on", on.to_owned());
+            }
+            row
+        };
+        for (given, expected) in [
+            (None, today),
+            (Some("2024-02-01"), today + chrono::Days::new(31)),
+        ] {
+            let values = row(given);
+            let get = |name: &str| values.get(name).cloned();
+            assert_eq!(parse_enrolment(&get, today).expect("valid").on, expected);
+        }
     }
 }
