@@ -934,24 +934,7 @@ async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
         let mut conn = app.db.get().expect("connection");
         imports::start(
             &mut conn,
-            NewJob {
-                id: id.to_owned(),
-                kind: ImportKind::Persons,
-                mode: ImportMode::Commit,
-                atomicity: Atomicity::Rows,
-                format: ImportFormat::Csv,
-                principal: format!("user:{user}"),
-                context: AuditContext {
-                    actor: tavana_persistence::Actor::User(user.clone()),
-                    request_id: None,
-                    batched: false,
-                },
-                scope: Scope::All,
-                role: Some(Role::ProgrammeManager),
-                idempotency_key: None,
-                checksum: format!("checksum of {id}"),
-                file_path: "unread".to_owned(),
-            },
+            users_job(id, &user, Role::ProgrammeManager, "unread"),
         )
         .expect("job");
     };
@@ -1028,6 +1011,27 @@ async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
         .await
         .expect("sent");
     problem(response, 403).await;
+    // An administrator may resume anyone's job, of rows she may not write herself: it runs as
+    // whoever started it (here it finds no file, and stops again).
+    let attendance = uuid::Uuid::now_v7().to_string();
+    {
+        let mut conn = app.db.get().expect("connection");
+        imports::start(
+            &mut conn,
+            NewJob {
+                kind: ImportKind::Attendance,
+                ..users_job(&attendance, &user, Role::Trainer, "/nonexistent/sheet.csv")
+            },
+        )
+        .expect("job");
+        assert!(imports::stopped(&mut conn, &attendance, "the server stopped").expect("marked"));
+    }
+    let response = app
+        .post_json(&format!("/api/v1/imports/{attendance}/resume"), &json!({}))
+        .await;
+    assert_eq!(response.status(), 202);
+    let job = finished(&app, &app.admin_token, &attendance).await;
+    assert_eq!(job["state"], "interrupted", "{job}");
 
     // A facilitator again but deactivated: still stopped.
     set(format!(
@@ -1102,7 +1106,14 @@ async fn a_job_left_running_by_a_runner_that_is_gone_is_resumed(app: TestApp) {
     start_job(&app.db, &left, path.to_string_lossy().into_owned());
     problem(resume(&left).await.expect("sent"), 409).await;
     aged(&app, &left).await;
-    assert_eq!(resume(&left).await.expect("sent").status(), 202);
+    // Of resumes sent at once, one takes it: to the others it is running, a moment ago.
+    let resumes = futures_util::future::join_all((0..4).map(|_| resume(&left))).await;
+    let mut statuses: Vec<u16> = resumes
+        .iter()
+        .map(|r| r.as_ref().expect("sent").status().as_u16())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 409, 409, 409]);
     let job = finished(&app, &app.admin_token, &left).await;
     assert_eq!(
         (&job["state"], &job["created"]),
@@ -1122,83 +1133,131 @@ async fn a_job_left_running_by_a_runner_that_is_gone_is_resumed(app: TestApp) {
 
 /// The same file uploaded again, of a job that stopped before its end, resumes that job from the
 /// new copy: the first copy may be lost (on another replica's disk, say), and `POST …/resume`
-/// cannot bring it back. Each row is written once.
+/// cannot bring it back. Each row is written once, and the copy the job read before goes. Only
+/// a job asked as the upload asks is resumed: one in `rows` mode is not continued for an upload
+/// in `all` mode, which would have nothing written if a row failed.
 async fn an_upload_of_a_stopped_jobs_file_resumes_it_from_the_new_copy(app: TestApp) {
     use sha2::Digest;
     let (n1, _) = two_neighbourhoods(&app).await;
     let h = household(&app, &n1).await;
     let row = |n: u32| format!("{},زهرا,احمدی,1360-01-01,female,{h},other", national_id(n));
     let file = format!("{HEADER}\n{}\n{}\n", row(1), row(2));
-    let user = tavana_domain::id::UserId::generate().to_string();
-    let token = app
-        .keys
-        .issue(
-            user.clone(),
-            Some("admin".to_owned()),
-            tavana_domain::id::OrganisationId::generate().to_string(),
-            None,
-            std::time::Duration::from_secs(900),
-        )
-        .expect("token");
-    // Started on a replica that is gone, with its copy of the file.
-    let id = uuid::Uuid::now_v7().to_string();
-    {
+    let password = "a long enough password";
+    let user = app
+        .create_user("zahra", Role::Admin, password, vec![])
+        .await
+        .id
+        .to_string();
+    let tokens: Value = app
+        .login("zahra", password)
+        .await
+        .json()
+        .await
+        .expect("tokens");
+    let token = tokens["access_token"].as_str().expect("token").to_owned();
+    let spool = crate::helpers::test_settings().import_dir;
+    std::fs::create_dir_all(&spool).expect("spool");
+    // Started, then stopped, with its copy of the file; `key` with an Idempotency-Key.
+    let stopped_job = |file: &str, copy: &std::path::Path, key: Option<&str>| {
+        let id = uuid::Uuid::now_v7().to_string();
         let mut conn = app.db.get().expect("connection");
         imports::start(
             &mut conn,
             NewJob {
-                id: id.clone(),
-                kind: ImportKind::Persons,
-                mode: ImportMode::Commit,
-                atomicity: Atomicity::Rows,
-                format: ImportFormat::Csv,
-                principal: format!("user:{user}"),
-                context: AuditContext {
-                    actor: tavana_persistence::Actor::User(user.clone()),
-                    request_id: None,
-                    batched: false,
-                },
-                scope: Scope::All,
-                role: Some(Role::Admin),
-                idempotency_key: None,
+                idempotency_key: key.map(str::to_owned),
                 checksum: hex::encode(sha2::Sha256::digest(file.as_bytes())),
-                file_path: "/nonexistent/replica/copy.csv".to_owned(),
+                ..users_job(&id, &user, Role::Admin, &copy.to_string_lossy())
             },
         )
         .expect("job");
         assert!(imports::stopped(&mut conn, &id, "the replica stopped").expect("stopped"));
-    }
+        id
+    };
+    let lost = stopped_job(
+        &file,
+        std::path::Path::new("/nonexistent/replica/copy.csv"),
+        None,
+    );
     // Resumed as it is, it cannot read its file.
     let response = app
         .client
-        .post(app.url(&format!("/api/v1/imports/{id}/resume")))
+        .post(app.url(&format!("/api/v1/imports/{lost}/resume")))
         .bearer_auth(&token)
         .send()
         .await
         .expect("sent");
     assert_eq!(response.status(), 202);
-    let job = finished(&app, &token, &id).await;
+    let job = finished(&app, &token, &lost).await;
     assert_eq!(
         (&job["state"], &job["created"]),
         (&json!("interrupted"), &json!(0))
     );
-    // Sent again, the file resumes it.
-    let query = "kind=persons&mode=commit&atomicity=rows";
-    let response = upload_as(&app, &token, query, "text/csv", file.clone(), None).await;
+    // Sent again for all or nothing, it is not this job: answered as it is.
+    let rows = "kind=persons&mode=commit&atomicity=rows";
+    let all = "kind=persons&mode=commit&atomicity=all";
+    let response = upload_as(&app, &token, all, "text/csv", file.clone(), None).await;
+    assert_eq!(response.status(), 200);
+    let job: Value = response.json().await.expect("job");
+    assert_eq!(
+        (&job["id"], &job["state"]),
+        (&json!(lost), &json!("interrupted"))
+    );
+    // Sent again as it was asked, the file resumes it.
+    let response = upload_as(&app, &token, rows, "text/csv", file.clone(), None).await;
     assert_eq!(response.status(), 202);
     let again: Value = response.json().await.expect("job");
-    assert_eq!(again["id"], id.as_str());
-    let job = finished(&app, &token, &id).await;
+    assert_eq!(again["id"], lost.as_str());
+    let job = finished(&app, &token, &lost).await;
     assert_eq!(
         (&job["state"], &job["created"]),
         (&json!("completed"), &json!(2)),
         "{job}"
     );
     // And once more: done, nothing twice.
-    let response = upload_as(&app, &token, query, "text/csv", file, None).await;
+    let response = upload_as(&app, &token, rows, "text/csv", file.clone(), None).await;
     assert_eq!(response.status(), 200);
     let job: Value = response.json().await.expect("job");
-    assert_eq!((&job["id"], &job["created"]), (&json!(id), &json!(2)));
+    assert_eq!((&job["id"], &job["created"]), (&json!(lost), &json!(2)));
+
+    // By its Idempotency-Key, a job of another file whose spooled copy is still here: resumed
+    // from the new copy, and the old one goes (the job reads the new one).
+    let file = format!("{HEADER}\n{}\n{}\n", row(3), row(4));
+    let old_copy = spool.join(format!("{}.csv", uuid::Uuid::now_v7()));
+    std::fs::write(&old_copy, &file).expect("old copy");
+    let keyed = stopped_job(&file, &old_copy, Some("import-of-monday"));
+    let key = Some("import-of-monday");
+    let response = upload_as(&app, &token, rows, "text/csv", file, key).await;
+    assert_eq!(response.status(), 202);
+    let job = finished(&app, &token, &keyed).await;
+    assert_eq!(
+        (&job["state"], &job["created"]),
+        (&json!("completed"), &json!(2)),
+        "{job}"
+    );
+    assert!(!old_copy.exists());
+}
+
+/// A new job of `user` (started when they had `role`) in `rows` mode of the person file at
+/// `file`, as the API records one.
+fn users_job(id: &str, user: &str, role: Role, file: &str) -> NewJob {
+    NewJob {
+        id: id.to_owned(),
+        kind: ImportKind::Persons,
+        mode: ImportMode::Commit,
+        atomicity: Atomicity::Rows,
+        format: ImportFormat::Csv,
+        principal: format!("user:{user}"),
+        context: AuditContext {
+            actor: tavana_persistence::Actor::User(user.to_owned()),
+            request_id: None,
+            batched: false,
+        },
+        scope: Scope::All,
+        role: Some(role),
+        idempotency_key: None,
+        checksum: format!("checksum of {id}"),
+        file_path: file.to_owned(),
+    }
 }
 
 /// A job in `rows` mode of the person file at `file`, started as the API starts one.

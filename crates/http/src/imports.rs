@@ -204,8 +204,8 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 ///
 /// The same `Idempotency-Key`, or the caller's committed import of the same file for the same
 /// kind, answers with the earlier job and imports nothing again; if that job stopped before its
-/// end (`interrupted`), it is resumed from this upload (202), as `POST /imports/{id}/resume`
-/// would.
+/// end and was asked in the same mode, atomicity and format, it is resumed from this upload
+/// (202), as `POST /imports/{id}/resume` would resume it.
 #[utoipa::path(
     tag = "imports",
     security(("bearer" = [])),
@@ -293,11 +293,12 @@ pub async fn create(
     // The job owns the spooled copy once it is started, even if this request goes no further;
     // else the copy goes with the closure.
     let spool_dir = state.import_dir.clone();
+    let asked = (new.mode, new.atomicity, new.format);
     let (job, fresh) = with_db(&state, move |c| {
         // The whole guard moves here (a closure would take only the field it sets).
         let mut spool = spool;
         let started = match imports::start(c, new)? {
-            (earlier, false) => again(c, earlier, &spool.path, &spool_dir)?,
+            (earlier, false) => again(c, earlier, asked, &spool.path, &spool_dir)?,
             fresh => fresh,
         };
         spool.kept = started.1;
@@ -318,26 +319,32 @@ pub async fn create(
 }
 
 /// The same file (or key) again, of a job that stopped before its end (interrupted, or left
-/// running by a runner that is gone): the job is resumed from this upload's copy, as `tavana
-/// import` resumes from the file it is given, so that a file whose first copy is lost (another
-/// replica's disk) can still be imported, once. Its earlier spooled copy goes. A job that ended,
-/// or that runs elsewhere, is answered as it is. `(job, true)`: resumed, and the copy is its.
+/// running by a runner that is gone) and was asked as this upload asks (mode, atomicity,
+/// format): the job is resumed from this upload's copy, as `tavana import` resumes from the file
+/// it is given, so that a file whose first copy is lost (another replica's disk) can still be
+/// imported, once. The copy it read before goes. A job that ended, that runs elsewhere, or that
+/// was asked otherwise (resuming a job in `rows` mode for an upload in `all` mode would write
+/// part of the file) is answered as it is. `(job, true)`: resumed, and the copy is its.
 fn again(
     conn: &mut DbConnection,
     earlier: Job,
+    (mode, atomicity, format): (ImportMode, Atomicity, ImportFormat),
     copy: &Path,
     spool: &Path,
 ) -> Result<(Job, bool), StoreError> {
-    if !matches!(earlier.state()?, JobState::Interrupted | JobState::Running) {
+    let stopped = matches!(earlier.state()?, JobState::Interrupted | JobState::Running);
+    let same =
+        earlier.mode()? == mode && earlier.atomicity()? == atomicity && earlier.format()? == format;
+    if !stopped || !same {
         return Ok((earlier, false));
     }
     let file = copy.to_string_lossy();
-    let job = match imports::resume(conn, &earlier.id, Some(&file)) {
-        Ok(job) => job,
+    let (job, before) = match imports::resume_from(conn, &earlier.id, &file) {
+        Ok(resumed) => resumed,
         Err(StoreError::Conflict(_)) => return Ok((imports::get(conn, &earlier.id)?, false)),
         Err(other) => return Err(other),
     };
-    let before = Path::new(&earlier.file_path);
+    let before = Path::new(&before);
     if before.starts_with(spool)
         && before != copy
         && let Err(error) = std::fs::remove_file(before)
@@ -856,8 +863,11 @@ pub async fn errors_csv(
     csv_response(&rows)
 }
 
-/// Resume an interrupted job: with atomicity `rows` it continues after its last committed batch;
-/// with `all` (or in `validate` mode) it runs again from the start. Nothing is applied twice.
+/// Resume an interrupted job, or one left `running` by a runner that is gone (no process holds
+/// its run lock, and it was set running over a minute ago): with atomicity `rows` it continues
+/// after its last committed batch; with `all` (or in `validate` mode) it runs again from the
+/// start. Nothing is applied twice. A user resumes their own job only if they may still write
+/// its rows; an administrator may resume anyone's.
 #[utoipa::path(
     tag = "imports",
     security(("bearer" = [])),
@@ -866,7 +876,7 @@ pub async fn errors_csv(
         (status = 202, description = "Running again", body = ImportJobResponse),
         (status = 403, description = "The caller may not use the kind's own endpoint", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job of the caller's", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not interrupted", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not interrupted: completed, failed, or running", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/imports/{id}/resume")]
@@ -876,9 +886,10 @@ pub async fn resume(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let job = visible_job(&auth, &state, id.into_inner()).await?;
-    // As at the upload: a user resumes only rows they may write (the runner checks again, for
-    // whoever started the job).
-    if let Principal::User { .. } = &auth.principal {
+    // As at the upload: a user resumes their own job only if they may write its rows. An
+    // administrator may resume anyone's; the runner writes as whoever started it, with their
+    // rights as they are then.
+    if matches!(auth.principal, Principal::User { .. }) && job.principal == principal(&auth) {
         auth.require(job.kind()?.action())?;
     }
     let job = with_db(&state, move |c| imports::resume(c, &job.id, None)).await?;

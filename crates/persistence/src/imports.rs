@@ -173,8 +173,9 @@ impl Job {
     }
 
     /// The role and scope a user's job runs with, as they stand when the job runs (a resumed
-    /// job too), as the API would judge a request of theirs now: refused when the user is no
-    /// longer active or their role may no longer write these records. `None` for a job that is
+    /// job too), not as at the upload: refused when the user is no longer active or their role
+    /// may no longer write these records. (The API goes by a token's role until it expires, within
+    /// an hour; a job may run days after its upload.) `None` for a job that is
     /// not a stored user's (an API client's, `tavana import`'s).
     fn user_now(&self, conn: &mut DbConnection) -> Result<Option<(Role, Scope)>, StoreError> {
         let ("user", Some(user)) = (self.actor_kind.as_str(), &self.actor_id) else {
@@ -427,16 +428,26 @@ pub fn mark_interrupted(conn: &mut DbConnection) -> Result<usize, StoreError> {
 /// resumed (atomicity `rows`) or run again (`all`). Returns whether it was marked: not if it
 /// ended meanwhile, nor while a runner holds its run lock (it is running there).
 pub fn stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, StoreError> {
+    stopped_before(conn, id, why, None)
+}
+
+/// `stopped`, only if the job was last set running (or recorded progress) before `before`.
+fn stopped_before(
+    conn: &mut DbConnection,
+    id: &str,
+    why: &str,
+    before: Option<NaiveDateTime>,
+) -> Result<bool, StoreError> {
     if let DbConnection::Sqlite(sqlite) = conn {
         let Some(_held) = sqlite_run_lock(sqlite, id)? else {
             return Ok(false);
         };
-        return mark_stopped(conn, id, why);
+        return mark_stopped_before(conn, id, why, before);
     }
     if !pg_run_lock(conn, id, true)? {
         return Ok(false);
     }
-    let marked = mark_stopped(conn, id, why);
+    let marked = mark_stopped_before(conn, id, why, before);
     if let Err(error) = pg_run_lock(conn, id, false) {
         tracing::warn!(job = %id, error = %error, "import run lock not given back");
     }
@@ -447,14 +458,29 @@ pub fn stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, Sto
 /// rows before it stopped is audited then, with what it wrote so far: they are in the registry
 /// whether or not the job is ever resumed (and audited again, as a whole, when it ends).
 fn mark_stopped(conn: &mut DbConnection, id: &str, why: &str) -> Result<bool, StoreError> {
+    mark_stopped_before(conn, id, why, None)
+}
+
+fn mark_stopped_before(
+    conn: &mut DbConnection,
+    id: &str,
+    why: &str,
+    before: Option<NaiveDateTime>,
+) -> Result<bool, StoreError> {
     write_transaction(conn, |conn| {
-        let marked = diesel::update(in_state(id, JobState::Running))
-            .set((
-                import_jobs::state.eq(JobState::Interrupted.as_str()),
-                import_jobs::message.eq(why),
-                import_jobs::updated_at.eq(crate::now()),
-            ))
-            .execute(conn)?;
+        let stop = (
+            import_jobs::state.eq(JobState::Interrupted.as_str()),
+            import_jobs::message.eq(why),
+            import_jobs::updated_at.eq(crate::now()),
+        );
+        let running = in_state(id, JobState::Running);
+        // The age is checked in the statement: a job resumed meanwhile is fresh again.
+        let marked = match before {
+            Some(before) => diesel::update(running.filter(import_jobs::updated_at.lt(before)))
+                .set(stop)
+                .execute(conn)?,
+            None => diesel::update(running).set(stop).execute(conn)?,
+        };
         if marked == 0 {
             return Ok(false);
         }
@@ -540,17 +566,43 @@ fn pg_run_lock(conn: &mut DbConnection, job: &str, take: bool) -> Result<bool, S
 /// Makes an interrupted job (or one left running by a runner that is gone) runnable again;
 /// returns it. The state is changed only from `interrupted`, in the statement itself, so of two
 /// resumes at once one runs the job. `file`: where the file is now, if not where the job read it
-/// (`tavana import`, or an upload, given the same file again).
+/// (`tavana import` given the same file again).
 pub fn resume(conn: &mut DbConnection, id: &str, file: Option<&str>) -> Result<Job, StoreError> {
+    resumed(conn, id, file).map(|(job, _)| job)
+}
+
+/// `resume` from another copy of the job's file (an upload of the same file again); returns the
+/// job and the file it read before.
+pub fn resume_from(
+    conn: &mut DbConnection,
+    id: &str,
+    file: &str,
+) -> Result<(Job, String), StoreError> {
+    resumed(conn, id, Some(file))
+}
+
+fn resumed(
+    conn: &mut DbConnection,
+    id: &str,
+    file: Option<&str>,
+) -> Result<(Job, String), StoreError> {
     // A job still `running` with no runner holding its run lock stopped without its stop being
     // recorded (the database was away then): it is taken for interrupted. One with a runner is
-    // left to it, and refused below; so is one set running a moment ago, whose runner may not
-    // have taken its lock yet.
+    // left to it, and refused below; so is one set running less than `STALE_AFTER` ago (checked
+    // in the statement), whose runner may not have taken its lock yet: a resume that has just
+    // set it running, say.
     let job = get(conn, id)?;
-    if job.state()? == JobState::Running && job.updated_at < crate::now() - STALE_AFTER {
-        stopped(conn, id, "found running with no process running it")?;
+    let cutoff = crate::now() - STALE_AFTER;
+    if job.state()? == JobState::Running && job.updated_at < cutoff {
+        stopped_before(
+            conn,
+            id,
+            "found running with no process running it",
+            Some(cutoff),
+        )?;
     }
     write_transaction(conn, |conn| {
+        let before = get(conn, id)?.file_path;
         let interrupted = in_state(id, JobState::Interrupted);
         let running = (
             import_jobs::state.eq(JobState::Running.as_str()),
@@ -569,7 +621,7 @@ pub fn resume(conn: &mut DbConnection, id: &str, file: Option<&str>) -> Result<J
                 job.state
             )));
         }
-        Ok(job)
+        Ok((job, before))
     })
 }
 
@@ -626,10 +678,12 @@ pub fn run_tuned(
     let (kind, _lock) = {
         let mut conn = db.get()?;
         let lock = match &mut *conn {
-            DbConnection::Sqlite(sqlite) => match sqlite_run_lock(sqlite, job_id)? {
-                Some(held) => Some(held),
-                None => return Err(run_elsewhere(job_id)),
-            },
+            DbConnection::Sqlite(sqlite) => {
+                match patiently(|| Ok(sqlite_run_lock(sqlite, job_id)?.ok_or(())))? {
+                    Ok(held) => Some(held),
+                    Err(()) => return Err(run_elsewhere(job_id)),
+                }
+            }
             DbConnection::Pg(_) => None,
         };
         (get(&mut conn, job_id)?.kind()?, lock)
@@ -645,6 +699,21 @@ pub fn run_tuned(
     }
 }
 
+/// Tries `take` (a job's run lock) a few times over a fifth of a second: a resume that checks
+/// whether the job was left by a runner that is gone holds the lock for a moment, and the runner
+/// it was just handed to must not take that for another runner.
+fn patiently<T>(
+    mut take: impl FnMut() -> Result<Result<T, ()>, StoreError>,
+) -> Result<Result<T, ()>, StoreError> {
+    for _ in 0..4 {
+        if let Ok(held) = take()? {
+            return Ok(Ok(held));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    take()
+}
+
 fn run_elsewhere(job: &str) -> StoreError {
     StoreError::Conflict(format!("import {job} is being run by another process"))
 }
@@ -657,7 +726,14 @@ fn run_kind<K: Kind>(
     tuning: Tuning,
 ) -> Result<Job, StoreError> {
     let mut conn = db.get()?;
-    if !pg_run_lock(&mut conn, job_id, true)? {
+    let taken = patiently(|| {
+        Ok(if pg_run_lock(&mut conn, job_id, true)? {
+            Ok(())
+        } else {
+            Err(())
+        })
+    })?;
+    if taken.is_err() {
         return Err(run_elsewhere(job_id));
     }
     // PostgreSQL's run lock (held by this connection) and the settings are given back whatever
@@ -1109,9 +1185,11 @@ impl<K: Kind> Batches<'_, K> {
             let mut bytes = 0;
             for row in &mut *self.rows {
                 let row = row?;
-                if let Ok(values) = &row.values {
-                    bytes += values.values().map(String::len).sum::<usize>();
-                }
+                bytes += match &row.values {
+                    Ok(values) => values.values().map(String::len).sum::<usize>(),
+                    // A row that could not be read may name a key a row long.
+                    Err(e) => e.field.len() + e.message.len(),
+                };
                 let parsed = match row.values {
                     Err(e) => Err(vec![e]),
                     Ok(values) => {
@@ -2275,6 +2353,48 @@ mod tests {
         );
         assert_eq!(long[0].col.as_deref().map(|c| c.chars().count()), Some(65));
         assert_eq!(long[0].message.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    /// A job is taken for stopped only if it is still as old as the caller saw it: two resumes
+    /// that both read a job left running long ago, the first of which has set it running again,
+    /// do not both take it (the second would stop the runner the first was just handing it to).
+    #[test]
+    fn a_job_is_taken_for_stopped_only_while_it_is_old() {
+        let dir = tempfile::tempdir().expect("folder");
+        let url = format!("sqlite://{}/tavana.db", dir.path().display());
+        let db = Database::open(
+            &url,
+            &crate::PoolOptions {
+                max_size: 2,
+                acquire_timeout: Duration::from_secs(5),
+            },
+        )
+        .expect("database");
+        let mut conn = db.get().expect("connection");
+        let new = NewJob {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: ImportKind::Persons,
+            mode: ImportMode::Commit,
+            atomicity: Atomicity::Rows,
+            format: ImportFormat::Csv,
+            principal: "test".to_owned(),
+            context: AuditContext::system(),
+            scope: Scope::All,
+            role: None,
+            idempotency_key: None,
+            checksum: "checksum".to_owned(),
+            file_path: "unread".to_owned(),
+        };
+        let (job, _) = start(&mut conn, new).expect("started");
+        // A cutoff not after the moment it was set running (as a resume's, taken before another
+        // resume set it running again) leaves it; a later one takes it.
+        let seen = job.updated_at;
+        let why = "found running with no process running it";
+        assert!(!stopped_before(&mut conn, &job.id, why, Some(seen)).expect("checked"));
+        assert_eq!(get(&mut conn, &job.id).expect("job").state, "running");
+        let later = seen + chrono::TimeDelta::seconds(1);
+        assert!(stopped_before(&mut conn, &job.id, why, Some(later)).expect("checked"));
+        assert_eq!(get(&mut conn, &job.id).expect("job").state, "interrupted");
     }
 
     /// Rows of 1 MiB (a long `reason`): a batch ends at 16 MiB of them, not at 10,000 rows.
