@@ -2427,5 +2427,29 @@ mod tests {
             sizes.push(batch.len());
         }
         assert_eq!(sizes, [16, 16, 8]);
+        // Rows that could not be read count with their errors (a JSON key a row long).
+        let mut rows = (2..=41).map(|number| {
+            Ok(Row {
+                number,
+                values: Err(FieldError::new(
+                    "k".repeat(1024 * 1024),
+                    "unknown_column",
+                    "unknown",
+                )),
+            })
+        });
+        let mut seen = Seen::new(100);
+        let mut batches = Batches::<Enrolments> {
+            rows: &mut rows,
+            skip: 0,
+            position: 0,
+            seen: &mut seen,
+            today: NaiveDate::from_ymd_opt(2026, 12, 6).expect("date"),
+        };
+        let mut sizes = Vec::new();
+        while let Some(batch) = batches.next_batch().expect("read") {
+            sizes.push(batch.len());
+        }
+        assert_eq!(sizes, [16, 16, 8]);
     }
 }
