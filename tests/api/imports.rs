@@ -528,30 +528,24 @@ async fn a_person_changed_while_imported_is_not_overwritten(app: TestApp) {
         .await;
         ids.push(person["id"].as_str().expect("id").to_owned());
     }
-    let (first, second) = (ids[0].clone(), ids[1].clone());
-    let db = app.db.clone();
-    tokio::task::spawn_blocking(move || {
-        use diesel::connection::SimpleConnection;
-        let meanwhile = format!(
-            "UPDATE persons SET first_name = 'ساره', version = version + 1 WHERE id = '{second}'"
-        );
-        let mut conn = db.get().expect("connection");
-        match &mut *conn {
-            tavana_persistence::DbConnection::Sqlite(c) => c.batch_execute(&format!(
-                "CREATE TRIGGER meanwhile AFTER UPDATE ON persons WHEN NEW.id = '{first}'
-                 BEGIN {meanwhile}; END;"
-            )),
-            tavana_persistence::DbConnection::Pg(c) => c.batch_execute(&format!(
-                "CREATE FUNCTION meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$
-                 BEGIN {meanwhile}; RETURN NULL; END $$;
-                 CREATE TRIGGER meanwhile AFTER UPDATE ON persons FOR EACH ROW
-                 WHEN (NEW.id = '{first}') EXECUTE FUNCTION meanwhile();"
-            )),
-        }
-        .expect("trigger");
-    })
-    .await
-    .expect("joined");
+    let (first, second) = (&ids[0], &ids[1]);
+    let meanwhile = format!(
+        "UPDATE persons SET first_name = 'ساره', version = version + 1 WHERE id = '{second}'"
+    );
+    let trigger = if app.db.backend_name() == "postgres" {
+        format!(
+            "CREATE FUNCTION meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN {meanwhile}; RETURN NULL; END $$;
+             CREATE TRIGGER meanwhile AFTER UPDATE ON persons FOR EACH ROW
+             WHEN (NEW.id = '{first}') EXECUTE FUNCTION meanwhile();"
+        )
+    } else {
+        format!(
+            "CREATE TRIGGER meanwhile AFTER UPDATE ON persons WHEN NEW.id = '{first}'
+             BEGIN {meanwhile}; END;"
+        )
+    };
+    execute(&app, trigger).await;
     let row =
         |n: u32, role: &str| format!("{},مریم,احمدی,1360-01-01,female,{h},{role}", national_id(n));
     let job = upload(
@@ -944,18 +938,6 @@ async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
             run_today(&db, &id, &mut rows.into_iter(), Default::default())
         })
     };
-    let set = |sql: String| {
-        let db = app.db.clone();
-        tokio::task::spawn_blocking(move || {
-            use diesel::connection::SimpleConnection;
-            let mut conn = db.get().expect("connection");
-            match &mut *conn {
-                tavana_persistence::DbConnection::Sqlite(c) => c.batch_execute(&sql),
-                tavana_persistence::DbConnection::Pg(c) => c.batch_execute(&sql),
-            }
-            .expect("changed");
-        })
-    };
 
     // Now a facilitator of the first neighbourhood: the second's household is out of her scope.
     let first = uuid::Uuid::now_v7().to_string();
@@ -971,11 +953,11 @@ async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
     );
 
     // Now a trainer: her job is stopped, and she may not resume it.
-    set(format!(
-        "UPDATE users SET role = 'trainer' WHERE id = '{user}'"
-    ))
-    .await
-    .expect("joined");
+    execute(
+        &app,
+        format!("UPDATE users SET role = 'trainer' WHERE id = '{user}'"),
+    )
+    .await;
     let second = uuid::Uuid::now_v7().to_string();
     start(&second);
     let refused = run(&second, vec![person_row(2, 3, &h1)])
@@ -1034,16 +1016,16 @@ async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
     assert_eq!(job["state"], "interrupted", "{job}");
 
     // A facilitator again but deactivated: still stopped.
-    set(format!(
-        "UPDATE users SET role = 'facilitator', active = {} WHERE id = '{user}'",
-        if app.db.backend_name() == "postgres" {
-            "false"
-        } else {
-            "0"
-        }
-    ))
-    .await
-    .expect("joined");
+    let no = if app.db.backend_name() == "postgres" {
+        "false"
+    } else {
+        "0"
+    };
+    execute(
+        &app,
+        format!("UPDATE users SET role = 'facilitator', active = {no} WHERE id = '{user}'"),
+    )
+    .await;
     {
         let mut conn = app.db.get().expect("connection");
         imports::resume(&mut conn, &second, None).expect("resumed");
@@ -1068,10 +1050,16 @@ async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
 /// Sets job `id` running (or last touched) long ago, as one whose runner stopped and could not
 /// record it (the database was away then).
 async fn aged(app: &TestApp, id: &str) {
-    let (db, sql) = (
-        app.db.clone(),
+    execute(
+        app,
         format!("UPDATE import_jobs SET updated_at = '2000-01-01 00:00:00' WHERE id = '{id}'"),
-    );
+    )
+    .await;
+}
+
+/// Runs `sql` on the test's database, whichever backend it is.
+async fn execute(app: &TestApp, sql: String) {
+    let db = app.db.clone();
     tokio::task::spawn_blocking(move || {
         use diesel::connection::SimpleConnection;
         let mut conn = db.get().expect("connection");
@@ -1079,7 +1067,7 @@ async fn aged(app: &TestApp, id: &str) {
             tavana_persistence::DbConnection::Sqlite(c) => c.batch_execute(&sql),
             tavana_persistence::DbConnection::Pg(c) => c.batch_execute(&sql),
         }
-        .expect("aged");
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     })
     .await
     .expect("joined");

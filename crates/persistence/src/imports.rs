@@ -2397,11 +2397,30 @@ mod tests {
         assert_eq!(get(&mut conn, &job.id).expect("job").state, "interrupted");
     }
 
-    /// Rows of 1 MiB (a long `reason`): a batch ends at 16 MiB of them, not at 10,000 rows.
+    /// The sizes of the batches `rows` of enrolments are read in.
+    fn batch_sizes(rows: impl Iterator<Item = Result<Row, StoreError>>) -> Vec<usize> {
+        let mut rows = rows;
+        let mut seen = Seen::new(100);
+        let mut batches = Batches::<Enrolments> {
+            rows: &mut rows,
+            skip: 0,
+            position: 0,
+            seen: &mut seen,
+            today: NaiveDate::from_ymd_opt(2026, 12, 6).expect("date"),
+        };
+        let mut sizes = Vec::new();
+        while let Some(batch) = batches.next_batch().expect("read") {
+            sizes.push(batch.len());
+        }
+        sizes
+    }
+
+    /// Rows of 1 MiB (a long `reason`): a batch ends at 16 MiB of them, not at 10,000 rows; so
+    /// do rows that could not be read, with their errors (a JSON key a row long).
     #[test]
     fn a_batch_ends_once_its_rows_hold_enough_text() {
         let reason = "x".repeat(1024 * 1024);
-        let mut rows = (2..=41).map(|number| {
+        let read = (2..=41).map(|number| {
             Ok(Row {
                 number,
                 values: Ok([
@@ -2413,22 +2432,8 @@ mod tests {
                 .collect()),
             })
         });
-        let mut seen = Seen::new(100);
-        let mut batches = Batches::<Enrolments> {
-            rows: &mut rows,
-            skip: 0,
-            position: 0,
-            seen: &mut seen,
-            today: NaiveDate::from_ymd_opt(2026, 12, 6).expect("date"),
-        };
-        let mut sizes = Vec::new();
-        while let Some(batch) = batches.next_batch().expect("read") {
-            assert!(batch.iter().all(|(_, parsed)| parsed.is_ok()));
-            sizes.push(batch.len());
-        }
-        assert_eq!(sizes, [16, 16, 8]);
-        // Rows that could not be read count with their errors (a JSON key a row long).
-        let mut rows = (2..=41).map(|number| {
+        assert_eq!(batch_sizes(read), [16, 16, 8]);
+        let unread = (2..=41).map(|number| {
             Ok(Row {
                 number,
                 values: Err(FieldError::new(
@@ -2438,18 +2443,6 @@ mod tests {
                 )),
             })
         });
-        let mut seen = Seen::new(100);
-        let mut batches = Batches::<Enrolments> {
-            rows: &mut rows,
-            skip: 0,
-            position: 0,
-            seen: &mut seen,
-            today: NaiveDate::from_ymd_opt(2026, 12, 6).expect("date"),
-        };
-        let mut sizes = Vec::new();
-        while let Some(batch) = batches.next_batch().expect("read") {
-            sizes.push(batch.len());
-        }
-        assert_eq!(sizes, [16, 16, 8]);
+        assert_eq!(batch_sizes(unread), [16, 16, 8]);
     }
 }
