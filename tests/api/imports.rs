@@ -939,6 +939,24 @@ async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
         })
     };
 
+    // Her job, run with a row of hers: stopped, nothing written, the reason given.
+    let refused_as = async |id: &str, why: &str| {
+        let refused = run(id, vec![person_row(2, 3, &h1)]).await.expect("joined");
+        assert!(
+            matches!(refused, Err(StoreError::Forbidden(_))),
+            "{refused:?}"
+        );
+        let job = job_of(&app, id).await;
+        assert_eq!(
+            (&job["state"], &job["created"]),
+            (&json!("interrupted"), &json!(0))
+        );
+        assert!(
+            job["message"].as_str().is_some_and(|m| m.contains(why)),
+            "{job}"
+        );
+    };
+
     // Now a facilitator of the first neighbourhood: the second's household is out of her scope.
     let first = uuid::Uuid::now_v7().to_string();
     start(&first);
@@ -960,24 +978,7 @@ async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
     .await;
     let second = uuid::Uuid::now_v7().to_string();
     start(&second);
-    let refused = run(&second, vec![person_row(2, 3, &h1)])
-        .await
-        .expect("joined");
-    assert!(
-        matches!(refused, Err(StoreError::Forbidden(_))),
-        "{refused:?}"
-    );
-    let job = job_of(&app, &second).await;
-    assert_eq!(
-        (&job["state"], &job["created"]),
-        (&json!("interrupted"), &json!(0))
-    );
-    assert!(
-        job["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("trainer")),
-        "{job}"
-    );
+    refused_as(&second, "now trainer").await;
     let tokens: Value = app
         .login("maryam", password)
         .await
@@ -1030,21 +1031,7 @@ async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
         let mut conn = app.db.get().expect("connection");
         imports::resume(&mut conn, &second, None).expect("resumed");
     }
-    let refused = run(&second, vec![person_row(2, 3, &h1)])
-        .await
-        .expect("joined");
-    assert!(
-        matches!(refused, Err(StoreError::Forbidden(_))),
-        "{refused:?}"
-    );
-    let job = job_of(&app, &second).await;
-    assert_eq!(job["state"], "interrupted");
-    assert!(
-        job["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("no longer active")),
-        "{job}"
-    );
+    refused_as(&second, "no longer active").await;
 }
 
 /// Sets job `id` running (or last touched) long ago, as one whose runner stopped and could not
