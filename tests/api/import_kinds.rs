@@ -394,7 +394,7 @@ async fn enrolments_are_created_and_moved_one_transition_at_a_time(app: TestApp)
     assert_eq!(counts(&job), [2, 0, 1, 0, 1], "{job}");
     assert_eq!(
         row_errors(&job),
-        [error(3, "state", "transition_not_allowed")]
+        [error(3, "state", "transition-not-allowed")]
     );
     assert_eq!(
         enrolment_of(&h1).await.expect("enrolled")["state"],
@@ -604,7 +604,7 @@ async fn purchases_are_charged_once_per_reference(app: TestApp) {
         row_errors(&job),
         [
             error(3, "producer_national_id", "not_linked"),
-            error(4, "row", "insufficient_funds"),
+            error(4, "row", "insufficient-funds"),
         ]
     );
     assert_eq!(balance(&app, &f.supporter).await, 700_000);
@@ -704,7 +704,7 @@ async fn purchases_are_charged_once_per_reference(app: TestApp) {
     )
     .await;
     assert_eq!(counts(&job), [2, 0, 0, 0, 1], "{job}");
-    assert_eq!(row_errors(&job), [error(3, "row", "insufficient_funds")]);
+    assert_eq!(row_errors(&job), [error(3, "row", "insufficient-funds")]);
     assert_eq!(balance(&app, &f.supporter).await, 700_000);
     assert_eq!(
         get_json(&app, &purchases_path)

@@ -174,8 +174,11 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// longer than 1 MiB is refused as `too_long` (in a CSV file, where that is most likely a quote
 /// never closed, the file is not read past it).
 ///
-/// Every rule of the kind's own endpoint applies to each row, with its error codes; the caller
-/// must be allowed that endpoint too. API clients (with `registry:write` as well) import
+/// Every rule of the kind's own endpoint applies to each row, with its error codes: a field's
+/// error has the field's code (`check_digit`, `length`, …), and a row the endpoint would refuse
+/// as a whole has the slug of the problem type it would answer with, in column `row` (`exists`,
+/// `conflict`, `forbidden`, `not-found`, `insufficient-funds`, `transition-not-allowed`). The
+/// caller must be allowed that endpoint too. API clients (with `registry:write` as well) import
 /// households and assessments where their organisation's MoU data policy lets them submit these,
 /// as `/partner/...` submits them: households in the MoU's areas (`outside_mou`), assessments of
 /// persons the partner may see (the others `not_found`; and only where the policy does not

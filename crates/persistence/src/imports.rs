@@ -1276,12 +1276,12 @@ fn refusal(error: StoreError) -> Result<Vec<FieldError>, StoreError> {
     let row = |code, message: String| vec![FieldError::new("row", code, message)];
     Ok(match error {
         StoreError::Invalid(errors) => errors.0,
-        StoreError::NotFound => row("not_found", "no such record in your scope".to_owned()),
+        StoreError::NotFound => row("not-found", "no such record in your scope".to_owned()),
         StoreError::Forbidden(message) => row("forbidden", message),
         StoreError::Conflict(message) => row("conflict", message),
         StoreError::Exists { message, .. } => row("exists", message),
         StoreError::Overdraft { balance, amount } => row(
-            "insufficient_funds",
+            "insufficient-funds",
             format!("the balance is {balance} rials; {amount} rials cannot be spent"),
         ),
         StoreError::VersionMismatch { .. } => vec![changed_meanwhile()],
@@ -1767,7 +1767,7 @@ impl Kind for Enrolments {
                 TransitionOutcome::Done(_) => Ok(Outcome::Updated),
                 TransitionOutcome::Refused(refusal) => {
                     let code = match refusal {
-                        TransitionError::NotAllowed { .. } => "transition_not_allowed",
+                        TransitionError::NotAllowed { .. } => "transition-not-allowed",
                         TransitionError::ConsentRequired { .. } => "conflict",
                         TransitionError::BeforePrevious { .. } => "before_previous",
                     };
