@@ -480,6 +480,7 @@ fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failure> {
         file_path: path.to_string_lossy().into_owned(),
     };
     let file_path = new.file_path.clone();
+    let asked = (new.mode, new.atomicity, new.format);
     let mut conn = db.get().map_err(|e| e.to_string())?;
     let (mut job, fresh) = imports::start(&mut conn, new).map_err(|e| e.to_string())?;
     if !fresh {
@@ -509,6 +510,19 @@ fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failure> {
                 );
                 return Ok(());
             }
+        }
+        // Only as it was asked: a job in `rows` mode continued for a command in `all` mode
+        // would write part of the file.
+        let earlier = (
+            job.mode().map_err(|e| e.to_string())?,
+            job.atomicity().map_err(|e| e.to_string())?,
+            job.format().map_err(|e| e.to_string())?,
+        );
+        if earlier != asked {
+            return Err(format!(
+                "this file's job {} stopped before its end; it was started with --mode {} and --atomicity {} ({}): give the same to resume it",
+                job.id, job.mode, job.atomicity, job.format
+            ));
         }
         println!(
             "resuming job {} of this file (atomicity {})",

@@ -572,6 +572,21 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
             .execute(&mut *conn)
             .expect("left running");
     }
+    // Asked otherwise (all or nothing), it is not resumed: that would write part of the file.
+    let all = [
+        "import",
+        "--kind",
+        "persons",
+        "--mode",
+        "commit",
+        "--atomicity",
+        "all",
+    ];
+    let output = tavana(&[&all[..], &[path.as_str()]].concat(), &url);
+    assert!(
+        one_line_error(&output).contains(&format!("job {stopped} stopped before its end")),
+        "{output:?}"
+    );
     let stdout = succeeded(tavana(&[&import[..], &[path.as_str()]].concat(), &url));
     assert!(
         stdout.contains(&format!("resuming job {stopped}")),

@@ -438,11 +438,23 @@ fn stopped_before(
     why: &str,
     before: Option<NaiveDateTime>,
 ) -> Result<bool, StoreError> {
-    if let DbConnection::Sqlite(sqlite) = conn {
-        let Some(_held) = sqlite_run_lock(sqlite, id)? else {
-            return Ok(false);
-        };
-        return mark_stopped_before(conn, id, why, before);
+    if let DbConnection::Sqlite(_) = conn {
+        // SQLite's write lock first, then the run lock: the run lock is held for the statement
+        // only, not while waiting (up to the busy timeout) for the write lock, since a runner
+        // just handed the job tries it for a moment only. Given back after the commit.
+        let mut held = None;
+        let marked = write_transaction(conn, |conn| {
+            let DbConnection::Sqlite(sqlite) = conn else {
+                return Ok(false);
+            };
+            held = sqlite_run_lock(sqlite, id)?;
+            if held.is_none() {
+                return Ok(false);
+            }
+            mark_stopped_before(conn, id, why, before)
+        });
+        drop(held);
+        return marked;
     }
     if !pg_run_lock(conn, id, true)? {
         return Ok(false);
