@@ -398,10 +398,42 @@ fn first_start_creates_the_admin_and_never_logs_passwords() {
     );
 }
 
-#[test]
-fn import_runs_the_pipeline_from_the_command_line() {
-    let dir = tempfile::tempdir().expect("temporary folder");
-    let url = sqlite_url(&dir);
+/// A command-line test run on each backend, as `name::sqlite` and `name::postgres`: `name(url,
+/// dir)` gets the database's URL and a folder for its files. On PostgreSQL the database is new
+/// (the command migrates it) and dropped after.
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                let dir = tempfile::tempdir().expect("temporary folder");
+                super::$name(&super::sqlite_url(&dir), &dir);
+            }
+
+            #[test]
+            fn postgres() {
+                let Some(admin) = crate::helpers::postgres_admin_url() else {
+                    return;
+                };
+                let dir = tempfile::tempdir().expect("temporary folder");
+                let name = crate::helpers::create_empty_postgres_database(&admin);
+                let url = crate::helpers::with_database(&admin, &name);
+                let ran = std::panic::catch_unwind(|| super::$name(&url, &dir));
+                crate::helpers::drop_postgres_database(&admin, &name);
+                if let Err(panic) = ran {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        }
+    )*};
+}
+
+on_each_backend!(
+    import_runs_the_pipeline_from_the_command_line,
+    import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file,
+);
+
+fn import_runs_the_pipeline_from_the_command_line(url: &str, dir: &tempfile::TempDir) {
     let file = dir.path().join("persons.csv");
     std::fs::write(
         &file,
@@ -422,7 +454,7 @@ fn import_runs_the_pipeline_from_the_command_line() {
             "rows",
             &path,
         ],
-        &url,
+        url,
     );
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -438,7 +470,7 @@ fn import_runs_the_pipeline_from_the_command_line() {
     // Committed with atomicity `all` (the default), the same rows write nothing: exit 1.
     let output = tavana(
         &["import", "--kind", "persons", "--mode", "commit", &path],
-        &url,
+        url,
     );
     assert!(!output.status.success(), "{output:?}");
     assert!(
@@ -449,7 +481,7 @@ fn import_runs_the_pipeline_from_the_command_line() {
     std::fs::write(&file, "national_id,shoe_size\n").expect("file");
     let output = tavana(
         &["import", "--kind", "persons", "--mode", "commit", &path],
-        &url,
+        url,
     );
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("unknown_column"));
@@ -457,16 +489,16 @@ fn import_runs_the_pipeline_from_the_command_line() {
 
 /// `tavana import` runs every kind, and given again a file whose job was interrupted it resumes
 /// that job instead of answering that the file was imported.
-#[test]
-fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
+fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file(
+    url: &str,
+    dir: &tempfile::TempDir,
+) {
     use diesel::prelude::*;
     use sha2::Digest;
     use tavana_persistence::schema::{areas, households};
-    let dir = tempfile::tempdir().expect("temporary folder");
-    let url = sqlite_url(&dir);
-    let output = tavana(&["demo-data", "--households", "2"], &url);
+    let output = tavana(&["demo-data", "--households", "2"], url);
     assert!(output.status.success(), "{output:?}");
-    let db = tavana_persistence::Database::open(&url, &crate::helpers::test_pool_options())
+    let db = tavana_persistence::Database::open(url, &crate::helpers::test_pool_options())
         .expect("database");
     let (neighbourhood, household): (String, String) = {
         let mut conn = db.get().expect("connection");
@@ -491,7 +523,7 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
     let path = file.to_string_lossy().into_owned();
     let stdout = succeeded(tavana(
         &["import", "--kind", "households", "--mode", "commit", &path],
-        &url,
+        url,
     ));
     assert!(stdout.contains("completed; read 1, created 1"), "{stdout}");
 
@@ -555,7 +587,7 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
         })
     };
     paused.recv().expect("runner reading");
-    let output = tavana(&[&import[..], &[path.as_str()]].concat(), &url);
+    let output = tavana(&[&import[..], &[path.as_str()]].concat(), url);
     assert!(
         one_line_error(&output).contains(&format!("another process as job {stopped}")),
         "{output:?}"
@@ -573,21 +605,13 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
             .expect("left running");
     }
     // Asked otherwise (all or nothing), it is not resumed: that would write part of the file.
-    let all = [
-        "import",
-        "--kind",
-        "persons",
-        "--mode",
-        "commit",
-        "--atomicity",
-        "all",
-    ];
-    let output = tavana(&[&all[..], &[path.as_str()]].concat(), &url);
+    // The same command but `--atomicity all`.
+    let output = tavana(&[&import[..6], &["all", path.as_str()]].concat(), url);
     assert!(
         one_line_error(&output).contains(&format!("job {stopped} stopped before its end")),
         "{output:?}"
     );
-    let stdout = succeeded(tavana(&[&import[..], &[path.as_str()]].concat(), &url));
+    let stdout = succeeded(tavana(&[&import[..], &[path.as_str()]].concat(), url));
     assert!(
         stdout.contains(&format!("resuming job {stopped}")),
         "{stdout}"
@@ -597,7 +621,7 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file() {
         "{stdout}"
     );
     // Once done, the same file again imports nothing.
-    let stdout = succeeded(tavana(&[&import[..], &[path.as_str()]].concat(), &url));
+    let stdout = succeeded(tavana(&[&import[..], &[path.as_str()]].concat(), url));
     assert!(
         stdout.contains(&format!("imported already as job {stopped} (completed)")),
         "{stdout}"

@@ -358,6 +358,13 @@ fn migrations_fingerprint() -> u64 {
 }
 
 /// The body of a problem+json answer, after checking its media type and status.
+/// `GET path` as the administrator, which must answer 200; its JSON body.
+pub async fn get_json(app: &TestApp, path: &str) -> serde_json::Value {
+    let response = app.get(path).await;
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().await.expect("json")
+}
+
 pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Value {
     assert_eq!(
         response.status().as_u16(),

@@ -7,7 +7,7 @@ use tavana_domain::access::Role;
 
 use crate::auth::{client_grant, create_client, token_of};
 use crate::backend_tests;
-use crate::helpers::{TestApp, mint, problem};
+use crate::helpers::{TestApp, get_json, mint, problem};
 use crate::households::{area, facilitator_token, two_neighbourhoods};
 use crate::imports::{household, imported, upload_as};
 use crate::supporters::{self, WHH, allocate, balance, fixture, ledger, login};
@@ -98,12 +98,6 @@ fn persian(text: &str) -> String {
             None => c,
         })
         .collect()
-}
-
-async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app.get(path).await;
-    assert_eq!(response.status(), 200, "{path}");
-    response.json().await.expect("json")
 }
 
 /// The households of a neighbourhood, as the API lists them.

@@ -8,7 +8,7 @@ use tavana_persistence::imports::{self, NewJob, Row};
 use tavana_persistence::{AuditContext, Scope, StoreError};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, mint, problem};
+use crate::helpers::{TestApp, get_json, mint, problem};
 use crate::households::{facilitator_token, two_neighbourhoods};
 use crate::training::{created, national_id};
 
@@ -472,7 +472,7 @@ async fn an_update_by_import_leaves_what_the_row_does_not_give(app: TestApp) {
     )
     .await;
     assert_eq!(job["updated"], 1, "{job}");
-    let person: Value = app.get(&path).await.json().await.expect("person");
+    let person = get_json(&app, &path).await;
     assert_eq!(
         (
             &person["first_name"],
@@ -489,7 +489,7 @@ async fn an_update_by_import_leaves_what_the_row_does_not_give(app: TestApp) {
     )
     .await;
     assert_eq!(job["updated"], 1, "{job}");
-    let person: Value = app.get(&path).await.json().await.expect("person");
+    let person = get_json(&app, &path).await;
     assert_eq!(
         (&person["mobile"], &person["education"]),
         (&json!("09121234567"), &json!("bachelor"))
@@ -556,12 +556,7 @@ async fn a_person_changed_while_imported_is_not_overwritten(app: TestApp) {
     .await;
     assert_eq!(job["updated"], 1, "{job}");
     assert_eq!(codes(&job), [(3, "conflict".to_owned())]);
-    let kept: Value = app
-        .get(&format!("/api/v1/persons/{}", ids[1]))
-        .await
-        .json()
-        .await
-        .expect("person");
+    let kept = get_json(&app, &format!("/api/v1/persons/{}", ids[1])).await;
     assert_eq!(
         (&kept["first_name"], &kept["version"]),
         (&json!("ساره"), &json!(2))
@@ -810,12 +805,7 @@ async fn interrupted_and_resumed(app: TestApp, hold: Option<std::time::Duration>
     assert_eq!(job["read"], batch);
     assert_eq!(job["created"], batch);
     // What it wrote is audited as it stops, whether or not it is ever resumed.
-    let events: Value = app
-        .get("/api/v1/audit?action=import.interrupted")
-        .await
-        .json()
-        .await
-        .expect("events");
+    let events = get_json(&app, "/api/v1/audit?action=import.interrupted").await;
     assert_eq!(
         events["items"].as_array().map(Vec::len),
         Some(1),

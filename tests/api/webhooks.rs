@@ -17,7 +17,7 @@ use tavana_domain::access::Role;
 use tavana_domain::id::{OrganisationId, UserId};
 use tavana_domain::partner::{Policy, Resource, Withheld};
 
-use crate::helpers::{Backend, TestApp, mint, problem, test_settings};
+use crate::helpers::{Backend, TestApp, get_json, mint, problem, test_settings};
 use crate::households::two_neighbourhoods;
 
 macro_rules! webhook_tests {
@@ -271,12 +271,6 @@ async fn register(app: &TestApp, partner: &Partner, url: &str) -> (Value, String
     let secret = created["secret"].as_str().expect("secret").to_owned();
     assert_eq!(secret.len(), 43, "32 random bytes");
     (created, secret)
-}
-
-async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app.get(path).await;
-    assert_eq!(response.status(), 200, "GET {path}");
-    response.json().await.expect("json")
 }
 
 async fn deliveries(app: &TestApp, endpoint: &Value) -> Vec<Value> {

@@ -178,12 +178,13 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// error has the field's code (`check_digit`, `length`, …), and a row the endpoint would refuse
 /// as a whole has the slug of the problem type it would answer with (`exists`, `conflict`,
 /// `forbidden`, `not-found`, `insufficient-funds`; in column `row`, or `state` for
-/// `transition-not-allowed`). The caller must be allowed that endpoint too. API clients (with `registry:write` as well) import
-/// households and assessments where their organisation's MoU data policy lets them submit these,
-/// as `/partner/...` submits them: households in the MoU's areas (`outside_mou`), assessments of
-/// persons the partner may see (the others `not_found`; and only where the policy does not
-/// withhold national IDs, by which rows name persons), each row a new record, never matched with
-/// those registered (which the partner may not read).
+/// `transition-not-allowed`). The caller must be allowed that endpoint too. API clients (with
+/// `registry:write` as well) import households and assessments where their organisation's MoU
+/// data policy lets them submit these, as `/partner/...` submits them: households in the MoU's
+/// areas (`outside_mou`), assessments of persons the partner may see (the others `not_found`;
+/// and only where the policy does not withhold national IDs, by which rows name persons), each
+/// row a new record, never matched with those registered (which the partner may not read).
+///
 /// A row matching an existing record by its natural key updates it (or leaves it unchanged); the
 /// same record twice in one file is reported as `duplicate_row`, not applied twice. Columns
 /// (required ones first; dates Gregorian or Jalali, digits in any script):
