@@ -459,7 +459,11 @@ fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failure> {
     let mut file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut hasher = sha2::Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{}: {e}", path.display()))?;
-    let format = match path.extension().and_then(|e| e.to_str()) {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_lowercase);
+    let format = match extension.as_deref() {
         Some("jsonl" | "ndjson") => tavana_domain::import::ImportFormat::Jsonl,
         _ => tavana_domain::import::ImportFormat::Csv,
     };

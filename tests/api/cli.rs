@@ -477,6 +477,19 @@ fn import_runs_the_pipeline_from_the_command_line(url: &str, dir: &tempfile::Tem
         String::from_utf8_lossy(&output.stderr).contains("nothing was written: 2 rows failed"),
         "{output:?}"
     );
+    // A JSON Lines file is known by its extension in any case.
+    let lines = dir.path().join("PERSONS.JSONL");
+    std::fs::write(&lines, "{\"national_id\": \"0499370899\"}\n").expect("file");
+    let lines = lines.to_string_lossy().into_owned();
+    let output = tavana(
+        &["import", "--kind", "persons", "--mode", "validate", &lines],
+        url,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("read 1,") && stdout.contains("row 1 first_name"),
+        "{stdout}"
+    );
     // An unknown column refuses the file: one line, exit 1.
     std::fs::write(&file, "national_id,shoe_size\n").expect("file");
     let output = tavana(

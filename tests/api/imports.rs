@@ -25,6 +25,9 @@ backend_tests!(
     an_upload_of_a_stopped_jobs_file_resumes_it_from_the_new_copy,
     a_second_head_is_refused_as_the_api_refuses_it,
     json_lines_are_imported_and_scope_applies,
+    files_as_spreadsheets_save_them_are_read_as_meant,
+    files_sent_compressed_or_in_another_charset,
+    json_lines_keys_are_read_as_csv_headers_are,
     an_interrupted_import_resumes_without_duplicates,
     a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it,
     repeats_are_found_after_the_keys_move_out_of_memory,
@@ -749,6 +752,198 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
         403,
     )
     .await;
+}
+
+/// What Excel writes: an empty column after the last one used, rows of empty cells where rows
+/// were cleared, and (saved as plain "CSV" on a Persian Windows) text in the Windows Arabic code
+/// page instead of UTF-8.
+async fn files_as_spreadsheets_save_them_are_read_as_meant(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let mut body = format!(
+        "{HEADER},\r\n{},زهرا,احمدی,1360-01-01,female,{h},head,\r\n,,,,,,,\r\n\
+         {},سارا,احمدی,1360-01-01,female,{h},child,lost\r\n , ,,,,,,\r\n{},",
+        national_id(40),
+        national_id(41),
+        national_id(42),
+    )
+    .into_bytes();
+    // «زهرا» and «احمدی» in Windows-1256.
+    body.extend_from_slice(b"\xd2\xe5\xd1\xc7,\xc7\xcd\xe3\xcf\xed");
+    body.extend_from_slice(format!(",1360-01-01,female,{h},child,\r\n").as_bytes());
+    let response = upload_as(
+        &app,
+        &app.admin_token,
+        "kind=persons&mode=commit&atomicity=rows",
+        "text/csv",
+        body,
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.expect("job");
+    let job = finished(&app, &app.admin_token, job["id"].as_str().expect("id")).await;
+    // The rows of empty cells are passed over as blank lines: not read, not failed.
+    assert_eq!(
+        (
+            job["read"].as_i64(),
+            job["created"].as_i64(),
+            job["failed"].as_i64()
+        ),
+        (Some(3), Some(1), Some(2)),
+        "{job}"
+    );
+    assert_eq!(
+        codes(&job),
+        [(4, "unknown_column".to_owned()), (6, "encoding".to_owned())]
+    );
+    // A value under no name is not dropped unseen; the encoding is named with its column.
+    assert_eq!(job["errors"][0]["column"], "column 8");
+    assert_eq!(job["errors"][1]["column"], "first_name");
+    assert!(
+        job["errors"][1]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("CSV UTF-8")),
+        "{job}"
+    );
+}
+
+/// A file may come compressed (`Content-Encoding`), and is then the same file as uncompressed;
+/// one declared in a character set other than UTF-8 is refused before it is read, as is one
+/// that says it is larger than the limit.
+async fn files_sent_compressed_or_in_another_charset(app: TestApp) {
+    use std::io::Write as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let file = format!(
+        "{HEADER}\n{},زهرا,احمدی,1360-01-01,female,{h},head\n",
+        national_id(50)
+    );
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(file.as_bytes()).expect("compressed");
+    let query = "kind=persons&mode=commit&atomicity=rows";
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/imports?{query}")))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv; charset=UTF-8")
+        .header("content-encoding", "gzip")
+        .body(gzip.finish().expect("compressed"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.expect("job");
+    let id = job["id"].as_str().expect("id").to_owned();
+    let job = finished(&app, &app.admin_token, &id).await;
+    assert_eq!(
+        (job["created"].as_i64(), job["failed"].as_i64()),
+        (Some(1), Some(0)),
+        "{job}"
+    );
+    // The same file sent as it is: the job that imported it, nothing twice.
+    let again = upload_as(
+        &app,
+        &app.admin_token,
+        query,
+        "text/csv",
+        file.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.expect("job")["id"], id.as_str());
+    assert_eq!(count(&app, "").await, 1);
+
+    for content_type in [
+        "text/csv; charset=windows-1256",
+        "text/csv;charset=\"cp1256\"",
+    ] {
+        let refused = upload_as(
+            &app,
+            &app.admin_token,
+            query,
+            content_type,
+            file.clone(),
+            None,
+        )
+        .await;
+        let body = problem(refused, 415).await;
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains("UTF-8")),
+            "{body}"
+        );
+    }
+    let unknown = app
+        .client
+        .post(app.url(&format!("/api/v1/imports?{query}")))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .header("content-encoding", "compress")
+        .body(file)
+        .send()
+        .await
+        .expect("sent");
+    problem(unknown, 415).await;
+
+    // A file of 3 GiB is refused on its length, before a byte of it is sent.
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connected");
+    let head = format!(
+        "POST /api/v1/imports?{query} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: text/csv\r\nContent-Length: 3221225472\r\n\r\n",
+        app.admin_token
+    );
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    let mut answer = vec![0; 12];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_exact(&mut answer),
+    )
+    .await
+    .expect("answered without the body")
+    .expect("read");
+    assert_eq!(String::from_utf8_lossy(&answer), "HTTP/1.1 413");
+}
+
+/// JSON Lines keys are read as CSV headers are (in any case, spaces trimmed), and a key given
+/// twice in one object is refused as a repeated CSV column is, not read as its last value.
+async fn json_lines_keys_are_read_as_csv_headers_are(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let body = [
+        json!({"National_ID": national_id(60), " first_name ": "زهرا", "LAST_NAME": "احمدی", "birth_date": "1360-01-01", "sex": "female", "household_id": h, "household_role": "head"}).to_string(),
+        format!(
+            r#"{{"national_id": "{}", "national_id": "{}", "first_name": "سارا", "last_name": "احمدی", "birth_date": "1360-01-01", "sex": "female", "household_id": "{h}", "household_role": "child"}}"#,
+            national_id(61),
+            national_id(62)
+        ),
+        "[1, 2]".to_owned(),
+    ]
+    .join("\n");
+    let response = upload_as(
+        &app,
+        &app.admin_token,
+        "kind=persons&mode=commit&atomicity=rows",
+        "application/x-ndjson",
+        body,
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.expect("job");
+    let job = finished(&app, &app.admin_token, job["id"].as_str().expect("id")).await;
+    assert_eq!(job["created"], 1, "{job}");
+    assert_eq!(
+        codes(&job),
+        [(2, "repeated_column".to_owned()), (3, "json".to_owned())]
+    );
+    assert_eq!(job["errors"][0]["column"], "national_id");
+    assert_eq!(count(&app, "").await, 1);
 }
 
 async fn an_interrupted_import_resumes_without_duplicates(app: TestApp) {

@@ -16,7 +16,7 @@ use crate::id::{AreaId, HouseholdId, ProgrammeId, SessionId};
 use crate::national_id::NationalId;
 use crate::partner::Resource;
 use crate::person::{Education, HouseholdRole, NewPerson, PersonInput, Sex};
-use crate::text::ascii_digits;
+use crate::text::only_digits;
 use crate::training::AttendanceMark;
 
 names!(
@@ -263,16 +263,44 @@ pub fn columns(kind: ImportKind) -> &'static [Column] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub positions: HashMap<&'static str, usize>,
+    /// Columns with no name: spreadsheet programs add them after the last one used. Their cells
+    /// must be empty, or the row names the column (`Header::unnamed_value`).
+    pub unnamed: Vec<usize>,
+}
+
+impl Header {
+    /// The error of a row with a value in a column that has no name: it would otherwise be lost.
+    pub fn unnamed_value(&self, cell: impl Fn(usize) -> Option<String>) -> Option<FieldError> {
+        let i = self
+            .unnamed
+            .iter()
+            .copied()
+            .find(|i| cell(*i).is_some_and(|v| !v.trim().is_empty()))?;
+        Some(FieldError::new(
+            format!("column {}", i + 1),
+            "unknown_column",
+            format!(
+                "column {} has a value but no name in the header; name it or leave it empty",
+                i + 1
+            ),
+        ))
+    }
 }
 
 /// Checks a header: every required column present, no unknown or repeated one. Names are
-/// trimmed, lower-cased, and a byte-order mark is ignored.
+/// trimmed, lower-cased, and a byte-order mark is ignored. A column with no name (the empty
+/// ones a spreadsheet adds at the end) is passed over.
 pub fn check_header(kind: ImportKind, names: &[String]) -> Result<Header, ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let known = columns(kind);
     let mut positions = HashMap::new();
+    let mut unnamed = Vec::new();
     for (i, raw) in names.iter().enumerate() {
         let name = raw.trim_start_matches('\u{feff}').trim().to_lowercase();
+        if name.is_empty() {
+            unnamed.push(i);
+            continue;
+        }
         match known.iter().find(|c| c.name == name) {
             Some(column) if positions.contains_key(column.name) => errors.push(FieldError::new(
                 name.clone(),
@@ -283,11 +311,7 @@ pub fn check_header(kind: ImportKind, names: &[String]) -> Result<Header, Valida
                 positions.insert(column.name, i);
             }
             None => errors.push(FieldError::new(
-                if name.is_empty() {
-                    format!("column {}", i + 1)
-                } else {
-                    name.clone()
-                },
+                name.clone(),
                 "unknown_column",
                 format!(
                     "unknown column `{name}`; the {kind} columns are: {}",
@@ -305,7 +329,7 @@ pub fn check_header(kind: ImportKind, names: &[String]) -> Result<Header, Valida
             ));
         }
     }
-    errors.into_result().map(|()| Header { positions })
+    errors.into_result().map(|()| Header { positions, unnamed })
 }
 
 /// One row's values, read by the API's rules; the errors gather by column.
@@ -393,13 +417,17 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A whole number, in any digit script.
+    /// A whole number, in any digit script, with a minus sign if negative. Unlike an ID or a
+    /// phone number, it may hold no separators: `1-2` or `2 3` is refused, not read as 12 or 23.
     pub fn number(&mut self, name: &'static str, required: bool) -> Option<i64> {
         let value = self.value(name, required)?;
-        let parsed = ascii_digits(value.trim_start_matches('-'))
-            .filter(|d| !d.is_empty())
+        let (negative, digits) = match value.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, value.as_str()),
+        };
+        let parsed = only_digits(digits)
             .and_then(|d| d.parse::<i64>().ok())
-            .map(|n| if value.starts_with('-') { -n } else { n });
+            .map(|n| if negative { -n } else { n });
         if parsed.is_none() {
             self.errors
                 .push(FieldError::new(name, "format", "must be a whole number"));
@@ -800,6 +828,42 @@ mod tests {
         let errors = header(&extra).expect_err("unknown");
         assert_eq!(errors.0[0].code, "unknown_column");
         assert!(errors.0[0].message.contains("national_id"));
+    }
+
+    #[test]
+    fn columns_with_no_name_are_passed_over_while_empty() {
+        let mut padded = ALL.to_vec();
+        padded.extend(["", " "]);
+        let header = header(&padded).expect("the empty columns a spreadsheet adds");
+        assert_eq!(header.unnamed, [7, 8]);
+        let row = |cells: &[&str]| {
+            let cells: Vec<String> = cells.iter().map(|c| (*c).to_owned()).collect();
+            header.unnamed_value(|i| cells.get(i).cloned())
+        };
+        assert!(row(&["a"; 9][..7]).is_none());
+        assert!(row(&["a", "a", "a", "a", "a", "a", "a", "", " "]).is_none());
+        let error = row(&["a", "a", "a", "a", "a", "a", "a", "", "lost"]).expect("a value");
+        assert_eq!(
+            (error.field.as_str(), error.code),
+            ("column 9", "unknown_column")
+        );
+    }
+
+    #[test]
+    fn numbers_hold_digits_alone() {
+        let number = |value: &str| {
+            let get = |_: &str| Some(value.to_owned());
+            let mut fields = Fields::new(&get);
+            let n = fields.number("quantity", true);
+            (n, fields.errors.0.first().map(|e| e.code))
+        };
+        assert_eq!(number("12"), (Some(12), None));
+        assert_eq!(number(" ۱۲ "), (Some(12), None));
+        assert_eq!(number("٣"), (Some(3), None));
+        assert_eq!(number("-4"), (Some(-4), None));
+        for bad in ["1-2", "2 3", "10-20", "1,500", "-", "--1", "1.5", "x"] {
+            assert_eq!(number(bad), (None, Some("format")), "{bad}");
+        }
     }
 
     #[test]

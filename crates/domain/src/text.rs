@@ -50,6 +50,16 @@ pub fn ascii_digits(input: &str) -> Option<String> {
     Some(out)
 }
 
+/// A number of digits alone (any script), as ASCII: `None` when anything else is in it, a space or
+/// a hyphen too, so that `1-2` is not read as 12 where a quantity is meant.
+pub fn only_digits(input: &str) -> Option<String> {
+    input
+        .chars()
+        .map(|c| Some(normalise_char(c)).filter(char::is_ascii_digit))
+        .collect::<Option<String>>()
+        .filter(|digits| !digits.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

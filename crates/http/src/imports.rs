@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use actix_web::dev::Decompress;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
@@ -146,18 +147,49 @@ fn principal(caller: &Caller) -> String {
     }
 }
 
+fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge("an import file is at most 2 GiB".to_owned())
+}
+
+/// Whether the file is sent compressed (`Content-Encoding`: gzip, deflate, br or zstd). Any other
+/// encoding is refused: the bytes would be read as the file.
+fn sent_compressed(req: &HttpRequest) -> Result<bool, ApiError> {
+    let Some(value) = req.headers().get(header::CONTENT_ENCODING) else {
+        return Ok(false);
+    };
+    match value
+        .to_str()
+        .ok()
+        .map(str::parse::<header::ContentEncoding>)
+    {
+        Some(Ok(header::ContentEncoding::Identity)) => Ok(false),
+        Some(Ok(_)) => Ok(true),
+        _ => Err(ApiError::UnsupportedMediaType(
+            "send the file as it is, or compressed with gzip, deflate, br or zstd".to_owned(),
+        )),
+    }
+}
+
 fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
-    let content_type = req
+    let header = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
         .to_ascii_lowercase();
-    match content_type.as_str() {
+    let mut parts = header.split(';').map(str::trim);
+    let content_type = parts.next().unwrap_or("");
+    // Files are read as UTF-8; one declared in another character set (Windows Arabic, say)
+    // would be read as garbage row after row.
+    if let Some(charset) = parts.find_map(|p| p.strip_prefix("charset=")) {
+        let charset = charset.trim_matches('"');
+        if charset != "utf-8" && charset != "utf8" {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "import files are read as UTF-8, not {charset}; save the file as UTF-8 (in Excel: \"CSV UTF-8\")"
+            )));
+        }
+    }
+    match content_type {
         "text/csv" => Ok(ImportFormat::Csv),
         "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => {
             Ok(ImportFormat::Jsonl)
@@ -172,7 +204,12 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// CRLF, LF or CR line ends, a header row naming the columns) or `application/x-ndjson` (one JSON
 /// object per line, keys as the column names). It is streamed, never held in memory; a row
 /// longer than 1 MiB is refused as `too_long` (in a CSV file, where that is most likely a quote
-/// never closed, the file is not read past it).
+/// never closed, the file is not read past it). It may be sent compressed (`Content-Encoding`
+/// gzip, deflate, br or zstd), and is then the same file as sent plain; another character set
+/// than UTF-8 in `Content-Type` is a 415, and a value that is not UTF-8 is its row's `encoding`
+/// error. Column names and keys are read in any case; a column with no name (the empty ones a
+/// spreadsheet adds at the end) is passed over while its cells are empty, and a row of empty
+/// cells is passed over as a blank line is. A key twice in one object is `repeated_column`.
 ///
 /// Every rule of the kind's own endpoint applies to each row, with its error codes: a field's
 /// error has the field's code (`check_digit`, `length`, …), and a row the endpoint would refuse
@@ -220,8 +257,8 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
         (status = 200, description = "The same key or file was imported already: the earlier job", body = ImportJobResponse),
         (status = 403, description = "The caller may not use the kind's own endpoint; for an API client: no `registry:write`, or its MoU data policy is not in force or does not let it submit these records", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Larger than 2 GiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Neither CSV nor JSON Lines", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than 2 GiB (unpacked), refused on its `Content-Length` before it is sent", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither CSV nor JSON Lines, a character set other than UTF-8, or an unknown `Content-Encoding`", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/imports")]
@@ -231,7 +268,7 @@ pub async fn create(
     req: HttpRequest,
     key: IdempotencyKey,
     query: web::Query<ImportQuery>,
-    mut body: web::Payload,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let kind: ImportKind = query.kind.into();
@@ -252,6 +289,16 @@ pub async fn create(
         }
     }
     let format = format_of(&req)?;
+    let compressed = sent_compressed(&req)?;
+    // A file that says it is too large is refused before it is sent (a compressed one is
+    // measured as it is unpacked).
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if !compressed && declared.is_some_and(|length| length > MAX_FILE) {
+        return Err(too_large());
+    }
     let dir = state.import_dir.clone();
     std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
     let id = Uuid::now_v7().to_string();
@@ -263,14 +310,15 @@ pub async fn create(
     };
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
+    // Unpacked as it comes: the spooled copy, its size and its checksum are the file's own, so a
+    // file sent once compressed and once not is one file.
+    let mut body = Decompress::from_headers(body, req.headers());
     while let Some(chunk) = body.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
         size += chunk.len() as u64;
         if size > MAX_FILE {
-            return Err(ApiError::PayloadTooLarge(
-                "an import file is at most 2 GiB".to_owned(),
-            ));
+            return Err(too_large());
         }
         hasher.update(&chunk);
         file.write_all(&chunk).map_err(ApiError::internal)?;
@@ -422,6 +470,11 @@ pub fn run_file(db: &Database, job: &Job, today: chrono::NaiveDate) -> Result<Jo
     let kind = job.kind()?;
     let file = File::open(&job.file_path)
         .map_err(|e| StoreError::Internal(format!("import file {}: {e}", job.file_path)))?;
+    // The size of the file opened, not of a path that may have gone since.
+    let length = file
+        .metadata()
+        .map_err(|e| StoreError::Internal(format!("import file {}: {e}", job.file_path)))?
+        .len();
     let reader = BufReader::with_capacity(256 * 1024, file);
     let mut rows: Box<dyn Iterator<Item = Result<Row, StoreError>>> = match job.format()? {
         ImportFormat::Csv => match csv_rows(kind, Lf::new(reader)) {
@@ -433,11 +486,7 @@ pub fn run_file(db: &Database, job: &Job, today: chrono::NaiveDate) -> Result<Jo
             }
         },
         ImportFormat::Jsonl => {
-            if std::fs::metadata(&job.file_path)
-                .map(|m| m.len())
-                .unwrap_or(0)
-                == 0
-            {
+            if length == 0 {
                 let _turn = db.import_turn();
                 let mut conn = db.get()?;
                 return imports::fail(&mut conn, &job.id, &[empty_file()]);
@@ -672,9 +721,17 @@ fn csv_rows(
         if done {
             return None;
         }
-        let starts = csv.position().clone();
+        let mut starts = csv.position().clone();
         allowed.store(starts.byte() + MAX_ROW_BYTES, Ordering::Relaxed);
-        match csv.read_record(&mut record) {
+        let mut outcome = csv.read_record(&mut record);
+        // A row of empty cells (`,,,,`: a spreadsheet's cleared row) is passed over as a blank
+        // line is.
+        while matches!(outcome, Ok(true)) && record.iter().all(|v| v.trim().is_empty()) {
+            starts = csv.position().clone();
+            allowed.store(starts.byte() + MAX_ROW_BYTES, Ordering::Relaxed);
+            outcome = csv.read_record(&mut record);
+        }
+        match outcome {
             Ok(false) => None,
             Ok(true) => {
                 let number = line_of(&csv, &record.iter().collect::<Vec<_>>());
@@ -687,6 +744,10 @@ fn csv_rows(
                             record.len()
                         ),
                     ))
+                } else if let Some(lost) =
+                    header.unnamed_value(|i| record.get(i).map(str::to_owned))
+                {
+                    Err(lost)
                 } else {
                     Ok(header
                         .positions
@@ -706,6 +767,18 @@ fn csv_rows(
             }
             Err(e) => Some(match e.kind() {
                 csv::ErrorKind::Io(_) => Err(read_error(e)),
+                // Most likely the file was saved in the Windows Arabic code page (Excel's plain
+                // "CSV"): say so, and name the column rather than a field number.
+                csv::ErrorKind::Utf8 { err, .. } => Ok(Row {
+                    number: line_of(&csv, &[]),
+                    values: Err(FieldError::new(
+                        names.get(err.field()).map_or("row".to_owned(), |n| {
+                            n.trim_start_matches('\u{feff}').trim().to_lowercase()
+                        }),
+                        "encoding",
+                        "this value is not UTF-8 text; save the file as UTF-8 (in Excel: \"CSV UTF-8\")",
+                    )),
+                }),
                 _ => Ok(Row {
                     number: line_of(&csv, &[]),
                     values: Err(FieldError::new("row", "encoding", e.to_string())),
@@ -749,18 +822,29 @@ fn jsonl_rows(
                     });
                 }
             };
-            let values = match serde_json::from_str::<serde_json::Value>(
-                line.trim_start_matches('\u{feff}'),
-            ) {
-                Ok(serde_json::Value::Object(object)) => {
+            let values = match serde_json::from_str::<Members>(line.trim_start_matches('\u{feff}'))
+            {
+                Ok(Members(members)) => {
                     let mut values = HashMap::new();
                     let mut refused = None;
-                    for (key, value) in object {
-                        let Some(column) = known.iter().find(|c| c.name == key) else {
+                    let mut named = Vec::new();
+                    for (key, value) in members {
+                        // Keys as CSV headers: trimmed, in any case.
+                        let name = key.trim().to_lowercase();
+                        let Some(column) = known.iter().find(|c| c.name == name) else {
                             let message = format!("unknown column `{key}`");
                             refused = Some(FieldError::new(key, "unknown_column", message));
                             break;
                         };
+                        if named.contains(&column.name) {
+                            refused = Some(FieldError::new(
+                                column.name,
+                                "repeated_column",
+                                format!("`{}` appears twice in the object", column.name),
+                            ));
+                            break;
+                        }
+                        named.push(column.name);
                         // A value is what a CSV cell holds: text, a number, true or false.
                         let text = match value {
                             serde_json::Value::Null => continue,
@@ -782,7 +866,7 @@ fn jsonl_rows(
                         None => Ok(values),
                     }
                 }
-                Ok(_) => Err(FieldError::new(
+                Err(e) if e.is_data() => Err(FieldError::new(
                     "row",
                     "json",
                     "each line must be a JSON object",
@@ -791,6 +875,33 @@ fn jsonl_rows(
             };
             Ok(Row { number, values })
         })
+}
+
+/// A JSON object's members in their order, a repeated key kept twice (a map of serde_json keeps
+/// the last value of a repeated key, and the row would silently take it).
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 /// The job, if the caller may see it: whoever started it, or an administrator.
