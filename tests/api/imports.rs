@@ -28,6 +28,7 @@ backend_tests!(
     files_as_spreadsheets_save_them_are_read_as_meant,
     files_sent_compressed_or_in_another_charset,
     json_lines_keys_are_read_as_csv_headers_are,
+    a_start_removes_spooled_files_no_job_needs,
     an_interrupted_import_resumes_without_duplicates,
     a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it,
     repeats_are_found_after_the_keys_move_out_of_memory,
@@ -1614,6 +1615,72 @@ async fn on_sqlite_an_import_waits_for_the_one_running(app: TestApp) {
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["created"], 1);
     assert_eq!(refused["state"], "failed", "{refused}");
+}
+
+/// A service starting removes the spooled uploads that no job will read again (a copy left by a
+/// stop during its upload, one a finished job could not remove), and keeps those of interrupted
+/// jobs, those still being written, and files not named as uploads.
+async fn a_start_removes_spooled_files_no_job_needs(app: TestApp) {
+    let spool = tempfile::tempdir().expect("folder");
+    let file = |name: &str, hours_ago: u64| {
+        let path = spool.path().join(name);
+        let written = std::fs::File::create(&path).expect("file");
+        written
+            .set_modified(
+                std::time::SystemTime::now() - std::time::Duration::from_secs(hours_ago * 3600),
+            )
+            .expect("dated");
+        path.to_string_lossy().into_owned()
+    };
+    let upload = |extension: &str| format!("{}.{extension}", uuid::Uuid::now_v7());
+    let (orphan, of_finished, of_stopped, arriving, other) = (
+        upload("csv"),
+        upload("jsonl"),
+        upload("csv"),
+        upload("csv"),
+        "notes.csv",
+    );
+    file(&orphan, 2);
+    file(other, 2);
+    file(&arriving, 0);
+    let (finished_job, stopped_job) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let db = app.db.clone();
+    let (finished_file, stopped_file) = (file(&of_finished, 2), file(&of_stopped, 2));
+    tokio::task::spawn_blocking(move || {
+        start_job(&db, &finished_job, finished_file);
+        run_today(
+            &db,
+            &finished_job,
+            &mut std::iter::empty(),
+            Default::default(),
+        )
+        .expect("finished");
+        // Running when the service stopped: interrupted as the new one starts, to be resumed.
+        start_job(&db, &stopped_job, stopped_file);
+    })
+    .await
+    .expect("jobs");
+
+    let settings = tavana_http::Settings {
+        import_dir: spool.path().to_owned(),
+        ..crate::helpers::test_settings()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let started = tavana_http::build(app.db.clone(), settings, listener).expect("server");
+    let handle = started.handle();
+    tokio::spawn(started);
+    let mut left: Vec<String> = std::fs::read_dir(spool.path())
+        .expect("folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut kept = vec![of_stopped, arriving, other.to_owned()];
+    kept.sort();
+    assert_eq!(left, kept);
+    handle.stop(false).await;
 }
 
 /// An upload that breaks off, and a file sent again that was imported already, leave nothing in

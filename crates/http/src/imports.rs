@@ -1014,6 +1014,53 @@ pub async fn resume(
         .json(response(job, Vec::new())))
 }
 
+/// How long a spooled file no job reads is left before `sweep_spool` removes it: an upload still
+/// arriving (on a replica sharing the folder) is written to more recently.
+const ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes spooled uploads that no job will read again: a copy left by a service stopped while
+/// it was uploaded, or one a finished job could not remove. They hold people's data, and
+/// nothing else would remove them. Only files named as uploads are spooled (`<uuid>.csv`,
+/// `<uuid>.jsonl`) are looked at, so a folder shared with other files is safe. Returns how many
+/// went.
+pub fn sweep_spool(conn: &mut DbConnection, dir: &Path) -> Result<usize, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(StoreError::Internal(format!("{}: {e}", dir.display()))),
+    };
+    // By name: the folder may be named differently now (relative, absolute) than when spooled.
+    let in_use: std::collections::HashSet<std::ffi::OsString> = imports::files_in_use(conn)?
+        .iter()
+        .filter_map(|path| Path::new(path).file_name().map(ToOwned::to_owned))
+        .collect();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let spooled = path.extension().is_some_and(|e| e == "csv" || e == "jsonl")
+            && path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .is_some_and(|stem| Uuid::parse_str(stem).is_ok());
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|written| written.elapsed().ok())
+            .is_some_and(|age| age > ORPHAN_AFTER);
+        if !spooled || !old || in_use.contains(&entry.file_name()) {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), error = %error, "spooled upload not removed")
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// The spool folder of a database's imports, by default beside it.
 pub fn default_import_dir() -> PathBuf {
     Path::new("data").join("imports")

@@ -196,6 +196,15 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
         ),
         Ok(Err(e)) | Err(e) => tracing::warn!(error = %e, "interrupted imports not checked"),
     }
+    // Then the spooled files that no job needs any more (the interrupted ones' are kept).
+    match db
+        .get()
+        .map(|mut c| crate::imports::sweep_spool(&mut c, &settings.import_dir))
+    {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(files = n, "spooled uploads no job needs removed"),
+        Ok(Err(e)) | Err(e) => tracing::warn!(error = %e, "spooled uploads not swept"),
+    }
     let state = web::Data::new(AppState {
         db,
         tokens: settings.tokens.clone(),

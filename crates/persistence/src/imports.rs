@@ -424,6 +424,16 @@ pub fn mark_interrupted(conn: &mut DbConnection) -> Result<usize, StoreError> {
     Ok(marked)
 }
 
+/// The files of jobs that will read them again: running, or interrupted (to be resumed).
+pub fn files_in_use(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    Ok(import_jobs::table
+        .filter(
+            import_jobs::state.eq_any([JobState::Running.as_str(), JobState::Interrupted.as_str()]),
+        )
+        .select(import_jobs::file_path)
+        .load(conn)?)
+}
+
 /// Records that a running job stopped before its end, and why: it is `interrupted`, to be
 /// resumed (atomicity `rows`) or run again (`all`). Returns whether it was marked: not if it
 /// ended meanwhile, nor while a runner holds its run lock (it is running there).
