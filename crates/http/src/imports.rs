@@ -111,7 +111,8 @@ pub struct ImportJobResponse {
     pub unchanged: i64,
     pub failed: i64,
     pub message: Option<String>,
-    /// The first 100 errors; all of them at `errors_url` as CSV.
+    /// The first 100 errors, in row order. The first 10,000 are kept, at `errors_url` as CSV;
+    /// `failed` counts every failed row, those past them too.
     pub errors: Vec<ImportErrorResponse>,
     pub errors_url: String,
     pub created_at: DateTime<Utc>,
@@ -940,7 +941,8 @@ pub async fn read(
     Ok(web::Json(response(job, errors)))
 }
 
-/// Every error of the job as CSV: row, column, code, message.
+/// The job's errors as CSV: row, column, code, message. The first 10,000 are kept; a job with more
+/// failed rows (its `failed`) counts the rest without them.
 #[utoipa::path(
     tag = "imports",
     security(("bearer" = [])),
