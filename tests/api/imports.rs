@@ -761,8 +761,9 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
 async fn files_as_spreadsheets_save_them_are_read_as_meant(app: TestApp) {
     let (n1, _) = two_neighbourhoods(&app).await;
     let h = household(&app, &n1).await;
+    // A cleared row before the header, too.
     let mut body = format!(
-        "{HEADER},\r\n{},زهرا,احمدی,1360-01-01,female,{h},head,\r\n,,,,,,,\r\n\
+        ",,,\r\n{HEADER},\r\n{},زهرا,احمدی,1360-01-01,female,{h},head,\r\n,,,,,,,\r\n\
          {},سارا,احمدی,1360-01-01,female,{h},child,lost\r\n , ,,,,,,\r\n{},",
         national_id(40),
         national_id(41),
@@ -796,7 +797,7 @@ async fn files_as_spreadsheets_save_them_are_read_as_meant(app: TestApp) {
     );
     assert_eq!(
         codes(&job),
-        [(4, "unknown_column".to_owned()), (6, "encoding".to_owned())]
+        [(5, "unknown_column".to_owned()), (7, "encoding".to_owned())]
     );
     // A value under no name is not dropped unseen; the encoding is named with its column.
     assert_eq!(job["errors"][0]["column"], "column 8");
@@ -877,17 +878,52 @@ async fn files_sent_compressed_or_in_another_charset(app: TestApp) {
             "{body}"
         );
     }
-    let unknown = app
-        .client
-        .post(app.url(&format!("/api/v1/imports?{query}")))
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "text/csv")
-        .header("content-encoding", "compress")
-        .body(file)
-        .send()
-        .await
-        .expect("sent");
-    problem(unknown, 415).await;
+    // ASCII is UTF-8: the same file again, imported already.
+    let ascii = upload_as(
+        &app,
+        &app.admin_token,
+        query,
+        "text/csv; charset=US-ASCII",
+        file.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(ascii.status(), 200);
+    let sent_as = |encoding: &'static str, body: Vec<u8>| {
+        app.client
+            .post(app.url(&format!("/api/v1/imports?{query}")))
+            .bearer_auth(&app.admin_token)
+            .header("content-type", "text/csv")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+    };
+    for encoding in ["compress", "br"] {
+        problem(
+            sent_as(encoding, file.clone().into_bytes())
+                .await
+                .expect("sent"),
+            415,
+        )
+        .await;
+    }
+    // A compressed file cut short is refused, not imported as a shorter file.
+    let other = format!(
+        "{HEADER}\n{},سارا,احمدی,1360-01-01,female,{h},child\n",
+        national_id(51)
+    );
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(other.as_bytes()).expect("compressed");
+    let mut cut = gzip.finish().expect("compressed");
+    cut.truncate(cut.len() - 8);
+    let refused = problem(sent_as("gzip", cut).await.expect("sent"), 400).await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("cannot be unpacked")),
+        "{refused}"
+    );
+    assert_eq!(count(&app, "").await, 1);
 
     // A file of 3 GiB is refused on its length, before a byte of it is sent.
     let address = app.address.trim_start_matches("http://");

@@ -125,7 +125,7 @@ async fn cors_allows_configured_origins_only() {
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
-            "content-type,idempotency-key",
+            "content-type,idempotency-key,content-encoding",
         )
         .send()
         .await

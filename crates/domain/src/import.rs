@@ -270,7 +270,7 @@ pub struct Header {
 
 impl Header {
     /// The error of a row with a value in a column that has no name: it would otherwise be lost.
-    pub fn unnamed_value(&self, cell: impl Fn(usize) -> Option<String>) -> Option<FieldError> {
+    pub fn unnamed_value<'a>(&self, cell: impl Fn(usize) -> Option<&'a str>) -> Option<FieldError> {
         let i = self
             .unnamed
             .iter()
@@ -836,10 +836,7 @@ mod tests {
         padded.extend(["", " "]);
         let header = header(&padded).expect("the empty columns a spreadsheet adds");
         assert_eq!(header.unnamed, [7, 8]);
-        let row = |cells: &[&str]| {
-            let cells: Vec<String> = cells.iter().map(|c| (*c).to_owned()).collect();
-            header.unnamed_value(|i| cells.get(i).cloned())
-        };
+        let row = |cells: &[&str]| header.unnamed_value(|i| cells.get(i).copied());
         assert!(row(&["a"; 9][..7]).is_none());
         assert!(row(&["a", "a", "a", "a", "a", "a", "a", "", " "]).is_none());
         let error = row(&["a", "a", "a", "a", "a", "a", "a", "", "lost"]).expect("a value");

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix_web::dev::Decompress;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
@@ -152,24 +151,113 @@ fn too_large() -> ApiError {
     ApiError::PayloadTooLarge("an import file is at most 2 GiB".to_owned())
 }
 
-/// Whether the file is sent compressed (`Content-Encoding`: gzip, deflate, br or zstd). Any other
-/// encoding is refused: the bytes would be read as the file.
-fn sent_compressed(req: &HttpRequest) -> Result<bool, ApiError> {
+/// Whether the file is sent gzip-compressed (`Content-Encoding: gzip`). Another encoding is
+/// refused: its bytes would be read as the file.
+fn gzipped(req: &HttpRequest) -> Result<bool, ApiError> {
     let Some(value) = req.headers().get(header::CONTENT_ENCODING) else {
         return Ok(false);
     };
     match value
         .to_str()
-        .ok()
-        .map(str::parse::<header::ContentEncoding>)
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
     {
-        Some(Ok(header::ContentEncoding::Identity)) => Ok(false),
-        Some(Ok(_)) => Ok(true),
+        Ok("identity") => Ok(false),
+        Ok("gzip" | "x-gzip") => Ok(true),
         _ => Err(ApiError::UnsupportedMediaType(
-            "send the file as it is, or compressed with gzip, deflate, br or zstd".to_owned(),
+            "send the file as it is, or compressed with gzip".to_owned(),
         )),
     }
 }
+
+/// An upload's bytes on their way to its spooled copy: unpacked if sent gzip-compressed, then
+/// counted, hashed and written. Unpacked by a decoder that writes its output in pieces of 32 KiB,
+/// so that the size is checked as the file grows: a small compressed file can fill neither the
+/// memory nor the disk.
+enum Unpack {
+    Plain(Spooled),
+    Gzip(Box<flate2::write::MultiGzDecoder<Spooled>>),
+}
+
+/// The spooled copy as it is written.
+struct Spooled {
+    file: File,
+    hasher: Sha256,
+    size: u64,
+    cap: u64,
+}
+
+/// An upload past its size cap (`MAX_FILE`, unpacked).
+#[derive(Debug)]
+struct OverCap;
+
+impl std::fmt::Display for OverCap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the file is larger than allowed")
+    }
+}
+
+impl std::error::Error for OverCap {}
+
+impl Write for Spooled {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.size += buf.len() as u64;
+        if self.size > self.cap {
+            return Err(std::io::Error::other(OverCap));
+        }
+        self.hasher.update(buf);
+        self.file.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Unpack {
+    fn new(spooled: Spooled, gzip: bool) -> Self {
+        if gzip {
+            Unpack::Gzip(Box::new(flate2::write::MultiGzDecoder::new(spooled)))
+        } else {
+            Unpack::Plain(spooled)
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
+        match self {
+            Unpack::Plain(spooled) => spooled.write_all(bytes),
+            Unpack::Gzip(decoder) => decoder.write_all(bytes),
+        }
+        .map_err(unpack_error)
+    }
+
+    /// The copy, once the compressed file is known to be whole (its checksum read and matched).
+    fn finish(self) -> Result<Spooled, ApiError> {
+        match self {
+            Unpack::Plain(spooled) => Ok(spooled),
+            Unpack::Gzip(decoder) => decoder.finish().map_err(unpack_error),
+        }
+    }
+}
+
+fn unpack_error(error: std::io::Error) -> ApiError {
+    if error.get_ref().is_some_and(|e| e.is::<OverCap>()) {
+        too_large()
+    } else if matches!(
+        error.kind(),
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+    ) {
+        ApiError::BadRequest(format!(
+            "the compressed file cannot be unpacked (cut short, or not gzip): {error}"
+        ))
+    } else {
+        ApiError::internal(error)
+    }
+}
+
+/// Bytes of an upload handed to a blocking thread at a time: the worker only waits for them.
+const SPOOL_PIECE: usize = 256 * 1024;
 
 fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
     let header = req
@@ -184,7 +272,7 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
     // would be read as garbage row after row.
     if let Some(charset) = parts.find_map(|p| p.strip_prefix("charset=")) {
         let charset = charset.trim_matches('"');
-        if charset != "utf-8" && charset != "utf8" {
+        if !matches!(charset, "utf-8" | "utf8" | "us-ascii") {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "import files are read as UTF-8, not {charset}; save the file as UTF-8 (in Excel: \"CSV UTF-8\")"
             )));
@@ -205,10 +293,10 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// CRLF, LF or CR line ends, a header row naming the columns) or `application/x-ndjson` (one JSON
 /// object per line, keys as the column names). It is streamed, never held in memory; a row
 /// longer than 1 MiB is refused as `too_long` (in a CSV file, where that is most likely a quote
-/// never closed, the file is not read past it). It may be sent compressed (`Content-Encoding`
-/// gzip, deflate, br or zstd), and is then the same file as sent plain; another character set
-/// than UTF-8 in `Content-Type` is a 415, and a value that is not UTF-8 is its row's `encoding`
-/// error. Column names and keys are read in any case; a column with no name (the empty ones a
+/// never closed, the file is not read past it). It may be sent gzip-compressed
+/// (`Content-Encoding: gzip`), and is then the same file as sent plain (one cut short is a 400);
+/// another character set than UTF-8 in `Content-Type` is a 415, and a value that is not UTF-8 is
+/// its row's `encoding` error. Column names and keys are read in any case; a column with no name (the empty ones a
 /// spreadsheet adds at the end) is passed over while its cells are empty, and a row of empty
 /// cells is passed over as a blank line is. A key twice in one object is `repeated_column`.
 ///
@@ -256,10 +344,11 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
     responses(
         (status = 202, description = "Started; follow it at `Location`", body = ImportJobResponse),
         (status = 200, description = "The same key or file was imported already: the earlier job", body = ImportJobResponse),
+        (status = 400, description = "Malformed request: a bad query string; or the upload broke off, or a compressed file cannot be unpacked (cut short, or not gzip)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller may not use the kind's own endpoint; for an API client: no `registry:write`, or its MoU data policy is not in force or does not let it submit these records", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Larger than 2 GiB (unpacked), refused on its `Content-Length` before it is sent", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Neither CSV nor JSON Lines, a character set other than UTF-8, or an unknown `Content-Encoding`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than 2 GiB unpacked: refused before it is sent if its `Content-Length` says so (not compressed), else once 2 GiB have been read or unpacked", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither CSV nor JSON Lines, a character set other than UTF-8, or a `Content-Encoding` other than gzip", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/imports")]
@@ -290,45 +379,68 @@ pub async fn create(
         }
     }
     let format = format_of(&req)?;
-    let compressed = sent_compressed(&req)?;
+    let gzip = gzipped(&req)?;
     // A file that says it is too large is refused before it is sent (a compressed one is
     // measured as it is unpacked).
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if !compressed && declared.is_some_and(|length| length > MAX_FILE) {
+    if !gzip && declared.is_some_and(|length| length > MAX_FILE) {
         return Err(too_large());
     }
     let dir = state.import_dir.clone();
     std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
     let id = Uuid::now_v7().to_string();
     let path = dir.join(format!("{id}.{}", format.as_str()));
-    let mut file = File::create(&path).map_err(ApiError::internal)?;
+    let file = File::create(&path).map_err(ApiError::internal)?;
     let spool = Spool {
         path: path.clone(),
         kept: false,
     };
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
-    // Unpacked as it comes: the spooled copy, its size and its checksum are the file's own, so a
-    // file sent once compressed and once not is one file.
-    let mut body = Decompress::from_headers(body, req.headers());
-    while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
-        size += chunk.len() as u64;
-        if size > MAX_FILE {
-            return Err(too_large());
+    // Unpacking, hashing and writing take a blocking thread, not the worker's. The spooled copy,
+    // its size and its checksum are the file's own: sent once compressed and once not, it is one
+    // file.
+    let mut unpack = Unpack::new(
+        Spooled {
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+            cap: MAX_FILE,
+        },
+        gzip,
+    );
+    let mut piece = Vec::with_capacity(SPOOL_PIECE);
+    let mut body = body;
+    loop {
+        let chunk = body.next().await;
+        if let Some(chunk) = &chunk {
+            let chunk = chunk
+                .as_ref()
+                .map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
+            piece.extend_from_slice(chunk);
+            if piece.len() < SPOOL_PIECE {
+                continue;
+            }
         }
-        hasher.update(&chunk);
-        file.write_all(&chunk).map_err(ApiError::internal)?;
-    }
-    // Waiting for the disk takes a blocking thread, not the worker's.
-    web::block(move || file.sync_all())
+        let bytes = std::mem::replace(&mut piece, Vec::with_capacity(SPOOL_PIECE));
+        unpack = web::block(move || {
+            unpack.feed(&bytes)?;
+            Ok::<_, ApiError>(unpack)
+        })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::internal)??;
+        if chunk.is_none() {
+            break;
+        }
+    }
+    let spooled = web::block(move || {
+        let spooled = unpack.finish()?;
+        spooled.file.sync_all().map_err(ApiError::internal)?;
+        Ok::<_, ApiError>(spooled)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let new = NewJob {
         id: id.clone(),
         kind,
@@ -340,7 +452,7 @@ pub async fn create(
         scope: auth.scope(),
         role: auth.role(),
         idempotency_key: key.0.clone(),
-        checksum: hex::encode(hasher.finalize()),
+        checksum: hex::encode(spooled.hasher.finalize()),
         file_path: path.to_string_lossy().into_owned(),
     };
     // The job owns the spooled copy once it is started, even if this request goes no further;
@@ -682,6 +794,24 @@ fn line_of<R: std::io::Read>(csv: &csv::Reader<R>, values: &[&str]) -> i64 {
     after - 1 - i64::try_from(inside).unwrap_or(0)
 }
 
+/// Whether a row holds nothing: a blank line, or a spreadsheet's row of empty cells (`,,,,`).
+fn blank(record: &csv::StringRecord) -> bool {
+    record
+        .iter()
+        .all(|v| v.trim_start_matches('\u{feff}').trim().is_empty())
+}
+
+/// The column at `index` as errors name it: its header's name, or `column N` if it has none.
+fn column_name(names: &[String], index: usize) -> String {
+    match names
+        .get(index)
+        .map(|n| n.trim_start_matches('\u{feff}').trim())
+    {
+        Some(name) if !name.is_empty() => name.to_lowercase(),
+        _ => format!("column {}", index + 1),
+    }
+}
+
 /// CSV rows by column name; the header is checked first.
 fn csv_rows(
     kind: ImportKind,
@@ -689,34 +819,34 @@ fn csv_rows(
 ) -> Result<impl Iterator<Item = Result<Row, StoreError>>, Vec<FieldError>> {
     let allowed = Arc::new(AtomicU64::new(MAX_ROW_BYTES));
     let mut csv = csv::ReaderBuilder::new()
-        .has_headers(true)
+        .has_headers(false)
         .flexible(true)
         .from_reader(Capped {
             inner: reader,
             passed: 0,
             allowed: Arc::clone(&allowed),
         });
-    let names: Vec<String> = match csv.headers() {
-        Ok(h) => h.iter().map(str::to_owned).collect(),
-        Err(e) if too_long(&e) => return Err(vec![row_too_long("file")]),
-        Err(e) => {
-            return Err(vec![FieldError::new(
-                "file",
-                "encoding",
-                format!("the header cannot be read: {e}"),
-            )]);
+    // The header is the first row with a name in it: rows of empty cells before it are passed
+    // over, as blank lines are.
+    let mut record = csv::StringRecord::new();
+    let names: Vec<String> = loop {
+        allowed.store(csv.position().byte() + MAX_ROW_BYTES, Ordering::Relaxed);
+        match csv.read_record(&mut record) {
+            Ok(false) => return Err(vec![empty_file()]),
+            Ok(true) if blank(&record) => {}
+            Ok(true) => break record.iter().map(str::to_owned).collect(),
+            Err(e) if too_long(&e) => return Err(vec![row_too_long("file")]),
+            Err(e) => {
+                return Err(vec![FieldError::new(
+                    "file",
+                    "encoding",
+                    format!("the header cannot be read: {e}"),
+                )]);
+            }
         }
     };
-    if names.is_empty()
-        || names
-            .iter()
-            .all(|n| n.trim_start_matches('\u{feff}').trim().is_empty())
-    {
-        return Err(vec![empty_file()]);
-    }
     let header = check_header(kind, &names).map_err(|e| e.0)?;
     let width = names.len();
-    let mut record = csv::StringRecord::new();
     let mut done = false;
     Ok(std::iter::from_fn(move || {
         if done {
@@ -727,7 +857,7 @@ fn csv_rows(
         let mut outcome = csv.read_record(&mut record);
         // A row of empty cells (`,,,,`: a spreadsheet's cleared row) is passed over as a blank
         // line is.
-        while matches!(outcome, Ok(true)) && record.iter().all(|v| v.trim().is_empty()) {
+        while matches!(outcome, Ok(true)) && blank(&record) {
             starts = csv.position().clone();
             allowed.store(starts.byte() + MAX_ROW_BYTES, Ordering::Relaxed);
             outcome = csv.read_record(&mut record);
@@ -745,9 +875,7 @@ fn csv_rows(
                             record.len()
                         ),
                     ))
-                } else if let Some(lost) =
-                    header.unnamed_value(|i| record.get(i).map(str::to_owned))
-                {
+                } else if let Some(lost) = header.unnamed_value(|i| record.get(i)) {
                     Err(lost)
                 } else {
                     Ok(header
@@ -773,9 +901,7 @@ fn csv_rows(
                 csv::ErrorKind::Utf8 { err, .. } => Ok(Row {
                     number: line_of(&csv, &[]),
                     values: Err(FieldError::new(
-                        names.get(err.field()).map_or("row".to_owned(), |n| {
-                            n.trim_start_matches('\u{feff}').trim().to_lowercase()
-                        }),
+                        column_name(&names, err.field()),
                         "encoding",
                         "this value is not UTF-8 text; save the file as UTF-8 (in Excel: \"CSV UTF-8\")",
                     )),
@@ -834,7 +960,7 @@ fn jsonl_rows(
                         let name = key.trim().to_lowercase();
                         let Some(column) = known.iter().find(|c| c.name == name) else {
                             let message = format!("unknown column `{key}`");
-                            refused = Some(FieldError::new(key, "unknown_column", message));
+                            refused = Some(FieldError::new(name, "unknown_column", message));
                             break;
                         };
                         if named.contains(&column.name) {
@@ -1022,8 +1148,10 @@ const ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Removes spooled uploads that no job will read again: a copy left by a service stopped while
 /// it was uploaded, or one a finished job could not remove. They hold people's data, and
-/// nothing else would remove them. Only files named as uploads are spooled (`<uuid>.csv`,
-/// `<uuid>.jsonl`) are looked at, so a folder shared with other files is safe. Returns how many
+/// nothing else would remove them. Only files named as spooled uploads are (`<uuid>.csv`,
+/// `<uuid>.jsonl`) are looked at, so a folder shared with other files is safe. An upload that
+/// stalls for over an hour on a replica sharing the folder may lose its copy to a replica that
+/// starts: its job is then interrupted, and sending the file again resumes it. Returns how many
 /// went.
 pub fn sweep_spool(conn: &mut DbConnection, dir: &Path) -> Result<usize, StoreError> {
     let entries = match std::fs::read_dir(dir) {
@@ -1039,22 +1167,30 @@ pub fn sweep_spool(conn: &mut DbConnection, dir: &Path) -> Result<usize, StoreEr
     let mut removed = 0;
     for entry in entries.flatten() {
         let path = entry.path();
+        // As `create` names them: a UUID in its hyphenated form.
         let spooled = path.extension().is_some_and(|e| e == "csv" || e == "jsonl")
             && path
                 .file_stem()
                 .and_then(|stem| stem.to_str())
-                .is_some_and(|stem| Uuid::parse_str(stem).is_ok());
+                .is_some_and(|stem| stem.len() == 36 && Uuid::try_parse(stem).is_ok());
+        if !spooled || in_use.contains(&entry.file_name()) {
+            continue;
+        }
+        // A clock behind the file's time keeps it (`elapsed` fails).
         let old = entry
             .metadata()
-            .and_then(|m| m.modified())
             .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
             .and_then(|written| written.elapsed().ok())
             .is_some_and(|age| age > ORPHAN_AFTER);
-        if !spooled || !old || in_use.contains(&entry.file_name()) {
+        if !old {
             continue;
         }
         match std::fs::remove_file(&path) {
             Ok(()) => removed += 1,
+            // Another replica starting swept it first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => {
                 tracing::warn!(path = %path.display(), error = %error, "spooled upload not removed")
             }
@@ -1073,6 +1209,58 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+
+    /// Spools `bytes` as one upload (gzip-compressed if `gzip`) with a cap of `cap` bytes.
+    fn spooled(bytes: &[u8], gzip: bool, cap: u64) -> Result<(u64, String), ApiError> {
+        let file = tempfile::tempfile().expect("file");
+        let spooled = Spooled {
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+            cap,
+        };
+        let mut unpack = Unpack::new(spooled, gzip);
+        for piece in bytes.chunks(1000) {
+            unpack.feed(piece)?;
+        }
+        let spooled = unpack.finish()?;
+        Ok((spooled.size, hex::encode(spooled.hasher.finalize())))
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(bytes).expect("compressed");
+        encoder.finish().expect("compressed")
+    }
+
+    #[test]
+    fn a_compressed_upload_is_measured_as_it_is_unpacked() {
+        let file = vec![b'a'; 4 << 20];
+        let packed = gzip(&file);
+        // Four MiB of one letter pack into a few KiB: the cap is on what they unpack to.
+        assert!(packed.len() < 20_000, "{}", packed.len());
+        let plain = spooled(&file, false, 8 << 20).expect("plain");
+        assert_eq!(spooled(&packed, true, 8 << 20).expect("unpacked"), plain);
+        assert_eq!(plain.0, 4 << 20);
+        assert!(matches!(
+            spooled(&packed, true, 1 << 20),
+            Err(ApiError::PayloadTooLarge(_))
+        ));
+        assert!(matches!(
+            spooled(&file, false, 1 << 20),
+            Err(ApiError::PayloadTooLarge(_))
+        ));
+        // A file cut short, or one that is not gzip, is refused, not spooled as a shorter file.
+        let cut = &packed[..packed.len() - 4];
+        assert!(matches!(
+            spooled(cut, true, 8 << 20),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            spooled(&file, true, 8 << 20),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
 
     fn read_all(reader: &mut impl Read, chunk: usize) -> String {
         let mut out = Vec::new();

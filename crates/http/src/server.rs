@@ -160,6 +160,8 @@ fn cors(origins: &[String]) -> Cors {
             header::AUTHORIZATION,
             header::ACCEPT,
             header::CONTENT_TYPE,
+            // Import files sent gzip-compressed.
+            header::CONTENT_ENCODING,
             header::IF_MATCH,
             header::HeaderName::from_static("idempotency-key"),
             REQUEST_ID_HEADER,
