@@ -104,7 +104,12 @@ pub async fn imported(app: &TestApp, token: &str, query: &str, body: String) -> 
 }
 
 /// Starts a job as an administrator (202) and returns its id, without waiting for it.
-async fn started(app: &TestApp, query: &str, content_type: &str, body: String) -> String {
+async fn started(
+    app: &TestApp,
+    query: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> String {
     let response = upload_as(app, &app.admin_token, query, content_type, body, None).await;
     assert_eq!(response.status(), 202);
     response.json::<Value>().await.expect("job")["id"]
@@ -773,18 +778,14 @@ async fn files_as_spreadsheets_save_them_are_read_as_meant(app: TestApp) {
     // «زهرا» and «احمدی» in Windows-1256.
     body.extend_from_slice(b"\xd2\xe5\xd1\xc7,\xc7\xcd\xe3\xcf\xed");
     body.extend_from_slice(format!(",1360-01-01,female,{h},child,\r\n").as_bytes());
-    let response = upload_as(
+    let id = started(
         &app,
-        &app.admin_token,
         "kind=persons&mode=commit&atomicity=rows",
         "text/csv",
         body,
-        None,
     )
     .await;
-    assert_eq!(response.status(), 202);
-    let job: Value = response.json().await.expect("job");
-    let job = finished(&app, &app.admin_token, job["id"].as_str().expect("id")).await;
+    let job = finished(&app, &app.admin_token, &id).await;
     // The rows of empty cells are passed over as blank lines: not read, not failed.
     assert_eq!(
         (
@@ -962,18 +963,9 @@ async fn json_lines_keys_are_read_as_csv_headers_are(app: TestApp) {
         "[1, 2]".to_owned(),
     ]
     .join("\n");
-    let response = upload_as(
-        &app,
-        &app.admin_token,
-        "kind=persons&mode=commit&atomicity=rows",
-        "application/x-ndjson",
-        body,
-        None,
-    )
-    .await;
-    assert_eq!(response.status(), 202);
-    let job: Value = response.json().await.expect("job");
-    let job = finished(&app, &app.admin_token, job["id"].as_str().expect("id")).await;
+    let query = "kind=persons&mode=commit&atomicity=rows";
+    let id = started(&app, query, "application/x-ndjson", body).await;
+    let job = finished(&app, &app.admin_token, &id).await;
     assert_eq!(job["created"], 1, "{job}");
     assert_eq!(
         codes(&job),
