@@ -29,6 +29,7 @@ backend_tests!(
     files_sent_compressed_or_in_another_charset,
     json_lines_keys_are_read_as_csv_headers_are,
     a_start_removes_spooled_files_no_job_needs,
+    a_job_in_one_transaction_shows_how_far_it_has_read,
     an_interrupted_import_resumes_without_duplicates,
     a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it,
     repeats_are_found_after_the_keys_move_out_of_memory,
@@ -1992,6 +1993,39 @@ async fn a_resumed_job_keeps_no_more_errors_than_the_limit(app: TestApp) {
 /// (`all`, `validate`) does not hold the lock that orders the feed and the audit log while it
 /// runs, so the API's audited writes go on meanwhile, and the feed still numbers in commit order.
 /// (On SQLite such a job holds the database's one write lock, as the README says.)
+/// A job in one transaction (atomicity `all`) cannot record its progress in its row before its
+/// end; the service running it shows how far it has read all the same.
+async fn a_job_in_one_transaction_shows_how_far_it_has_read(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let id = uuid::Uuid::now_v7().to_string();
+    start_job_with(&app.db, &id, String::new(), Atomicity::All);
+    let batch = i64::try_from(imports::BATCH).expect("batch");
+    let (runner, go_on) = paused_runner(&app, &id, &h, u32::try_from(batch).expect("batch"));
+    let job = job_of(&app, &id).await;
+    assert_eq!(
+        (
+            job["state"].as_str(),
+            job["read"].as_i64(),
+            job["created"].as_i64()
+        ),
+        (Some("running"), Some(batch), Some(0)),
+        "{job}"
+    );
+    go_on.send(()).expect("going on");
+    runner.join().expect("runner").expect("ran");
+    let job = job_of(&app, &id).await;
+    assert_eq!(
+        (
+            job["state"].as_str(),
+            job["read"].as_i64(),
+            job["created"].as_i64()
+        ),
+        (Some("completed"), Some(batch), Some(batch)),
+        "{job}"
+    );
+}
+
 async fn an_import_in_one_transaction_lets_the_apis_writes_go_on(app: TestApp) {
     use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
     use tavana_persistence::schema::changes;

@@ -104,6 +104,9 @@ pub struct ImportJobResponse {
     pub state: String,
     /// SHA-256 of the file.
     pub checksum: String,
+    /// Rows read so far. A `validate` run or a job in atomicity `all` is one transaction: while
+    /// it runs, `read` and `failed` grow (when asked of the replica running it), and the other
+    /// counts come at its end.
     pub read: i64,
     pub created: i64,
     pub updated: i64,
@@ -119,6 +122,7 @@ pub struct ImportJobResponse {
 }
 
 fn response(job: Job, errors: Vec<RowError>) -> ImportJobResponse {
+    let job = imports::live(job);
     ImportJobResponse {
         errors_url: format!("/api/v1/imports/{}/errors", job.id),
         id: job.id,

@@ -6,6 +6,7 @@
 //! a stop leaves nothing written and the job re-runs from the start.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -394,6 +395,41 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<Job, StoreError> {
         .find(id)
         .select(Job::as_select())
         .first(conn)?)
+}
+
+/// How far the jobs running here in one transaction (a `validate` run, atomicity `all`) have
+/// read, and how many of those rows failed, by job: their rows cannot show it before the end,
+/// as the transaction holds them (on SQLite it holds the only write lock).
+static LIVE: LazyLock<Mutex<HashMap<String, (i64, i64)>>> = LazyLock::new(Mutex::default);
+
+/// The job as it stands: for one running here in one transaction, with the rows read and failed
+/// so far. (On another replica it shows 0 until its end.)
+pub fn live(mut job: Job) -> Job {
+    if job.state == JobState::Running.as_str()
+        && let Some((read, failed)) = LIVE.lock().ok().and_then(|live| live.get(&job.id).copied())
+    {
+        (job.rows_read, job.failed) = (read, failed);
+    }
+    job
+}
+
+/// A job's entry in `LIVE`, removed when its run ends however it ends.
+struct Live<'a>(&'a str);
+
+impl Live<'_> {
+    fn show(&self, tally: &Tally) {
+        if let Ok(mut live) = LIVE.lock() {
+            live.insert(self.0.to_owned(), (tally.read, tally.failed));
+        }
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut live) = LIVE.lock() {
+            live.remove(self.0);
+        }
+    }
 }
 
 pub fn errors(conn: &mut DbConnection, id: &str, limit: i64) -> Result<Vec<RowError>, StoreError> {
@@ -856,10 +892,12 @@ fn run_on<K: Kind>(
     let outcome = if one_transaction {
         let mut inner = tally;
         let mut errors = Vec::new();
+        let live = Live(&job.id);
         let result = write_transaction(conn, |conn| {
             while let Some(batch) = batches.next_batch()? {
                 K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
                 errors.truncate(MAX_STORED_ERRORS);
+                live.show(&inner);
             }
             if mode == ImportMode::Validate || inner.failed > 0 {
                 // Nothing may stay: roll back, keeping the tally.
