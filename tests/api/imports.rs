@@ -30,6 +30,7 @@ backend_tests!(
     json_lines_keys_are_read_as_csv_headers_are,
     a_start_removes_spooled_files_no_job_needs,
     a_job_in_one_transaction_shows_how_far_it_has_read,
+    a_resumed_job_goes_on_after_the_line_it_reached,
     an_interrupted_import_resumes_without_duplicates,
     a_stop_inside_a_transaction_of_several_batches_keeps_the_batches_before_it,
     repeats_are_found_after_the_keys_move_out_of_memory,
@@ -2024,6 +2025,55 @@ async fn a_job_in_one_transaction_shows_how_far_it_has_read(app: TestApp) {
         (Some("completed"), Some(batch), Some(batch)),
         "{job}"
     );
+}
+
+/// A resumed job goes on after the line of the last row it committed, not after as many rows as
+/// it had read: the rows the reader returns may have changed meanwhile. Here the rows of empty
+/// cells on lines 3 and 4, which a reader before this session counted as rows (failed ones), so
+/// that a job stopped after line 4 had 3 rows done.
+async fn a_resumed_job_goes_on_after_the_line_it_reached(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let row = |n| {
+        format!(
+            "{},زهرا,احمدی,1360-01-01,female,{h},other\n",
+            national_id(n)
+        )
+    };
+    let dir = tempfile::tempdir().expect("folder");
+    let file = dir.path().join("persons.csv");
+    // Lines 3 and 4: rows of empty cells.
+    let text = [
+        &format!("{HEADER}\n"),
+        &row(70),
+        ",,,,,,\n,,,,,,\n",
+        &row(71),
+        &row(72),
+    ]
+    .concat();
+    std::fs::write(&file, text).expect("file");
+    let id = uuid::Uuid::now_v7().to_string();
+    start_job(&app.db, &id, file.to_string_lossy().into_owned());
+    execute(
+        &app,
+        format!(
+            "UPDATE import_jobs SET state = 'interrupted', rows_done = 3, line_done = 4 \
+             WHERE id = '{id}'"
+        ),
+    )
+    .await;
+    let job = resumed(&app, &id).await;
+    assert_eq!(
+        (job["state"].as_str(), job["created"].as_i64()),
+        (Some("completed"), Some(2)),
+        "{job}"
+    );
+    for (n, imported) in [(70, 0), (71, 1), (72, 1)] {
+        assert_eq!(
+            count(&app, &format!("national_id={}", national_id(n))).await,
+            imported
+        );
+    }
 }
 
 async fn an_import_in_one_transaction_lets_the_apis_writes_go_on(app: TestApp) {

@@ -1,8 +1,8 @@
 //! Batch imports: jobs, their rows applied in batches with the API's rules, and their errors.
 //!
 //! Crash safety: with atomicity `rows`, each batch commits together with the job's counters
-//! (`rows_done`), so a job stopped mid-way resumes after its last committed batch and applies no
-//! row twice. With atomicity `all` (and in `validate` mode) the whole file is one transaction:
+//! (`rows_done`, and `line_done`, the line of its last row), so a job stopped mid-way resumes
+//! after its last committed batch and applies no row twice. With atomicity `all` (and in `validate` mode) the whole file is one transaction:
 //! a stop leaves nothing written and the job re-runs from the start.
 
 use std::collections::{HashMap, HashSet};
@@ -104,6 +104,8 @@ pub struct Job {
     pub updated_at: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
     pub actor_role: Option<String>,
+    /// The line of the last row committed (atomicity `rows`); a resumed job goes on after it.
+    pub line_done: Option<i64>,
 }
 
 impl Job {
@@ -382,6 +384,7 @@ pub fn start(conn: &mut DbConnection, new: NewJob) -> Result<(Job, bool), StoreE
             updated_at: now,
             finished_at: None,
             actor_role: new.role.map(|r| r.as_str().to_owned()),
+            line_done: None,
         };
         diesel::insert_into(import_jobs::table)
             .values(&job)
@@ -693,6 +696,8 @@ pub struct Row {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {
+    /// The line of the last row applied.
+    line: i64,
     read: i64,
     created: i64,
     updated: i64,
@@ -853,6 +858,7 @@ fn run_on<K: Kind>(
     }
     let context = job.context();
     let mut tally = Tally {
+        line: job.line_done.unwrap_or(0),
         read: job.rows_done,
         created: job.created,
         updated: job.updated,
@@ -861,7 +867,12 @@ fn run_on<K: Kind>(
     };
     let mut seen = Seen::new(tuning.keys_in_memory.unwrap_or(K::KEYS_IN_MEMORY));
     let one_transaction = mode == ImportMode::Validate || atomicity == Atomicity::All;
-    let resume_after = if one_transaction { 0 } else { job.rows_done };
+    // By line: the rows the reader returns may differ from those it returned before the stop.
+    let resume_after = match (one_transaction, job.line_done) {
+        (true, _) => Skip::Rows(0),
+        (false, Some(line)) => Skip::Through(line),
+        (false, None) => Skip::Rows(job.rows_done),
+    };
     // The errors of a job in one transaction, stored at its end; a job in `rows` mode stores
     // them with each transaction, and counts those stored before (a resumed job's too) against
     // `MAX_STORED_ERRORS`. Beyond that they are counted in `failed`, not held in memory.
@@ -883,6 +894,7 @@ fn run_on<K: Kind>(
         rows,
         skip: resume_after,
         position: 0,
+        last_line: 0,
         seen: &mut seen,
         today,
     };
@@ -933,11 +945,13 @@ fn run_on<K: Kind>(
                 let mut errors = Vec::new();
                 let room = MAX_STORED_ERRORS.saturating_sub(stored);
                 K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
+                inner.line = batches.last_line;
                 errors.truncate(room);
                 while started.elapsed() < hold {
                     match batches.next_batch() {
                         Ok(Some(batch)) => {
                             K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
+                            inner.line = batches.last_line;
                             errors.truncate(room);
                         }
                         Ok(None) => break,
@@ -1178,7 +1192,11 @@ fn counts(tally: &Tally) -> Counts {
 
 fn save_progress(conn: &mut DbConnection, job: &str, tally: &Tally) -> Result<(), StoreError> {
     let updated = diesel::update(in_state(job, JobState::Running))
-        .set((counts(tally), import_jobs::updated_at.eq(crate::now())))
+        .set((
+            counts(tally),
+            import_jobs::line_done.eq(Some(tally.line)),
+            import_jobs::updated_at.eq(crate::now()),
+        ))
         .execute(conn)?;
     no_longer_running(updated, job)?;
     // Last in the transaction: its changes get their numbers. The job's row first, then the
@@ -1226,12 +1244,23 @@ struct Runner {
     partner: Option<PartnerView>,
 }
 
+/// Which rows a resumed job applied before its stop.
+#[derive(Debug, Clone, Copy)]
+enum Skip {
+    /// The rows through this line.
+    Through(i64),
+    /// This many rows: a job stopped before it recorded its lines.
+    Rows(i64),
+}
+
 /// Reads rows in batches, parses them, and reports repeats within the file.
 struct Batches<'a, K: Kind> {
     rows: &'a mut dyn Iterator<Item = Result<Row, StoreError>>,
     /// Data rows applied before (a resumed job): read again only to find repeats.
-    skip: i64,
+    skip: Skip,
     position: i64,
+    /// The line of the last row of the batch returned last.
+    last_line: i64,
     /// The row each key was first read in (a file of at most 2 GiB has fewer than 2³² lines).
     seen: &'a mut Seen<K::Key>,
     today: NaiveDate,
@@ -1288,7 +1317,12 @@ impl<K: Kind> Batches<'_, K> {
                     Err(e) => Err(e),
                 };
                 self.position += 1;
-                if self.position > self.skip {
+                let applied = match self.skip {
+                    Skip::Through(line) => number <= line,
+                    Skip::Rows(rows) => self.position <= rows,
+                };
+                if !applied {
+                    self.last_line = number;
                     batch.push((number, parsed));
                 }
             }
@@ -2463,8 +2497,9 @@ mod tests {
         let mut seen = Seen::new(100);
         let mut batches = Batches::<Enrolments> {
             rows: &mut rows,
-            skip: 0,
+            skip: Skip::Rows(0),
             position: 0,
+            last_line: 0,
             seen: &mut seen,
             today: NaiveDate::from_ymd_opt(2026, 12, 6).expect("date"),
         };

@@ -746,6 +746,7 @@ diesel::table! {
         updated_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
         actor_role -> Nullable<Text>,
+        line_done -> Nullable<BigInt>,
     }
 }
 
