@@ -918,7 +918,7 @@ async fn files_sent_compressed_or_in_another_charset(app: TestApp) {
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gzip.write_all(other.as_bytes()).expect("compressed");
     let mut cut = gzip.finish().expect("compressed");
-    cut.truncate(cut.len() - 8);
+    cut.truncate(cut.len() / 2);
     let refused = problem(sent_as("gzip", cut).await.expect("sent"), 400).await;
     assert!(
         refused["detail"]
@@ -2014,7 +2014,7 @@ async fn a_job_in_one_transaction_shows_how_far_it_has_read(app: TestApp) {
         "{job}"
     );
     go_on.send(()).expect("going on");
-    runner.join().expect("runner").expect("ran");
+    let mut done = runner.join().expect("runner").expect("ran");
     let job = job_of(&app, &id).await;
     assert_eq!(
         (
@@ -2025,6 +2025,10 @@ async fn a_job_in_one_transaction_shows_how_far_it_has_read(app: TestApp) {
         (Some("completed"), Some(batch), Some(batch)),
         "{job}"
     );
+    // Nothing of it is kept once it ended: a run of it again would show its own counts.
+    done.state = "running".to_owned();
+    done.rows_read = 0;
+    assert_eq!(imports::live(done).rows_read, 0);
 }
 
 /// A resumed job goes on after the line of the last row it committed, not after as many rows as

@@ -250,8 +250,14 @@ fn unpack_error(error: std::io::Error) -> ApiError {
         too_large()
     } else if matches!(
         error.kind(),
-        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
-    ) {
+        // A body cut short within its compressed data, or empty, ends the stream unfinished.
+        std::io::ErrorKind::InvalidInput
+            | std::io::ErrorKind::InvalidData
+            | std::io::ErrorKind::UnexpectedEof
+    ) || error
+        .get_ref()
+        .is_some_and(|e| e.is::<flate2::DecompressError>())
+    {
         ApiError::BadRequest(format!(
             "the compressed file cannot be unpacked (cut short, or not gzip): {error}"
         ))
@@ -1254,12 +1260,17 @@ mod tests {
             spooled(&file, false, 1 << 20),
             Err(ApiError::PayloadTooLarge(_))
         ));
-        // A file cut short, or one that is not gzip, is refused, not spooled as a shorter file.
-        let cut = &packed[..packed.len() - 4];
-        assert!(matches!(
-            spooled(cut, true, 8 << 20),
-            Err(ApiError::BadRequest(_))
-        ));
+        // A file cut short (in its data, its header, its checksum), empty, or not gzip is
+        // refused, not spooled as a shorter file.
+        for end in [packed.len() / 2, 5, 0, packed.len() - 4] {
+            assert!(
+                matches!(
+                    spooled(&packed[..end], true, 8 << 20),
+                    Err(ApiError::BadRequest(_))
+                ),
+                "cut at {end}"
+            );
+        }
         assert!(matches!(
             spooled(&file, true, 8 << 20),
             Err(ApiError::BadRequest(_))

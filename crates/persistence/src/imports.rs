@@ -898,13 +898,14 @@ fn run_on<K: Kind>(
         seen: &mut seen,
         today,
     };
+    // Shown until the job's row shows its end, whichever way it ends.
+    let live = Live(&job.id);
     // A job whose rows commit in one transaction completes in it too: its counts and its audit
     // event are written with its rows or not at all.
     let mut completed = None;
     let outcome = if one_transaction {
         let mut inner = tally;
         let mut errors = Vec::new();
-        let live = Live(&job.id);
         let result = write_transaction(conn, |conn| {
             while let Some(batch) = batches.next_batch()? {
                 K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
