@@ -515,14 +515,8 @@ fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<(), Failure> {
                 return Ok(());
             }
         }
-        // Only as it was asked: a job in `rows` mode continued for a command in `all` mode
-        // would write part of the file.
-        let earlier = (
-            job.mode().map_err(|e| e.to_string())?,
-            job.atomicity().map_err(|e| e.to_string())?,
-            job.format().map_err(|e| e.to_string())?,
-        );
-        if earlier != asked {
+        // Only as it was asked (`Job::asked`).
+        if job.asked().map_err(|e| e.to_string())? != asked {
             return Err(format!(
                 "this file's job {} stopped before its end; it was started with --mode {} and --atomicity {} ({}): give the same to resume it",
                 job.id, job.mode, job.atomicity, job.format

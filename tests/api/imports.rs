@@ -826,17 +826,22 @@ async fn files_sent_compressed_or_in_another_charset(app: TestApp) {
         "{HEADER}\n{},زهرا,احمدی,1360-01-01,female,{h},head\n",
         national_id(50)
     );
-    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gzip.write_all(file.as_bytes()).expect("compressed");
+    let gzip = |text: &str| {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(text.as_bytes()).expect("compressed");
+        gzip.finish().expect("compressed")
+    };
     let query = "kind=persons&mode=commit&atomicity=rows";
-    let response = app
-        .client
-        .post(app.url(&format!("/api/v1/imports?{query}")))
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "text/csv; charset=UTF-8")
-        .header("content-encoding", "gzip")
-        .body(gzip.finish().expect("compressed"))
-        .send()
+    let sent = |content_type: &'static str, encoding: &'static str, body: Vec<u8>| {
+        app.client
+            .post(app.url(&format!("/api/v1/imports?{query}")))
+            .bearer_auth(&app.admin_token)
+            .header("content-type", content_type)
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+    };
+    let response = sent("text/csv; charset=UTF-8", "gzip", gzip(&file))
         .await
         .expect("sent");
     assert_eq!(response.status(), 202);
@@ -892,18 +897,9 @@ async fn files_sent_compressed_or_in_another_charset(app: TestApp) {
     )
     .await;
     assert_eq!(ascii.status(), 200);
-    let sent_as = |encoding: &'static str, body: Vec<u8>| {
-        app.client
-            .post(app.url(&format!("/api/v1/imports?{query}")))
-            .bearer_auth(&app.admin_token)
-            .header("content-type", "text/csv")
-            .header("content-encoding", encoding)
-            .body(body)
-            .send()
-    };
     for encoding in ["compress", "br"] {
         problem(
-            sent_as(encoding, file.clone().into_bytes())
+            sent("text/csv", encoding, file.clone().into_bytes())
                 .await
                 .expect("sent"),
             415,
@@ -915,11 +911,9 @@ async fn files_sent_compressed_or_in_another_charset(app: TestApp) {
         "{HEADER}\n{},سارا,احمدی,1360-01-01,female,{h},child\n",
         national_id(51)
     );
-    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gzip.write_all(other.as_bytes()).expect("compressed");
-    let mut cut = gzip.finish().expect("compressed");
+    let mut cut = gzip(&other);
     cut.truncate(cut.len() / 2);
-    let refused = problem(sent_as("gzip", cut).await.expect("sent"), 400).await;
+    let refused = problem(sent("text/csv", "gzip", cut).await.expect("sent"), 400).await;
     assert!(
         refused["detail"]
             .as_str()

@@ -203,6 +203,17 @@ impl std::fmt::Display for OverCap {
 
 impl std::error::Error for OverCap {}
 
+impl Spooled {
+    fn new(file: File, cap: u64) -> Self {
+        Self {
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+            cap,
+        }
+    }
+}
+
 impl Write for Spooled {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.size += buf.len() as u64;
@@ -306,9 +317,10 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// never closed, the file is not read past it). It may be sent gzip-compressed
 /// (`Content-Encoding: gzip`), and is then the same file as sent plain (one cut short is a 400);
 /// another character set than UTF-8 in `Content-Type` is a 415, and a value that is not UTF-8 is
-/// its row's `encoding` error. Column names and keys are read in any case; a column with no name (the empty ones a
-/// spreadsheet adds at the end) is passed over while its cells are empty, and a row of empty
-/// cells is passed over as a blank line is. A key twice in one object is `repeated_column`.
+/// its row's `encoding` error. Column names and keys are read in any case; a column with no name
+/// (the empty ones a spreadsheet adds at the end) is passed over while its cells are empty, and a
+/// row of empty cells is passed over as a blank line is. A key twice in one object is
+/// `repeated_column`.
 ///
 /// Every rule of the kind's own endpoint applies to each row, with its error codes: a field's
 /// error has the field's code (`check_digit`, `length`, …), and a row the endpoint would refuse
@@ -368,7 +380,7 @@ pub async fn create(
     req: HttpRequest,
     key: IdempotencyKey,
     query: web::Query<ImportQuery>,
-    body: web::Payload,
+    mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let kind: ImportKind = query.kind.into();
@@ -411,17 +423,8 @@ pub async fn create(
     // Unpacking, hashing and writing take a blocking thread, not the worker's. The spooled copy,
     // its size and its checksum are the file's own: sent once compressed and once not, it is one
     // file.
-    let mut unpack = Unpack::new(
-        Spooled {
-            file,
-            hasher: Sha256::new(),
-            size: 0,
-            cap: MAX_FILE,
-        },
-        gzip,
-    );
+    let mut unpack = Unpack::new(Spooled::new(file, MAX_FILE), gzip);
     let mut piece = Vec::with_capacity(SPOOL_PIECE);
-    let mut body = body;
     loop {
         let chunk = body.next().await;
         if let Some(chunk) = &chunk {
@@ -503,14 +506,12 @@ pub async fn create(
 fn again(
     conn: &mut DbConnection,
     earlier: Job,
-    (mode, atomicity, format): (ImportMode, Atomicity, ImportFormat),
+    asked: (ImportMode, Atomicity, ImportFormat),
     copy: &Path,
     spool: &Path,
 ) -> Result<(Job, bool), StoreError> {
     let stopped = matches!(earlier.state()?, JobState::Interrupted | JobState::Running);
-    let same =
-        earlier.mode()? == mode && earlier.atomicity()? == atomicity && earlier.format()? == format;
-    if !stopped || !same {
+    if !stopped || earlier.asked()? != asked {
         return Ok((earlier, false));
     }
     let file = copy.to_string_lossy();
@@ -1158,7 +1159,7 @@ const ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Removes spooled uploads that no job will read again: a copy left by a service stopped while
 /// it was uploaded, or one a finished job could not remove. They hold people's data, and
-/// nothing else would remove them. Only files named as spooled uploads are (`<uuid>.csv`,
+/// nothing else would remove them. Only files named as uploads are spooled (`<uuid>.csv`,
 /// `<uuid>.jsonl`) are looked at, so a folder shared with other files is safe. An upload that
 /// stalls for over an hour on a replica sharing the folder may lose its copy to a replica that
 /// starts: its job is then interrupted, and sending the file again resumes it. Returns how many
@@ -1223,13 +1224,7 @@ mod tests {
     /// Spools `bytes` as one upload (gzip-compressed if `gzip`) with a cap of `cap` bytes.
     fn spooled(bytes: &[u8], gzip: bool, cap: u64) -> Result<(u64, String), ApiError> {
         let file = tempfile::tempfile().expect("file");
-        let spooled = Spooled {
-            file,
-            hasher: Sha256::new(),
-            size: 0,
-            cap,
-        };
-        let mut unpack = Unpack::new(spooled, gzip);
+        let mut unpack = Unpack::new(Spooled::new(file, cap), gzip);
         for piece in bytes.chunks(1000) {
             unpack.feed(piece)?;
         }

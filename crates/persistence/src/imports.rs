@@ -2,8 +2,9 @@
 //!
 //! Crash safety: with atomicity `rows`, each batch commits together with the job's counters
 //! (`rows_done`, and `line_done`, the line of its last row), so a job stopped mid-way resumes
-//! after its last committed batch and applies no row twice. With atomicity `all` (and in `validate` mode) the whole file is one transaction:
-//! a stop leaves nothing written and the job re-runs from the start.
+//! after its last committed batch and applies no row twice. With atomicity `all` (and in
+//! `validate` mode) the whole file is one transaction: a stop leaves nothing written and the job
+//! re-runs from the start.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
@@ -125,6 +126,11 @@ impl Job {
     }
     pub fn format(&self) -> Result<ImportFormat, StoreError> {
         self.parse(&self.format)
+    }
+    /// How the job was asked to run: a job is resumed for a file sent again only if asked the
+    /// same (a job in `rows` mode continued for an upload in `all` mode would write part of it).
+    pub fn asked(&self) -> Result<(ImportMode, Atomicity, ImportFormat), StoreError> {
+        Ok((self.mode()?, self.atomicity()?, self.format()?))
     }
     pub fn state(&self) -> Result<JobState, StoreError> {
         self.parse(&self.state)
@@ -741,12 +747,10 @@ pub fn run_tuned(
     let (kind, _lock) = {
         let mut conn = db.get()?;
         let lock = match &mut *conn {
-            DbConnection::Sqlite(sqlite) => {
-                match patiently(|| Ok(sqlite_run_lock(sqlite, job_id)?.ok_or(())))? {
-                    Ok(held) => Some(held),
-                    Err(()) => return Err(run_elsewhere(job_id)),
-                }
-            }
+            DbConnection::Sqlite(sqlite) => match patiently(|| sqlite_run_lock(sqlite, job_id))? {
+                Some(held) => Some(held),
+                None => return Err(run_elsewhere(job_id)),
+            },
             DbConnection::Pg(_) => None,
         };
         (get(&mut conn, job_id)?.kind()?, lock)
@@ -766,11 +770,11 @@ pub fn run_tuned(
 /// whether the job was left by a runner that is gone holds the lock for a moment, and the runner
 /// it was just handed to must not take that for another runner.
 fn patiently<T>(
-    mut take: impl FnMut() -> Result<Result<T, ()>, StoreError>,
-) -> Result<Result<T, ()>, StoreError> {
+    mut take: impl FnMut() -> Result<Option<T>, StoreError>,
+) -> Result<Option<T>, StoreError> {
     for _ in 0..4 {
-        if let Ok(held) = take()? {
-            return Ok(Ok(held));
+        if let Some(held) = take()? {
+            return Ok(Some(held));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -789,14 +793,7 @@ fn run_kind<K: Kind>(
     tuning: Tuning,
 ) -> Result<Job, StoreError> {
     let mut conn = db.get()?;
-    let taken = patiently(|| {
-        Ok(if pg_run_lock(&mut conn, job_id, true)? {
-            Ok(())
-        } else {
-            Err(())
-        })
-    })?;
-    if taken.is_err() {
+    if patiently(|| Ok(pg_run_lock(&mut conn, job_id, true)?.then_some(())))?.is_none() {
         return Err(run_elsewhere(job_id));
     }
     // PostgreSQL's run lock (held by this connection) and the settings are given back whatever
