@@ -121,6 +121,10 @@ pub enum ApiError {
     /// The database is unreachable. The cause is logged, not shown.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The server's disk is full: nothing of the request was kept. The cause is logged, not
+    /// shown; it needs an operator, so it is not a 503 a client would retry in seconds.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// A bug or a broken dependency. The cause is logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -148,6 +152,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::InsufficientStorage(_) => "insufficient-storage",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -163,6 +168,10 @@ impl ApiError {
                 Some("this resource does not support the request's method".to_owned())
             }
             ApiError::Unavailable(_) => Some("the database is unavailable; retry later".to_owned()),
+            ApiError::InsufficientStorage(_) => Some(
+                "the server has no room to keep the file now; nothing was kept or imported"
+                    .to_owned(),
+            ),
             ApiError::Internal(_) => None,
             other => Some(other.to_string()),
         }
@@ -214,6 +223,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -221,6 +231,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match self {
             ApiError::Internal(cause) => tracing::error!(cause = %cause, "internal error"),
+            ApiError::InsufficientStorage(cause) => {
+                tracing::error!(cause = %cause, "no room on disk")
+            }
             ApiError::Unavailable(cause) => tracing::warn!(cause = %cause, "database unavailable"),
             _ => {}
         }

@@ -273,7 +273,17 @@ fn unpack_error(error: std::io::Error) -> ApiError {
             "the compressed file cannot be unpacked (cut short, or not gzip): {error}"
         ))
     } else {
-        ApiError::internal(error)
+        spool_error(error)
+    }
+}
+
+/// A failure to keep the spooled copy: a full disk (or quota) is the server's, not the file's.
+fn spool_error(error: std::io::Error) -> ApiError {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            ApiError::InsufficientStorage(format!("spooling an upload: {error}"))
+        }
+        _ => ApiError::internal(error),
     }
 }
 
@@ -371,6 +381,7 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
         (status = 422, description = "The `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than 2 GiB unpacked: refused before it is sent if its `Content-Length` says so (not compressed), else once 2 GiB have been read or unpacked", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither CSV nor JSON Lines, a character set other than UTF-8, or a `Content-Encoding` other than gzip", body = Problem, content_type = "application/problem+json"),
+        (status = 507, description = "The server's disk is full: nothing of the file was kept and nothing imported. Not worth retrying at once; the operators are told", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/imports")]
@@ -412,10 +423,10 @@ pub async fn create(
         return Err(too_large());
     }
     let dir = state.import_dir.clone();
-    std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+    std::fs::create_dir_all(&dir).map_err(spool_error)?;
     let id = Uuid::now_v7().to_string();
     let path = dir.join(format!("{id}.{}", format.as_str()));
-    let file = File::create(&path).map_err(ApiError::internal)?;
+    let file = File::create(&path).map_err(spool_error)?;
     let spool = Spool {
         path: path.clone(),
         kept: false,
@@ -449,7 +460,7 @@ pub async fn create(
     }
     let spooled = web::block(move || {
         let spooled = unpack.finish()?;
-        spooled.file.sync_all().map_err(ApiError::internal)?;
+        spooled.file.sync_all().map_err(spool_error)?;
         Ok::<_, ApiError>(spooled)
     })
     .await
@@ -1270,6 +1281,33 @@ mod tests {
             spooled(&file, true, 8 << 20),
             Err(ApiError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn a_full_disk_is_the_servers_fault_not_the_files() {
+        use actix_web::ResponseError;
+        // Linux's /dev/full takes no byte: each write fails as on a full disk (ENOSPC).
+        for gzip in [false, true] {
+            let full = File::options()
+                .write(true)
+                .open("/dev/full")
+                .expect("/dev/full");
+            let mut unpack = Unpack::new(Spooled::new(full, 8 << 20), gzip);
+            let bytes = if gzip {
+                super::tests::gzip(&[b'a'; 100_000])
+            } else {
+                vec![b'a'; 100_000]
+            };
+            let error = unpack.feed(&bytes).and_then(|()| unpack.finish().map(drop));
+            let Err(error) = error else {
+                panic!("/dev/full took the file")
+            };
+            assert!(
+                matches!(error, ApiError::InsufficientStorage(_)),
+                "gzip {gzip}: {error:?}"
+            );
+            assert_eq!(error.status_code().as_u16(), 507);
+        }
     }
 
     fn read_all(reader: &mut impl Read, chunk: usize) -> String {
