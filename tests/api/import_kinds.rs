@@ -1104,6 +1104,63 @@ async fn imported_persons_are_queued_as_possible_duplicates(app: TestApp) {
             .all(|d| d["person_id"] != earlier["id"]),
         "{open}"
     );
+
+    // Of more than 20 candidates, the first 20 registered are queued, as the API lists them:
+    // not the first 20 by birth date (the order of the index that finds them).
+    let many: Vec<String> = (0..21)
+        .map(|n| {
+            format!(
+                "{},سمیه,رحیمی,1985-12-{:02},female,{h1},other",
+                national_id(10 + n),
+                21 - n
+            )
+        })
+        .collect();
+    let job = commit(&app, &app.admin_token, "persons", header, &many).await;
+    assert_eq!(counts(&job), [21, 21, 0, 0, 0], "{job}");
+    let late = [format!(
+        "{},سمیه,رحیمی,1985-06-01,female,{h4},other",
+        national_id(40)
+    )];
+    let job = commit(&app, &app.admin_token, "persons", header, &late).await;
+    assert_eq!(counts(&job), [1, 1, 0, 0, 0], "{job}");
+    let person_id = |n: u32| {
+        let app = &app;
+        async move {
+            let page = get_json(
+                app,
+                &format!("/api/v1/persons?national_id={}", national_id(n)),
+            )
+            .await;
+            id(&page["items"][0]).to_owned()
+        }
+    };
+    let mut first = Vec::new();
+    for n in 10..31 {
+        first.push(person_id(n).await);
+    }
+    first.sort();
+    first.truncate(20);
+    let late = person_id(40).await;
+    let db = app.db.clone();
+    let mut queued: Vec<String> = tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        tavana_persistence::duplicates::list(
+            &mut conn,
+            &tavana_persistence::Scope::All,
+            "open",
+            1000,
+        )
+        .expect("pairs")
+    })
+    .await
+    .expect("joined")
+    .into_iter()
+    .filter(|pair| pair.person_id == late)
+    .map(|pair| pair.candidate_id)
+    .collect();
+    queued.sort();
+    assert_eq!(queued, first);
 }
 
 async fn atomicity_all_writes_nothing_when_a_row_fails(app: TestApp) {

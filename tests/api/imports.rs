@@ -10,7 +10,7 @@ use tavana_persistence::{AuditContext, Scope, StoreError};
 use crate::backend_tests;
 use crate::helpers::{TestApp, get_json, mint, problem};
 use crate::households::{facilitator_token, two_neighbourhoods};
-use crate::training::{created, national_id};
+use crate::training::{created, id, national_id, person};
 
 backend_tests!(
     a_csv_with_bom_crlf_persian_digits_and_arabic_letters_is_imported,
@@ -24,6 +24,7 @@ backend_tests!(
     a_job_left_running_by_a_runner_that_is_gone_is_resumed,
     an_upload_of_a_stopped_jobs_file_resumes_it_from_the_new_copy,
     a_second_head_is_refused_as_the_api_refuses_it,
+    a_merged_record_is_not_updated_by_its_national_id,
     json_lines_are_imported_and_scope_applies,
     files_as_spreadsheets_save_them_are_read_as_meant,
     files_sent_compressed_or_in_another_charset,
@@ -597,6 +598,49 @@ async fn a_second_head_is_refused_as_the_api_refuses_it(app: TestApp) {
     .await;
     assert_eq!(codes(&job), [(2, "exists".to_owned())]);
     assert_eq!(job["created"], 1);
+}
+
+async fn a_merged_record_is_not_updated_by_its_national_id(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let (kept, twin) = (
+        person(&app, &n1, 1, "1360-01-01").await,
+        person(&app, &n1, 2, "1360-01-01").await,
+    );
+    let merged = app
+        .post_json(
+            &format!("/api/v1/persons/{}/merge", id(&kept)),
+            &json!({"from": twin["id"]}),
+        )
+        .await;
+    assert_eq!(merged.status(), 200);
+    // The API refuses the merged record's national ID and names the person it went into.
+    let again = app
+        .post_json(
+            "/api/v1/persons",
+            &json!({"national_id": national_id(2), "first_name": "زهرا", "last_name": "احمدی",
+                    "birth_date": "1360-01-01", "sex": "female", "household_id": kept["household_id"],
+                    "household_role": "other", "member_since": "1390-01-01"}),
+        )
+        .await;
+    let again = problem(again, 409).await;
+    assert_eq!(again["existing_id"], kept["id"], "{again}");
+    // So does the import, in the row: not "another household", and nothing written.
+    let job = upload(
+        &app,
+        "kind=persons&mode=commit&atomicity=rows",
+        format!(
+            "{HEADER}\n{},مریم,احمدی,1361-01-01,female,{},other\n",
+            national_id(2),
+            kept["household_id"].as_str().expect("household")
+        ),
+    )
+    .await;
+    assert_eq!(codes(&job), [(2, "exists".to_owned())], "{job}");
+    assert_eq!(job["errors"][0]["column"], "national_id");
+    let message = job["errors"][0]["message"].as_str().expect("message");
+    assert!(message.contains(id(&kept)), "{message}");
+    let twin_now = get_json(&app, &format!("/api/v1/persons/{}", id(&twin))).await;
+    assert_eq!(twin_now["first_name"], twin["first_name"]);
 }
 
 async fn validation_writes_nothing_and_a_rerun_imports_nothing_twice(app: TestApp) {

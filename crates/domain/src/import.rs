@@ -138,7 +138,7 @@ const PERSON_COLUMNS: &[Column] = &[
     Column {
         name: "education",
         required: false,
-        description: "none, literacy, primary, lower_secondary, diploma, associate, bachelor or higher",
+        description: "none, literacy, primary, lower_secondary, diploma, associate, bachelor, master or doctorate",
     },
     Column {
         name: "member_since",
@@ -797,6 +797,48 @@ pub fn parse_person(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each value of a closed set is named in its column's description: the description is the
+    /// file's writers' only list of them.
+    #[test]
+    fn closed_sets_are_listed_whole_in_their_columns() {
+        use crate::assessment::{AssessmentKind, EmploymentStatus};
+        use crate::funds::ItemKind;
+        use crate::person::{Education, HouseholdRole, Sex};
+        use crate::training::AttendanceMark;
+        fn names<T: Copy + std::fmt::Display>(all: &[T]) -> Vec<String> {
+            all.iter().map(ToString::to_string).collect()
+        }
+        let sets = [
+            (ImportKind::Persons, "sex", names(Sex::ALL)),
+            (
+                ImportKind::Persons,
+                "household_role",
+                names(HouseholdRole::ALL),
+            ),
+            (ImportKind::Persons, "education", names(Education::ALL)),
+            (ImportKind::Assessments, "kind", names(AssessmentKind::ALL)),
+            (
+                ImportKind::Assessments,
+                "employment_status",
+                names(EmploymentStatus::ALL),
+            ),
+            (ImportKind::Attendance, "mark", names(AttendanceMark::ALL)),
+            (ImportKind::Purchases, "item_kind", names(ItemKind::ALL)),
+        ];
+        for (kind, name, values) in sets {
+            let column = columns(kind)
+                .iter()
+                .find(|c| c.name == name)
+                .expect("column");
+            let listed: Vec<&str> = column
+                .description
+                .split([',', ' '])
+                .filter(|w| !w.is_empty() && *w != "or")
+                .collect();
+            assert_eq!(listed, values, "{kind} {name}");
+        }
+    }
 
     fn header(names: &[&str]) -> Result<Header, ValidationErrors> {
         check_header(

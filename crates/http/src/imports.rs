@@ -335,8 +335,10 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// Every rule of the kind's own endpoint applies to each row, with its error codes: a field's
 /// error has the field's code (`check_digit`, `length`, …), and a row the endpoint would refuse
 /// as a whole has the slug of the problem type it would answer with (`exists`, `conflict`,
-/// `forbidden`, `not-found`, `insufficient-funds`; in column `row`, or `state` for
-/// `transition-not-allowed`). The caller must be allowed that endpoint too. API clients (with
+/// `forbidden`, `not-found`, `insufficient-funds`; in column `row`, or `state` for an enrolment's
+/// `transition-not-allowed` and its missing consent's `conflict`). A reference to another record
+/// that is not there or not usable is its column's error (`not_found`, `not_linked`,
+/// `not_registered`, …). The caller must be allowed that endpoint too. API clients (with
 /// `registry:write` as well) import households and assessments where their organisation's MoU
 /// data policy lets them submit these, as `/partner/...` submits them: households in the MoU's
 /// areas (`outside_mou`), assessments of persons the partner may see (the others `not_found`;

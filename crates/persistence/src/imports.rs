@@ -2181,6 +2181,21 @@ fn apply_persons(
             continue;
         };
         if let Some(current) = existing.get(person.national_id.as_str()) {
+            // As registration through the API: a merged record is not updated; the row is told
+            // the person it was merged into.
+            if let Some(survivor) = &current.merged_into {
+                tally.failed += 1;
+                errors.extend(row_errors(
+                    job,
+                    number,
+                    vec![FieldError::new(
+                        "national_id",
+                        "exists",
+                        format!("this national ID is of a record merged into person {survivor}; update that person"),
+                    )],
+                ));
+                continue;
+            }
             if current.household_id.as_deref() != Some(household.as_str())
                 || current.household_role.as_deref() != Some(person.household_role.as_str())
             {
@@ -2339,9 +2354,9 @@ fn queue_duplicates(
     if new.id.is_empty() {
         return Ok(());
     }
-    // At most 20 candidates for each new person, as the API lists: a file of one name over and
-    // over must not queue every pair of it. The candidates of one new person come from the index
-    // on names and birth date; PostgreSQL needs a LATERAL join to look them up per person (a
+    // At most 20 candidates for each new person, the first registered, as the API lists: a file
+    // of one name over and over must not queue every pair of it. The candidates of one new person
+    // come from the index on names and birth date; PostgreSQL needs a LATERAL join to look them up per person (a
     // correlated IN with a LIMIT would be run for every pair), SQLite runs that IN per person.
     // `in_batch` is the batch's ids: of two new persons, only the later one names the other.
     let candidates = |same_year: &str, in_batch: &str| {
@@ -2354,6 +2369,7 @@ fn queue_duplicates(
                AND o_area.parent_id = new_area.parent_id
                AND o.id <> new.id
                AND (o.id < new.id OR NOT {in_batch})
+             ORDER BY o.id
              LIMIT 20"
         )
     };
