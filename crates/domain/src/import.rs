@@ -186,12 +186,16 @@ const ASSESSMENT_COLUMNS: &[Column] = &[
         true,
         "employed, unemployed or not_in_labour_force",
     ),
-    column("income_band", true, "as in POST /persons/{id}/assessments"),
+    column(
+        "income_band",
+        true,
+        "monthly, in rials: none, under_20m, 20m_to_50m, 50m_to_100m or over_100m",
+    ),
     column("social_insurance", true, "true or false"),
     column(
         "welfare_services",
         false,
-        "welfare services separated by spaces or semicolons",
+        "separated by spaces or semicolons: relief_committee, welfare_organisation, cash_subsidy, charity or housing_support",
     ),
     column("skills", false, "free text"),
     column("disability", false, "true or false (default false)"),
@@ -802,7 +806,7 @@ mod tests {
     /// file's writers' only list of them.
     #[test]
     fn closed_sets_are_listed_whole_in_their_columns() {
-        use crate::assessment::{AssessmentKind, EmploymentStatus};
+        use crate::assessment::{AssessmentKind, EmploymentStatus, IncomeBand, WelfareService};
         use crate::funds::ItemKind;
         use crate::person::{Education, HouseholdRole, Sex};
         use crate::training::AttendanceMark;
@@ -823,6 +827,16 @@ mod tests {
                 "employment_status",
                 names(EmploymentStatus::ALL),
             ),
+            (
+                ImportKind::Assessments,
+                "income_band",
+                names(IncomeBand::ALL),
+            ),
+            (
+                ImportKind::Assessments,
+                "welfare_services",
+                names(WelfareService::ALL),
+            ),
             (ImportKind::Attendance, "mark", names(AttendanceMark::ALL)),
             (ImportKind::Purchases, "item_kind", names(ItemKind::ALL)),
         ];
@@ -831,8 +845,9 @@ mod tests {
                 .iter()
                 .find(|c| c.name == name)
                 .expect("column");
-            let listed: Vec<&str> = column
-                .description
+            // After a colon when the description says more than the list.
+            let list = column.description.rsplit(": ").next().unwrap_or_default();
+            let listed: Vec<&str> = list
                 .split([',', ' '])
                 .filter(|w| !w.is_empty() && *w != "or")
                 .collect();

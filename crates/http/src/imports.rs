@@ -346,25 +346,19 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// row a new record, never matched with those registered (which the partner may not read).
 ///
 /// A row matching an existing record by its natural key updates it (or leaves it unchanged); the
-/// same record twice in one file is reported as `duplicate_row`, not applied twice. Columns
-/// (required ones first; dates Gregorian or Jalali, digits in any script):
+/// same record twice in one file is reported as `duplicate_row`, not applied twice. Dates are
+/// Gregorian or Jalali, digits in any script; the columns are listed at the end. By kind:
 ///
-/// - `households`: `neighbourhood_id`, `address`; `postal_code`. Matched by postal code, or else
-///   by the address in the neighbourhood.
-/// - `persons`: `national_id`, `first_name`, `last_name`, `birth_date`, `sex`, `household_id`,
-///   `household_role`; `mobile`, `education`, `member_since`. Matched by national ID; a person's
-///   household is not changed by an import (moving is an explicit action). New persons with the
-///   same names and birth year in the district are queued as possible duplicates.
-/// - `assessments`: `national_id`, `kind`, `assessed_on`, `employment_status`, `income_band`,
-///   `social_insurance`; `welfare_services` (separated by spaces or semicolons), `skills`,
-///   `disability`, `dependants`. Matched by person, kind and day; never rewritten.
-/// - `enrolments`: `household_id`, `programme_id`; `state` (one allowed transition; without
-///   it a new enrolment starts `identified` and one that exists stays as it is), `effective_on`,
-///   `reason`. Matched by household and programme.
-/// - `attendance`: `session_id`, `national_id`, `mark` (`present`, `absent`, `excused`).
-/// - `purchases`: `reference`, `supporter_id`, `producer_national_id`, `ordered_on`,
-///   `item_kind`, `quantity`, `unit_price`; `product_id`, `description`. One line per order;
-///   matched by supporter and reference; charged to the supporter's funds like `POST /purchases`.
+/// - `households`: matched by postal code, or else by the address in the neighbourhood.
+/// - `persons`: matched by national ID; a person's household is not changed by an import (moving
+///   is an explicit action). New persons with the same names and birth year in the district are
+///   queued as possible duplicates.
+/// - `assessments`: matched by person, kind and day; never rewritten.
+/// - `enrolments`: matched by household and programme. Without a `state`, a new enrolment starts
+///   `identified` and one that exists stays as it is.
+/// - `attendance`: matched by session and person.
+/// - `purchases`: one line per order, matched by supporter and reference; charged to the
+///   supporter's funds like `POST /purchases`.
 ///
 /// The same `Idempotency-Key`, or the caller's committed import of the same file for the same
 /// kind, answers with the earlier job and imports nothing again; if that job stopped before its

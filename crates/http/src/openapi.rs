@@ -67,6 +67,38 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What the handlers' attributes cannot say: the answers every operation can give, and the
+/// import's columns, listed from the table the import reads files by.
+pub fn complete(doc: &mut OpenApiDoc) {
+    CommonResponses.modify(doc);
+    import_columns(doc);
+}
+
+fn import_columns(doc: &mut OpenApiDoc) {
+    use tavana_domain::import::{ImportKind, columns};
+    let Some(operation) = doc
+        .paths
+        .paths
+        .get_mut("/api/v1/imports")
+        .and_then(|item| item.post.as_mut())
+    else {
+        return;
+    };
+    let mut text = operation.description.take().unwrap_or_default();
+    text.push_str("\n\nThe columns of each kind (required ones marked *):\n");
+    for kind in ImportKind::ALL {
+        text.push_str(&format!("\n- `{kind}`:"));
+        for column in columns(*kind) {
+            let required = if column.required { " *" } else { "" };
+            text.push_str(&format!(
+                "\n  - `{}`{required}: {}",
+                column.name, column.description
+            ));
+        }
+    }
+    operation.description = Some(text);
+}
+
 /// Adds the answers every operation can give to each operation that does not document them
 /// itself: 400 for a malformed request, 500, and 503 when the database is unavailable.
 pub struct CommonResponses;

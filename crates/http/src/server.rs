@@ -10,7 +10,7 @@ use actix_web::http::header;
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tavana_persistence::Database;
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -19,7 +19,7 @@ use crate::auth::jwt::TokenKeys;
 use crate::error::{ApiError, json_error, path_error, query_error};
 use crate::metrics::Metrics;
 use crate::observe::{REQUEST_ID_HEADER, observe};
-use crate::openapi::{ApiDoc, CommonResponses};
+use crate::openapi::ApiDoc;
 use crate::rate_limit::rate_limit;
 use crate::{
     AppState, api_clients, areas, assessments, audit, auth, cohorts, consents, courses, enrolments,
@@ -140,7 +140,7 @@ fn api() -> utoipa_actix_web::UtoipaApp<
 /// The OpenAPI document of the service, as served at `/api-docs/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = api().split_for_parts();
-    CommonResponses.modify(&mut doc);
+    crate::openapi::complete(&mut doc);
     doc
 }
 
@@ -227,7 +227,7 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
     let mut server = HttpServer::new(move || {
         let _alive = &alive;
         let (app, mut doc) = api().split_for_parts();
-        CommonResponses.modify(&mut doc);
+        crate::openapi::complete(&mut doc);
         let limit = settings.body_limit;
         app.app_data(state.clone())
             .app_data(metrics.clone())
