@@ -30,6 +30,50 @@ const LOOKUP_CHUNK: usize = 500;
 /// Keys written in one statement (two bound values each, at most 32,766 a statement).
 const INSERT_CHUNK: usize = 10_000;
 
+/// What a row does with one of its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyUse {
+    /// A later row with it repeats this one, and this one repeats an earlier row with it.
+    Both,
+    /// This row repeats an earlier one that recorded it.
+    Probe,
+    /// A later row that probes it repeats this one.
+    Record,
+}
+
+/// A row's keys and its number.
+pub(crate) struct RowKeys<K> {
+    pub(crate) keys: Vec<(K, KeyUse)>,
+    pub(crate) row: u32,
+}
+
+/// Checks rows in order against `first` (each key's first row), recording the keys of those
+/// that repeat none there; `recorded` is told each key recorded anew.
+fn resolve<Q: Hash + Eq>(
+    first: &mut HashMap<Q, u32>,
+    rows: impl IntoIterator<Item = (Vec<(Q, KeyUse)>, u32)>,
+    mut recorded: impl FnMut(&Q, u32),
+) -> Vec<Option<u32>> {
+    rows.into_iter()
+        .map(|(keys, row)| {
+            let repeats = keys
+                .iter()
+                .filter(|(_, using)| *using != KeyUse::Record)
+                .filter_map(|(key, _)| first.get(key).copied())
+                .filter(|earlier| *earlier != row)
+                .min();
+            // A repeat is not applied, so it records nothing.
+            for (key, using) in keys.into_iter().filter(|_| repeats.is_none()) {
+                if using != KeyUse::Probe && !first.contains_key(&key) {
+                    recorded(&key, row);
+                    first.insert(key, row);
+                }
+            }
+            repeats
+        })
+        .collect()
+}
+
 pub(crate) enum Seen<K> {
     Memory { keys: HashMap<K, u32>, limit: usize },
     Disk(SqliteConnection),
@@ -50,28 +94,24 @@ impl<K: Hash + Eq> Seen<K> {
         matches!(self, Seen::Disk(_))
     }
 
-    /// Takes the keys of rows in the order they were read: for each, the earlier row it repeats,
-    /// or `None` for a first (which is recorded). A row is never a repeat of itself.
-    pub(crate) fn check(&mut self, rows: Vec<(K, u32)>) -> Result<Vec<Option<u32>>, StoreError> {
+    /// Takes the keys of rows in the order they were read: for each row, the earlier row it
+    /// repeats (the first of those that recorded one of the keys it probes), or `None`; then, if
+    /// it repeats none, its keys to record are recorded, unless an earlier row recorded them. A
+    /// row is never a repeat of itself.
+    pub(crate) fn check(&mut self, rows: Vec<RowKeys<K>>) -> Result<Vec<Option<u32>>, StoreError> {
         if let Seen::Memory { keys, limit } = self
-            && keys.len() + rows.len() > *limit
+            && keys.len() + rows.iter().map(|r| r.keys.len()).sum::<usize>() > *limit
         {
             let keys = std::mem::take(keys);
             *self = Seen::Disk(Self::to_disk(keys)?);
         }
         match self {
-            Seen::Memory { keys, .. } => Ok(rows
-                .into_iter()
-                .map(|(key, row)| match keys.get(&key) {
-                    Some(first) if *first != row => Some(*first),
-                    Some(_) => None,
-                    None => {
-                        keys.insert(key, row);
-                        None
-                    }
-                })
-                .collect()),
-            Seen::Disk(conn) => check_on_disk(conn, &rows),
+            Seen::Memory { keys, .. } => Ok(resolve(
+                keys,
+                rows.into_iter().map(|r| (r.keys, r.row)),
+                |_, _| {},
+            )),
+            Seen::Disk(conn) => check_on_disk(conn, rows),
         }
     }
 
@@ -104,11 +144,20 @@ type Print = [u8; 16];
 
 fn check_on_disk<K: Hash>(
     conn: &mut SqliteConnection,
-    rows: &[(K, u32)],
+    rows: Vec<RowKeys<K>>,
 ) -> Result<Vec<Option<u32>>, StoreError> {
-    let prints: Vec<Print> = rows.iter().map(|(key, _)| fingerprint(key)).collect();
+    let rows: Vec<(Vec<(Print, KeyUse)>, u32)> = rows
+        .into_iter()
+        .map(|r| {
+            let keys = r.keys.iter().map(|(k, using)| (fingerprint(k), *using));
+            (keys.collect(), r.row)
+        })
+        .collect();
     // Looked up in key order, so that each statement reads neighbouring pages.
-    let mut sorted: Vec<&[u8]> = prints.iter().map(|p| p.as_slice()).collect();
+    let mut sorted: Vec<&[u8]> = rows
+        .iter()
+        .flat_map(|(keys, _)| keys.iter().map(|(p, _)| p.as_slice()))
+        .collect();
     sorted.sort_unstable();
     sorted.dedup();
     let mut first: HashMap<Print, u32> = HashMap::new();
@@ -124,19 +173,9 @@ fn check_on_disk<K: Hash>(
         }
     }
     let mut new = Vec::new();
-    let repeats = prints
-        .into_iter()
-        .zip(rows)
-        .map(|(print, (_, row))| match first.get(&print) {
-            Some(earlier) if earlier != row => Some(*earlier),
-            Some(_) => None,
-            None => {
-                first.insert(print, *row);
-                new.push((print, i64::from(*row)));
-                None
-            }
-        })
-        .collect();
+    let repeats = resolve(&mut first, rows, |print, row| {
+        new.push((*print, i64::from(row)));
+    });
     new.sort_unstable();
     insert(conn, &new)?;
     Ok(repeats)
@@ -184,7 +223,7 @@ mod tests {
             .collect();
         let mut out = Vec::new();
         for chunk in keys.chunks(batch) {
-            out.extend(seen.check(chunk.to_vec()).expect("checked"));
+            out.extend(seen.check(ones(chunk)).expect("checked"));
         }
         (out, seen.on_disk())
     }
@@ -208,18 +247,66 @@ mod tests {
         assert_eq!(on_disk, in_memory);
     }
 
+    fn ones<K: Clone>(keys: &[(K, u32)]) -> Vec<RowKeys<K>> {
+        keys.iter()
+            .map(|(key, row)| RowKeys {
+                keys: vec![(key.clone(), KeyUse::Both)],
+                row: *row,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_repeat_names_the_first_row_even_within_one_batch() {
         for limit in [usize::MAX, 0] {
             let mut seen = Seen::new(limit);
             let first = seen
-                .check(vec![(5u32, 2), (6, 3), (5, 4)])
+                .check(ones(&[(5u32, 2), (6, 3), (5, 4)]))
                 .expect("checked");
             assert_eq!(first, vec![None, None, Some(2)]);
-            let later = seen.check(vec![(6, 9), (7, 10), (5, 11)]).expect("checked");
+            let later = seen
+                .check(ones(&[(6, 9), (7, 10), (5, 11)]))
+                .expect("checked");
             assert_eq!(later, vec![Some(3), None, Some(2)]);
             // A row read again (a resumed job) is not a repeat of itself.
-            assert_eq!(seen.check(vec![(7, 10)]).expect("checked"), vec![None]);
+            assert_eq!(seen.check(ones(&[(7, 10)])).expect("checked"), vec![None]);
+        }
+    }
+
+    /// Keys only probed or only recorded: a relation that is not an equality (a household
+    /// without a postal code is the one at its address with any code; two codes at one address
+    /// are two homes).
+    #[test]
+    fn a_row_repeats_those_that_recorded_what_it_probes() {
+        use KeyUse::{Both, Probe, Record};
+        let bare = |address: &str, row| RowKeys {
+            keys: vec![
+                (format!("a:{address}"), Both),
+                (format!("c:{address}"), Probe),
+            ],
+            row,
+        };
+        let coded = |code: &str, address: &str, row| RowKeys {
+            keys: vec![
+                (format!("p:{code}"), Both),
+                (format!("a:{address}"), Probe),
+                (format!("c:{address}"), Record),
+            ],
+            row,
+        };
+        for limit in [usize::MAX, 4, 0] {
+            let mut seen = Seen::new(limit);
+            let first = seen
+                .check(vec![bare("x", 2), coded("P", "x", 3), coded("Q", "y", 4)])
+                .expect("checked");
+            assert_eq!(first, vec![None, Some(2), None], "limit {limit}");
+            let later = seen
+                .check(vec![coded("R", "y", 5), bare("y", 6), coded("Q", "z", 7)])
+                .expect("checked");
+            assert_eq!(later, vec![None, Some(4), Some(4)], "limit {limit}");
+            // Row 6 repeated row 4 and was not applied: its own keys name nothing.
+            let last = seen.check(vec![coded("S", "y", 8)]).expect("checked");
+            assert_eq!(last, vec![None], "limit {limit}");
         }
     }
 }

@@ -34,7 +34,7 @@ use crate::db::{Database, DbConnection, MultiBackend};
 use crate::enrolments::TransitionOutcome;
 use crate::error::StoreError;
 use crate::households::HouseholdChanges;
-use crate::import_keys::Seen;
+use crate::import_keys::{KeyUse, RowKeys, Seen};
 use crate::persons::PersonRow;
 use crate::purchases::{NewLine, NewPurchase};
 use crate::schema::{
@@ -1221,6 +1221,10 @@ trait Kind {
     ) -> Result<Self::Item, ValidationErrors>;
     /// The record's natural key: a second row with it in the file is a repeat.
     fn key(item: &Self::Item) -> Self::Key;
+    /// The keys a repeat is found by, if more than the natural key.
+    fn keys(item: &Self::Item) -> Vec<(Self::Key, KeyUse)> {
+        vec![(Self::key(item), KeyUse::Both)]
+    }
     fn apply(
         conn: &mut DbConnection,
         runner: &Runner,
@@ -1297,7 +1301,10 @@ impl<K: Kind> Batches<'_, K> {
                 .iter()
                 .filter_map(|(number, parsed)| {
                     let item = parsed.as_ref().ok()?;
-                    Some((K::key(item), u32::try_from(*number).unwrap_or(u32::MAX)))
+                    Some(RowKeys {
+                        keys: K::keys(item),
+                        row: u32::try_from(*number).unwrap_or(u32::MAX),
+                    })
                 })
                 .collect();
             let mut firsts = self.seen.check(keys)?.into_iter();
@@ -1562,6 +1569,15 @@ fn renamed(error: StoreError, names: &[(&str, &'static str)]) -> StoreError {
 
 struct Households;
 
+impl Households {
+    fn address(item: &NewHousehold, prefix: &str) -> String {
+        format!(
+            "{prefix}:{}:{}",
+            item.neighbourhood_id, item.address.normalised
+        )
+    }
+}
+
 impl Kind for Households {
     type Item = NewHousehold;
     type Key = String;
@@ -1577,10 +1593,23 @@ impl Kind for Households {
     fn key(item: &NewHousehold) -> String {
         match &item.postal_code {
             Some(code) => format!("postal:{code}"),
-            None => format!(
-                "address:{}:{}",
-                item.neighbourhood_id, item.address.normalised
-            ),
+            None => Self::address(item, "address"),
+        }
+    }
+
+    /// As `apply` matches: a row without a postal code is the household at its address, with a
+    /// code or without; a row with one, the household with that code, or else the one at its
+    /// address without a code. Two codes at one address are two homes (flats of a building).
+    fn keys(item: &NewHousehold) -> Vec<(String, KeyUse)> {
+        let key = (Self::key(item), KeyUse::Both);
+        let coded = Self::address(item, "coded");
+        match &item.postal_code {
+            Some(_) => vec![
+                key,
+                (Self::address(item, "address"), KeyUse::Probe),
+                (coded, KeyUse::Record),
+            ],
+            None => vec![key, (coded, KeyUse::Probe)],
         }
     }
 
@@ -2354,9 +2383,11 @@ fn queue_duplicates(
     if new.id.is_empty() {
         return Ok(());
     }
-    // At most 20 candidates for each new person, the first registered, as the API lists: a file
-    // of one name over and over must not queue every pair of it. The candidates of one new person
-    // come from the index on names and birth date; PostgreSQL needs a LATERAL join to look them up per person (a
+    // At most 20 candidates for each new person, as the API lists: a file of one name over and
+    // over must not queue every pair of it. The candidates of one new person come from the index
+    // on names and birth date, in its order: of more than 20, these are not always the 20 first
+    // registered that the API would queue, as ordering by registration would read every
+    // candidate of a common name (a file of one name was quadratic). PostgreSQL needs a LATERAL join to look them up per person (a
     // correlated IN with a LIMIT would be run for every pair), SQLite runs that IN per person.
     // `in_batch` is the batch's ids: of two new persons, only the later one names the other.
     let candidates = |same_year: &str, in_batch: &str| {
@@ -2369,7 +2400,6 @@ fn queue_duplicates(
                AND o_area.parent_id = new_area.parent_id
                AND o.id <> new.id
                AND (o.id < new.id OR NOT {in_batch})
-             ORDER BY o.id
              LIMIT 20"
         )
     };
