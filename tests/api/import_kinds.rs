@@ -29,13 +29,19 @@ backend_tests!(
 
 const PASSWORD: &str = "a long enough password";
 const HOUSEHOLDS: &str = "neighbourhood_id,address,postal_code";
-const ASSESSMENTS: &str = "national_id,kind,assessed_on,employment_status,income_band,social_insurance,welfare_services,skills,disability,dependants";
-const ENROLMENTS: &str = "household_id,programme_id,state,effective_on,reason";
-const ATTENDANCE: &str = "session_id,national_id,mark";
-const PURCHASES: &str = "reference,supporter_id,producer_national_id,ordered_on,item_kind,description,quantity,unit_price";
+pub(crate) const ASSESSMENTS: &str = "national_id,kind,assessed_on,employment_status,income_band,social_insurance,welfare_services,skills,disability,dependants";
+pub(crate) const ENROLMENTS: &str = "household_id,programme_id,state,effective_on,reason";
+pub(crate) const ATTENDANCE: &str = "session_id,national_id,mark";
+pub(crate) const PURCHASES: &str = "reference,supporter_id,producer_national_id,ordered_on,item_kind,description,quantity,unit_price";
 
 /// Commits `rows` (CSV lines after `header`) of `kind` as `token`, good rows kept.
-async fn commit(app: &TestApp, token: &str, kind: &str, header: &str, rows: &[String]) -> Value {
+pub(crate) async fn commit(
+    app: &TestApp,
+    token: &str,
+    kind: &str,
+    header: &str,
+    rows: &[String],
+) -> Value {
     imported(
         app,
         token,
@@ -47,7 +53,7 @@ async fn commit(app: &TestApp, token: &str, kind: &str, header: &str, rows: &[St
 
 /// The same file with CRLF line ends: the same rows, another checksum, so that it is imported
 /// again instead of answered with the earlier job. Errors still name the rows' lines.
-async fn commit_again(
+pub(crate) async fn commit_again(
     app: &TestApp,
     token: &str,
     kind: &str,
@@ -64,14 +70,14 @@ async fn commit_again(
 }
 
 /// (read, created, updated, unchanged, failed) of a finished job.
-fn counts(job: &Value) -> [i64; 5] {
+pub(crate) fn counts(job: &Value) -> [i64; 5] {
     assert_eq!(job["state"], "completed", "{job}");
     ["read", "created", "updated", "unchanged", "failed"]
         .map(|k| job[k].as_i64().unwrap_or_else(|| panic!("{k} in {job}")))
 }
 
 /// (row, column, code) of each error of a job.
-fn row_errors(job: &Value) -> Vec<(i64, String, String)> {
+pub(crate) fn row_errors(job: &Value) -> Vec<(i64, String, String)> {
     job["errors"]
         .as_array()
         .expect("errors")
@@ -86,7 +92,7 @@ fn row_errors(job: &Value) -> Vec<(i64, String, String)> {
         .collect()
 }
 
-fn error(row: i64, column: &str, code: &str) -> (i64, String, String) {
+pub(crate) fn error(row: i64, column: &str, code: &str) -> (i64, String, String) {
     (row, column.to_owned(), code.to_owned())
 }
 

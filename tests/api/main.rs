@@ -11,6 +11,7 @@ mod enrolments;
 mod errors;
 mod households;
 mod import_kinds;
+mod import_rules;
 mod imports;
 mod loans;
 mod migrations;
