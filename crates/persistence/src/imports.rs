@@ -2118,6 +2118,12 @@ impl Kind for Persons {
     }
 }
 
+/// Counts a row as failed, with its errors.
+fn refuse(tally: &mut Tally, errors: &mut Vec<RowError>, job: &str, row: i64, e: Vec<FieldError>) {
+    tally.failed += 1;
+    errors.extend(row_errors(job, row, e));
+}
+
 /// Applies one batch of person rows with the API's rules: a known national ID updates that person
 /// (their household stays: moving is an explicit action), a new one registers them. Written in
 /// bulk, not row by row: persons are the large files.
@@ -2190,15 +2196,15 @@ fn apply_persons(
         let person = match parsed {
             Ok(person) => person,
             Err(e) => {
-                tally.failed += 1;
-                errors.extend(row_errors(job, number, e));
+                refuse(tally, errors, job, number, e);
                 continue;
             }
         };
         let household = person.household_id.to_string();
         let Some(neighbourhood) = places.get(&household) else {
-            tally.failed += 1;
-            errors.extend(row_errors(
+            refuse(
+                tally,
+                errors,
                 job,
                 number,
                 vec![FieldError::new(
@@ -2206,34 +2212,42 @@ fn apply_persons(
                     "not_found",
                     "no such household in your scope",
                 )],
-            ));
+            );
             continue;
         };
         if let Some(current) = existing.get(person.national_id.as_str()) {
             // As registration through the API: a merged record is not updated; the row is told
             // the person it was merged into.
             if let Some(survivor) = &current.merged_into {
-                tally.failed += 1;
-                errors.extend(row_errors(
+                refuse(
+                    tally,
+                    errors,
                     job,
                     number,
                     vec![FieldError::new(
                         "national_id",
                         "exists",
-                        format!("this national ID is of a record merged into person {survivor}; update that person"),
+                        format!(
+                            "this national ID is of a record merged into person {survivor}; update that person"
+                        ),
                     )],
-                ));
+                );
                 continue;
             }
             if current.household_id.as_deref() != Some(household.as_str())
                 || current.household_role.as_deref() != Some(person.household_role.as_str())
             {
-                tally.failed += 1;
-                errors.extend(row_errors(job, number, vec![FieldError::new(
-                    "household_id",
-                    "household_differs",
-                    "this person is registered in another household or role; moving a member is an explicit action (POST /api/v1/persons/{id}/move)",
-                )]));
+                refuse(
+                    tally,
+                    errors,
+                    job,
+                    number,
+                    vec![FieldError::new(
+                        "household_id",
+                        "household_differs",
+                        "this person is registered in another household or role; moving a member is an explicit action (POST /api/v1/persons/{id}/move)",
+                    )],
+                );
                 continue;
             }
             // As `PATCH /persons/{id}`: an optional field the row does not give (no column, an
@@ -2277,8 +2291,7 @@ fn apply_persons(
             ))
             .execute(conn)?;
             if written == 0 {
-                tally.failed += 1;
-                errors.extend(row_errors(job, number, vec![changed_meanwhile()]));
+                refuse(tally, errors, job, number, vec![changed_meanwhile()]);
                 continue;
             }
             updated_ids.push(current.id.clone());
@@ -2286,8 +2299,9 @@ fn apply_persons(
             continue;
         }
         if person.household_role == HouseholdRole::Head && !with_head.insert(household.clone()) {
-            tally.failed += 1;
-            errors.extend(row_errors(
+            refuse(
+                tally,
+                errors,
                 job,
                 number,
                 vec![FieldError::new(
@@ -2295,7 +2309,7 @@ fn apply_persons(
                     "exists",
                     "the household has a head already; change it with POST /api/v1/households/{id}/head",
                 )],
-            ));
+            );
             continue;
         }
         let id = uuid::Uuid::now_v7().to_string();
