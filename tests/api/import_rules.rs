@@ -3,7 +3,6 @@
 //! twice; and the importer's scope.
 
 use serde_json::{Value, json};
-use tavana_domain::access::Role;
 
 use crate::backend_tests;
 use crate::enrolments::household_with_head;
@@ -13,8 +12,9 @@ use crate::import_kinds::{
     ASSESSMENTS, ATTENDANCE, ENROLMENTS, PURCHASES, commit, commit_again, counts, error, row_errors,
 };
 use crate::imports::{HEADER, household};
-use crate::permits::{act, apply, eligible_person, issue};
-use crate::supporters::{self, WHH, allocate, balance, fixture, login};
+use crate::partners::post_as;
+use crate::permits::act;
+use crate::supporters::{self, WHH, allocate, balance, fixture, link, login, supporter_of_her_own};
 use crate::training::{
     close, cohort, course, created, id, mark_as, national_id, person, provider, register, session,
 };
@@ -26,18 +26,6 @@ backend_tests!(
     attendance_rows_are_refused_where_the_api_refuses_the_mark,
     purchase_rows_keep_the_apis_rules_of_supporters_producers_and_lines,
 );
-
-const PASSWORD: &str = "a long enough password";
-
-async fn post_as(app: &TestApp, token: &str, path: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("sent")
-}
 
 /// The code of the first field error of the API's 422 answer, which must be on `field`.
 async fn api_code(response: reqwest::Response, field: &str) -> String {
@@ -381,17 +369,6 @@ async fn attendance_rows_are_refused_where_the_api_refuses_the_mark(app: TestApp
     assert!(marks(&s_closed).await.is_empty());
 }
 
-/// Links `producer` to `supporter`, as an administrator.
-async fn link(app: &TestApp, supporter: &Value, producer: &Value) {
-    let response = app
-        .post_json(
-            &format!("/api/v1/supporters/{}/producers", id(supporter)),
-            &json!({"person_id": producer["id"]}),
-        )
-        .await;
-    assert_eq!(response.status(), 204);
-}
-
 /// `POST /purchases` of one line, as `token`.
 async fn buy(
     app: &TestApp,
@@ -422,7 +399,7 @@ async fn purchase_rows_keep_the_apis_rules_of_supporters_producers_and_lines(app
     allocate(&app, &f, 1_000_000).await;
     // A linked producer whose permit is suspended.
     let (suspended, permit) = supporters::producer(&app, &f.officer, &f.n1, 2).await;
-    link(&app, &f.supporter, &suspended).await;
+    assert_eq!(link(&app, &f.supporter, &suspended).await.status(), 204);
     let response = act(
         &app,
         &f.officer,
@@ -533,27 +510,7 @@ async fn purchase_rows_keep_the_apis_rules_of_supporters_producers_and_lines(app
     assert_eq!(purchases_of(&f.supporter).await, Some(2));
 
     // A second supporter of the neighbourhood who is a producer herself, linked to herself.
-    let own = eligible_person(&app, &f.n1, 3).await;
-    let applied = created(apply(&app, &own, "pastry", "2025-06-01").await).await;
-    issue(&app, &f.officer, &applied["application"], "2025-06-10").await;
-    let user = app
-        .create_user(
-            "supporter.two",
-            Role::Supporter,
-            PASSWORD,
-            vec![supporters::area(&f.n1)],
-        )
-        .await;
-    let herself = created(
-        app.post_json(
-            "/api/v1/supporters",
-            &json!({"user_id": user.id.to_string(), "person_id": own["id"], "programme_id": WHH,
-                    "neighbourhood_id": f.n1["id"], "starts_on": "2025-01-01"}),
-        )
-        .await,
-    )
-    .await;
-    link(&app, &herself, &own).await;
+    let (herself, own) = supporter_of_her_own(&app, &f, 3).await;
     let her_token = login(&app, "supporter.two").await;
     let own_household = api_code(
         buy(

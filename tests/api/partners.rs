@@ -488,7 +488,12 @@ async fn research_tables_suppress_small_cells(app: TestApp) {
     problem(response, 403).await;
 }
 
-async fn post_as(app: &TestApp, token: &str, path: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn post_as(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: &Value,
+) -> reqwest::Response {
     app.client
         .post(app.url(path))
         .bearer_auth(token)

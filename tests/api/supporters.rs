@@ -87,12 +87,39 @@ async fn designate(
     (login(app, username).await, supporter)
 }
 
-async fn link(app: &TestApp, supporter: &Value, producer: &Value) -> reqwest::Response {
+pub(crate) async fn link(app: &TestApp, supporter: &Value, producer: &Value) -> reqwest::Response {
     app.post_json(
         &format!("/api/v1/supporters/{}/producers", id(supporter)),
         &json!({"person_id": producer["id"]}),
     )
     .await
+}
+
+/// A second supporter of n1, `supporter.two` (password `PASSWORD`), who is a producer herself
+/// (eligible person `n`, with a permit), linked to herself: the supporter and the person.
+pub(crate) async fn supporter_of_her_own(app: &TestApp, f: &Fixture, n: u32) -> (Value, Value) {
+    let own = eligible_person(app, &f.n1, n).await;
+    let applied = created(apply(app, &own, "pastry", "2025-06-01").await).await;
+    issue(app, &f.officer, &applied["application"], "2025-06-10").await;
+    let user = app
+        .create_user(
+            "supporter.two",
+            Role::Supporter,
+            PASSWORD,
+            vec![area(&f.n1)],
+        )
+        .await;
+    let herself = created(
+        app.post_json(
+            "/api/v1/supporters",
+            &json!({"user_id": user.id.to_string(), "person_id": own["id"], "programme_id": WHH,
+                    "neighbourhood_id": f.n1["id"], "starts_on": "2025-01-01"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(link(app, &herself, &own).await.status(), 204);
+    (herself, own)
 }
 
 pub async fn fixture(app: &TestApp) -> Fixture {
@@ -450,28 +477,7 @@ async fn purchases_only_from_linked_producers_with_valid_permits_outside_the_hou
     assert_eq!(body["errors"][0]["code"], "no_valid_permit");
 
     // The supporter's own household: the supporter is a producer herself.
-    let officer = f.officer.clone();
-    let own = eligible_person(&app, &f.n1, 7).await;
-    let applied = created(apply(&app, &own, "pastry", "2025-06-01").await).await;
-    issue(&app, &officer, &applied["application"], "2025-06-10").await;
-    let user = app
-        .create_user(
-            "supporter.two",
-            Role::Supporter,
-            PASSWORD,
-            vec![area(&f.n1)],
-        )
-        .await;
-    let herself = created(
-        app.post_json(
-            "/api/v1/supporters",
-            &json!({"user_id": user.id.to_string(), "person_id": own["id"], "programme_id": WHH,
-                    "neighbourhood_id": f.n1["id"], "starts_on": "2025-01-01"}),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(link(&app, &herself, &own).await.status(), 204);
+    let (herself, own) = supporter_of_her_own(&app, &f, 7).await;
     let pm_alloc = app
         .client
         .post(app.url(&format!("/api/v1/supporters/{}/allocations", id(&herself))))
