@@ -475,6 +475,23 @@ async fn purchase_rows_keep_the_apis_rules_of_supporters_producers_and_lines(app
     )
     .await;
     assert_eq!(free, "out_of_range");
+    // A day in the future is told before a producer who is not linked, as the API tells it.
+    let (unlinked, _) = supporters::producer(&app, &f.officer, &f.n1, 4).await;
+    let ahead_unlinked = api_code(
+        buy(
+            &app,
+            token,
+            supporter,
+            &unlinked,
+            "2099-01-01",
+            (1, 1000),
+            "a5",
+        )
+        .await,
+        "ordered_on",
+    )
+    .await;
+    assert_eq!(ahead_unlinked, "in_future");
     assert_eq!(balance(&app, &f.supporter).await, 1_000_000);
 
     let s = &f.supporter;
@@ -489,9 +506,10 @@ async fn purchase_rows_keep_the_apis_rules_of_supporters_producers_and_lines(app
         // A reference of 64 characters is taken; one of 65 is not.
         order(&"R".repeat(64), s, 1, "2026-01-15", 1, 1000),
         order(&"R".repeat(65), s, 1, "2026-01-15", 1, 1000),
+        order("PO-7", s, 4, "2099-01-01", 1, 1000),
     ];
     let job = commit(&app, &f.token, "purchases", PURCHASES, &rows).await;
-    assert_eq!(counts(&job), [8, 2, 0, 0, 6], "{job}");
+    assert_eq!(counts(&job), [9, 2, 0, 0, 7], "{job}");
     assert_eq!(
         row_errors(&job),
         [
@@ -501,6 +519,7 @@ async fn purchase_rows_keep_the_apis_rules_of_supporters_producers_and_lines(app
             error(6, "quantity", &too_many),
             error(7, "unit_price", &free),
             error(9, "reference", "length"),
+            error(10, "ordered_on", &ahead_unlinked),
         ]
     );
     assert_eq!(
@@ -560,9 +579,13 @@ async fn purchase_rows_keep_the_apis_rules_of_supporters_producers_and_lines(app
     )
     .await;
     assert_eq!(inactive, "supporter_inactive");
-    let rows = [order("PO-6", s, 1, "2026-01-15", 1, 1000)];
+    // The first order sent again is the same order, not a new one of an inactive supporter.
+    let rows = [
+        order("PO-6", s, 1, "2026-01-15", 1, 1000),
+        order("PO-1", s, 1, "2026-01-15", 2, 150_000),
+    ];
     let job = commit(&app, &f.token, "purchases", PURCHASES, &rows).await;
-    assert_eq!(counts(&job), [1, 0, 0, 0, 1], "{job}");
+    assert_eq!(counts(&job), [2, 0, 0, 1, 1], "{job}");
     assert_eq!(row_errors(&job), [error(2, "ordered_on", &inactive)]);
     assert_eq!(
         balance(&app, &f.supporter).await,

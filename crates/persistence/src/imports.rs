@@ -2009,16 +2009,17 @@ impl Kind for Purchases {
                 }
                 other => other?,
             };
-            let producer = linked_producer(conn, &supporter.id, &item.producer)?;
             let earlier: Option<(String, String, NaiveDate)> = purchases::table
                 .filter(purchases::supporter_id.eq(&supporter.id))
                 .filter(purchases::reference.eq(&item.reference))
-                .select((purchases::id, purchases::producer_id, purchases::ordered_on))
+                .inner_join(persons::table.on(persons::id.eq(purchases::producer_id)))
+                .select((purchases::id, persons::national_id, purchases::ordered_on))
                 .first(conn)
                 .optional()?;
             if let Some((earlier, earlier_producer, ordered_on)) = earlier {
                 // The same order again: the same producer, day and line (a description the row
-                // leaves out is not compared).
+                // leaves out is not compared). Not checked again as a new order: the file may be
+                // sent again after the supporter's designation has ended.
                 type LineRow = (Option<String>, String, String, i64, i64);
                 let lines: Vec<LineRow> = purchase_lines::table
                     .filter(purchase_lines::purchase_id.eq(&earlier))
@@ -2037,7 +2038,7 @@ impl Kind for Purchases {
                         && *quantity == item.line.quantity
                         && *unit_price == item.line.unit_price
                 };
-                let same = earlier_producer == producer.to_string()
+                let same = earlier_producer == item.producer.as_str()
                     && ordered_on == item.ordered_on
                     && lines.len() == 1
                     && lines.iter().all(same_line);
@@ -2052,6 +2053,9 @@ impl Kind for Purchases {
                     .into())
                 };
             }
+            // In the API's order: the day, then the producer.
+            crate::purchases::check_day(&supporter, item.ordered_on, crate::now().date())?;
+            let producer = linked_producer(conn, &supporter.id, &item.producer)?;
             let new = NewPurchase {
                 supporter_id: supporter.id.clone(),
                 producer_id: producer,

@@ -14,7 +14,7 @@ use crate::db::DbConnection;
 use crate::error::StoreError;
 use crate::schema::{persons, producer_links, products, purchase_lines, purchases};
 use crate::scope::Scope;
-use crate::supporters::{self, Access, Entry};
+use crate::supporters::{self, Access, Entry, Supporter};
 use crate::tx::write_transaction;
 
 /// A product or raw material of a producer.
@@ -165,6 +165,27 @@ fn load(conn: &mut DbConnection, row: PurchaseRow) -> Result<Purchase, StoreErro
     })
 }
 
+/// An order's day as `create` checks it, before its producer: not in the future, and the
+/// supporter designated on it and today, so that a past date cannot reopen an ended designation.
+pub(crate) fn check_day(
+    supporter: &Supporter,
+    ordered_on: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), StoreError> {
+    if ordered_on > today {
+        return Err(FieldError::new("ordered_on", "in_future", "must not be in the future").into());
+    }
+    if !supporter.active_on(ordered_on) || !supporter.active_on(today) {
+        return Err(FieldError::new(
+            "ordered_on",
+            "supporter_inactive",
+            "the supporter is not designated on that day",
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Places an order with a producer and takes its total from the supporter's funds: only from a
 /// producer linked to the supporter, holding a permit valid on the day, and not of the
 /// supporter's own household. Refused with the balance when the funds do not cover it.
@@ -197,21 +218,7 @@ pub fn create(
             other => other?,
         };
         let today = crate::now().date();
-        if new.ordered_on > today {
-            return Err(
-                FieldError::new("ordered_on", "in_future", "must not be in the future").into(),
-            );
-        }
-        // Recorded today: the supporter and the producer's permit must hold on the order's day
-        // and now, so that a past date cannot reopen an ended designation or a lapsed permit.
-        if !supporter.active_on(new.ordered_on) || !supporter.active_on(today) {
-            return Err(FieldError::new(
-                "ordered_on",
-                "supporter_inactive",
-                "the supporter is not designated on that day",
-            )
-            .into());
-        }
+        check_day(&supporter, new.ordered_on, today)?;
         let producer = new.producer_id.to_string();
         let linked: i64 = producer_links::table
             .filter(producer_links::supporter_id.eq(&supporter.id))
@@ -226,6 +233,7 @@ pub fn create(
             )
             .into());
         }
+        // As the designation: valid on the order's day and now.
         if !supporters::has_valid_permit(conn, &producer, new.ordered_on)?
             || !supporters::has_valid_permit(conn, &producer, today)?
         {
