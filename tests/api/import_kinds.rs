@@ -216,7 +216,8 @@ async fn households_are_matched_by_postal_code_and_checked_like_the_api(app: Tes
     assert_eq!(households_of(&app, &n1).await.len(), 3);
 
     // One home in one file, once without its postal code and once with it, in either order: the
-    // second row is the same household, so a repeat. Two codes at one address are two homes.
+    // second row is the same household, so a repeat, reported on the address it was found by.
+    // Two codes at one address are two homes.
     let rows = [
         format!("{n1_id},کوچه شب‌بو,"),
         format!("{n1_id},کوچه شب‌بو,6666666666"),
@@ -230,8 +231,8 @@ async fn households_are_matched_by_postal_code_and_checked_like_the_api(app: Tes
     assert_eq!(
         row_errors(&job),
         [
-            error(3, "postal_code", "duplicate_row"),
-            error(5, "postal_code", "duplicate_row"),
+            error(3, "address", "duplicate_row"),
+            error(5, "address", "duplicate_row"),
         ]
     );
     assert_eq!(households_of(&app, &n1).await.len(), 6);

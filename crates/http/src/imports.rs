@@ -346,8 +346,9 @@ fn format_of(req: &HttpRequest) -> Result<ImportFormat, ApiError> {
 /// row a new record, never matched with those registered (which the partner may not read).
 ///
 /// A row matching an existing record by its natural key updates it (or leaves it unchanged); the
-/// same record twice in one file is reported as `duplicate_row`, not applied twice. Dates are
-/// Gregorian or Jalali, digits in any script; the columns are listed at the end. By kind:
+/// same record twice in one file is reported as `duplicate_row` on the column it was matched by
+/// (a household's `postal_code` or `address`), not applied twice. Dates are Gregorian or Jalali,
+/// digits in any script; the columns are listed at the end. By kind:
 ///
 /// - `households`: matched by postal code, or else by the address in the neighbourhood.
 /// - `persons`: matched by national ID; a person's household is not changed by an import (moving

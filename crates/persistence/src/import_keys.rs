@@ -47,21 +47,35 @@ pub(crate) struct RowKeys<K> {
     pub(crate) row: u32,
 }
 
+/// The earlier row a row repeats, and which of its keys it repeats (its place in the row's
+/// keys), for the error's column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Repeat {
+    pub(crate) row: u32,
+    pub(crate) key: usize,
+}
+
 /// Checks rows in order against `first` (each key's first row), recording the keys of those
 /// that repeat none there; `recorded` is told each key recorded anew.
 fn resolve<Q: Hash + Eq>(
     first: &mut HashMap<Q, u32>,
     rows: impl IntoIterator<Item = (Vec<(Q, KeyUse)>, u32)>,
     mut recorded: impl FnMut(&Q, u32),
-) -> Vec<Option<u32>> {
+) -> Vec<Option<Repeat>> {
     rows.into_iter()
         .map(|(keys, row)| {
             let repeats = keys
                 .iter()
-                .filter(|(_, using)| *using != KeyUse::Record)
-                .filter_map(|(key, _)| first.get(key).copied())
-                .filter(|earlier| *earlier != row)
-                .min();
+                .enumerate()
+                .filter(|(_, (_, using))| *using != KeyUse::Record)
+                .filter_map(|(key, (value, _))| {
+                    Some(Repeat {
+                        row: *first.get(value)?,
+                        key,
+                    })
+                })
+                .filter(|earlier| earlier.row != row)
+                .min_by_key(|earlier| earlier.row);
             // A repeat is not applied, so it records nothing.
             for (key, using) in keys.into_iter().filter(|_| repeats.is_none()) {
                 if using != KeyUse::Probe && !first.contains_key(&key) {
@@ -95,10 +109,13 @@ impl<K: Hash + Eq> Seen<K> {
     }
 
     /// Takes the keys of rows in the order they were read: for each row, the earlier row it
-    /// repeats (the first of those that recorded one of the keys it probes), or `None`; then, if
-    /// it repeats none, its keys to record are recorded, unless an earlier row recorded them. A
-    /// row is never a repeat of itself.
-    pub(crate) fn check(&mut self, rows: Vec<RowKeys<K>>) -> Result<Vec<Option<u32>>, StoreError> {
+    /// repeats (the first of those that recorded one of the keys it probes) and by which key,
+    /// or `None`; then, if it repeats none, its keys to record are recorded, unless an earlier
+    /// row recorded them. A row is never a repeat of itself.
+    pub(crate) fn check(
+        &mut self,
+        rows: Vec<RowKeys<K>>,
+    ) -> Result<Vec<Option<Repeat>>, StoreError> {
         if let Seen::Memory { keys, limit } = self
             && keys.len() + rows.iter().map(|r| r.keys.len()).sum::<usize>() > *limit
         {
@@ -145,7 +162,7 @@ type Print = [u8; 16];
 fn check_on_disk<K: Hash>(
     conn: &mut SqliteConnection,
     rows: Vec<RowKeys<K>>,
-) -> Result<Vec<Option<u32>>, StoreError> {
+) -> Result<Vec<Option<Repeat>>, StoreError> {
     let rows: Vec<(Vec<(Print, KeyUse)>, u32)> = rows
         .into_iter()
         .map(|r| {
@@ -223,7 +240,7 @@ mod tests {
             .collect();
         let mut out = Vec::new();
         for chunk in keys.chunks(batch) {
-            out.extend(seen.check(ones(chunk)).expect("checked"));
+            out.extend(rows_of(seen.check(ones(chunk)).expect("checked")));
         }
         (out, seen.on_disk())
     }
@@ -247,6 +264,11 @@ mod tests {
         assert_eq!(on_disk, in_memory);
     }
 
+    /// The rows repeated, without the keys.
+    fn rows_of(repeats: Vec<Option<Repeat>>) -> Vec<Option<u32>> {
+        repeats.into_iter().map(|r| r.map(|r| r.row)).collect()
+    }
+
     fn ones<K: Clone>(keys: &[(K, u32)]) -> Vec<RowKeys<K>> {
         keys.iter()
             .map(|(key, row)| RowKeys {
@@ -260,16 +282,17 @@ mod tests {
     fn a_repeat_names_the_first_row_even_within_one_batch() {
         for limit in [usize::MAX, 0] {
             let mut seen = Seen::new(limit);
-            let first = seen
-                .check(ones(&[(5u32, 2), (6, 3), (5, 4)]))
-                .expect("checked");
-            assert_eq!(first, vec![None, None, Some(2)]);
-            let later = seen
-                .check(ones(&[(6, 9), (7, 10), (5, 11)]))
-                .expect("checked");
-            assert_eq!(later, vec![Some(3), None, Some(2)]);
+            let mut check = |rows| rows_of(seen.check(ones(rows)).expect("checked"));
+            assert_eq!(
+                check(&[(5u32, 2), (6, 3), (5, 4)]),
+                vec![None, None, Some(2)]
+            );
+            assert_eq!(
+                check(&[(6, 9), (7, 10), (5, 11)]),
+                vec![Some(3), None, Some(2)]
+            );
             // A row read again (a resumed job) is not a repeat of itself.
-            assert_eq!(seen.check(ones(&[(7, 10)])).expect("checked"), vec![None]);
+            assert_eq!(check(&[(7, 10)]), vec![None]);
         }
     }
 
@@ -299,11 +322,13 @@ mod tests {
             let first = seen
                 .check(vec![bare("x", 2), coded("P", "x", 3), coded("Q", "y", 4)])
                 .expect("checked");
-            assert_eq!(first, vec![None, Some(2), None], "limit {limit}");
+            // Row 3 repeats row 2 by its address (its second key).
+            let by = |row, key| Some(Repeat { row, key });
+            assert_eq!(first, vec![None, by(2, 1), None], "limit {limit}");
             let later = seen
                 .check(vec![coded("R", "y", 5), bare("y", 6), coded("Q", "z", 7)])
                 .expect("checked");
-            assert_eq!(later, vec![None, Some(4), Some(4)], "limit {limit}");
+            assert_eq!(later, vec![None, by(4, 1), by(4, 0)], "limit {limit}");
             // Row 6 repeated row 4 and was not applied: its own keys name nothing.
             let last = seen.check(vec![coded("S", "y", 8)]).expect("checked");
             assert_eq!(last, vec![None], "limit {limit}");

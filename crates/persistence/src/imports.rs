@@ -34,7 +34,7 @@ use crate::db::{Database, DbConnection, MultiBackend};
 use crate::enrolments::TransitionOutcome;
 use crate::error::StoreError;
 use crate::households::HouseholdChanges;
-use crate::import_keys::{KeyUse, RowKeys, Seen};
+use crate::import_keys::{KeyUse, Repeat, RowKeys, Seen};
 use crate::persons::PersonRow;
 use crate::purchases::{NewLine, NewPurchase};
 use crate::schema::{
@@ -1225,6 +1225,10 @@ trait Kind {
     fn keys(item: &Self::Item) -> Vec<(Self::Key, KeyUse)> {
         vec![(Self::key(item), KeyUse::Both)]
     }
+    /// The column a row repeating an earlier one by its `key`th key (of `keys`) is reported on.
+    fn repeat_column(_item: &Self::Item, _key: usize) -> &'static str {
+        Self::KEY_COLUMN
+    }
     fn apply(
         conn: &mut DbConnection,
         runner: &Runner,
@@ -1312,8 +1316,8 @@ impl<K: Kind> Batches<'_, K> {
             for (number, parsed) in read {
                 let parsed = match parsed {
                     Ok(item) => match firsts.next().flatten() {
-                        Some(first) => Err(vec![FieldError::new(
-                            K::KEY_COLUMN,
+                        Some(Repeat { row: first, key }) => Err(vec![FieldError::new(
+                            K::repeat_column(&item, key),
                             "duplicate_row",
                             format!("this record is in row {first} already; a row is applied once"),
                         )]),
@@ -1610,6 +1614,14 @@ impl Kind for Households {
                 (coded, KeyUse::Record),
             ],
             None => vec![key, (coded, KeyUse::Probe)],
+        }
+    }
+
+    /// By its postal code, or else by its address.
+    fn repeat_column(item: &NewHousehold, key: usize) -> &'static str {
+        match (&item.postal_code, key) {
+            (Some(_), 0) => "postal_code",
+            _ => "address",
         }
     }
 
