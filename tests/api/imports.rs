@@ -24,6 +24,7 @@ backend_tests!(
     a_job_left_running_by_a_runner_that_is_gone_is_resumed,
     an_upload_of_a_stopped_jobs_file_resumes_it_from_the_new_copy,
     a_second_head_is_refused_as_the_api_refuses_it,
+    a_person_registered_while_her_row_is_imported_is_found_not_a_stop,
     a_merged_record_is_not_updated_by_its_national_id,
     json_lines_are_imported_and_scope_applies,
     files_as_spreadsheets_save_them_are_read_as_meant,
@@ -598,6 +599,95 @@ async fn a_second_head_is_refused_as_the_api_refuses_it(app: TestApp) {
     .await;
     assert_eq!(codes(&job), [(2, "exists".to_owned())]);
     assert_eq!(job["created"], 1);
+}
+
+/// A person registered (through the API, say) while an import of her row runs, after the import
+/// looked for her: on PostgreSQL the import's insert waits for that registration's transaction
+/// and then fails on the unique index. The batch is tried again and finds her registered, as the
+/// next upload would; the job is not stopped. (On SQLite the import waits for the write lock
+/// before it looks, and finds her the first time.)
+async fn a_person_registered_while_her_row_is_imported_is_found_not_a_stop(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let row = |n: u32| format!("{},زهرا,احمدی,1360-01-01,female,{h},child", national_id(n));
+    // 1360-01-01 is 1981-03-21: the same person as the file's row.
+    let register = format!(
+        "INSERT INTO persons (id, national_id, first_name, last_name, first_name_normalised,
+             last_name_normalised, birth_date, sex, household_id, household_role,
+             neighbourhood_id, version, created_at, updated_at)
+         VALUES ('{}', '{}', 'زهرا', 'احمدی', 'زهرا', 'احمدی', '1981-03-21', 'female', '{h}',
+             'child', '{}', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        uuid::Uuid::now_v7(),
+        national_id(2),
+        id(&n1)
+    );
+    let postgres = app.db.backend_name() == "postgres";
+    let (registered, is_registered) = std::sync::mpsc::channel();
+    let (commit, to_commit) = std::sync::mpsc::channel::<()>();
+    let db = app.db.clone();
+    let registration = std::thread::spawn(move || {
+        let mut conn = db.get().expect("connection");
+        let begin = if postgres { "BEGIN" } else { "BEGIN IMMEDIATE" };
+        run_sql(&mut conn, &format!("{begin}; {register}"));
+        registered.send(()).expect("told");
+        if postgres {
+            to_commit.recv().expect("told to commit");
+        } else {
+            // The upload's own write waits for this lock too: the transaction ends by itself.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        run_sql(&mut conn, "COMMIT");
+    });
+    is_registered.recv().expect("registered");
+
+    let job_id = started(
+        &app,
+        "kind=persons&mode=commit&atomicity=rows",
+        "text/csv",
+        format!("{HEADER}\n{}\n{}\n{}\n", row(1), row(2), row(3)),
+    )
+    .await;
+    if postgres {
+        // Until the import waits for the registration's transaction.
+        let db = app.db.clone();
+        let waiting = move || {
+            use diesel::RunQueryDsl;
+            let mut conn = db.get().expect("connection");
+            let tavana_persistence::DbConnection::Pg(pg) = &mut *conn else {
+                unreachable!("postgres")
+            };
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "(SELECT count(*) FROM pg_locks WHERE NOT granted)",
+            ))
+            .get_result::<i64>(pg)
+            .expect("locks")
+        };
+        let mut tries = 0;
+        while tokio::task::spawn_blocking(waiting.clone())
+            .await
+            .expect("joined")
+            == 0
+        {
+            tries += 1;
+            assert!(tries < 400, "the import never waited for the registration");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        commit.send(()).expect("told");
+    }
+    registration.join().expect("registered");
+
+    let job = finished(&app, &app.admin_token, &job_id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(
+        ["read", "created", "updated", "unchanged", "failed"].map(|k| job[k].as_i64()),
+        [3, 2, 0, 1, 0].map(Some),
+        "{job}"
+    );
+    assert_eq!(
+        count(&app, &format!("national_id={}", national_id(2))).await,
+        1
+    );
+    assert_eq!(count(&app, &format!("household_id={h}")).await, 3);
 }
 
 async fn a_merged_record_is_not_updated_by_its_national_id(app: TestApp) {
@@ -1301,17 +1391,18 @@ async fn aged(app: &TestApp, id: &str) {
 /// Runs `sql` on the test's database, whichever backend it is.
 async fn execute(app: &TestApp, sql: String) {
     let db = app.db.clone();
-    tokio::task::spawn_blocking(move || {
-        use diesel::connection::SimpleConnection;
-        let mut conn = db.get().expect("connection");
-        match &mut *conn {
-            tavana_persistence::DbConnection::Sqlite(c) => c.batch_execute(&sql),
-            tavana_persistence::DbConnection::Pg(c) => c.batch_execute(&sql),
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    })
-    .await
-    .expect("joined");
+    tokio::task::spawn_blocking(move || run_sql(&mut db.get().expect("connection"), &sql))
+        .await
+        .expect("joined");
+}
+
+fn run_sql(conn: &mut tavana_persistence::DbConnection, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    match conn {
+        tavana_persistence::DbConnection::Sqlite(c) => c.batch_execute(sql),
+        tavana_persistence::DbConnection::Pg(c) => c.batch_execute(sql),
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// A job left `running` by a runner that stopped without recording it (the database was away

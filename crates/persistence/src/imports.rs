@@ -2143,10 +2143,42 @@ fn refuse(tally: &mut Tally, errors: &mut Vec<RowError>, job: &str, row: i64, e:
 /// Applies one batch of person rows with the API's rules: a known national ID updates that person
 /// (their household stays: moving is an explicit action), a new one registers them. Written in
 /// bulk, not row by row: persons are the large files.
+/// How often a batch of persons is tried when persons it registers were registered meanwhile.
+const PERSON_BATCH_TRIES: u32 = 3;
+
 fn apply_persons(
     conn: &mut DbConnection,
     runner: &Runner,
     batch: Vec<Parsed<NewPerson>>,
+    tally: &mut Tally,
+    errors: &mut Vec<RowError>,
+) -> Result<(), StoreError> {
+    if let DbConnection::Sqlite(_) = conn {
+        // The write lock is held from the batch's first read: nobody registers anyone meanwhile.
+        return register_persons(conn, runner, &batch, tally, errors);
+    }
+    // On PostgreSQL a person of the batch (or a household's head) may be registered through the
+    // API after the batch looked for her, and the batch's insert then fails on the unique index.
+    // The API refuses only its one request; the batch is tried again in its savepoint, where it
+    // finds her registered, as the next upload of the file would.
+    let (before, kept) = (*tally, errors.len());
+    let mut tries = 1;
+    loop {
+        match conn.transaction(|conn| register_persons(conn, runner, &batch, tally, errors)) {
+            Err(StoreError::Conflict(_)) if tries < PERSON_BATCH_TRIES => {
+                tries += 1;
+                *tally = before;
+                errors.truncate(kept);
+            }
+            other => return other,
+        }
+    }
+}
+
+fn register_persons(
+    conn: &mut DbConnection,
+    runner: &Runner,
+    batch: &[Parsed<NewPerson>],
     tally: &mut Tally,
     errors: &mut Vec<RowError>,
 ) -> Result<(), StoreError> {
@@ -2208,11 +2240,12 @@ fn apply_persons(
     let mut memberships = Vec::new();
     let mut updated_ids = Vec::new();
     for (number, parsed) in batch {
+        let number = *number;
         tally.read += 1;
         let person = match parsed {
             Ok(person) => person,
             Err(e) => {
-                refuse(tally, errors, job, number, e);
+                refuse(tally, errors, job, number, e.clone());
                 continue;
             }
         };
