@@ -9,7 +9,7 @@ use crate::auth::{client_grant, create_client, token_of};
 use crate::backend_tests;
 use crate::helpers::{TestApp, get_json, mint, problem};
 use crate::households::{area, facilitator_token, two_neighbourhoods};
-use crate::imports::{household, imported, upload_as};
+use crate::imports::{household, imported, imported_while_written, upload_as};
 use crate::supporters::{self, WHH, allocate, balance, fixture, ledger, login};
 use crate::training::{
     audit_count, cohort, course, created, id, national_id, person, provider, register, session,
@@ -19,6 +19,7 @@ backend_tests!(
     households_are_matched_by_postal_code_and_checked_like_the_api,
     assessments_are_matched_by_person_kind_and_day_and_never_rewritten,
     enrolments_are_created_and_moved_one_transition_at_a_time,
+    an_enrolment_created_while_its_row_is_imported_is_found,
     attendance_is_imported_by_the_cohorts_own_trainer_or_facilitator,
     purchases_are_charged_once_per_reference,
     api_clients_import_what_their_mou_lets_them_submit,
@@ -456,6 +457,33 @@ async fn enrolments_are_created_and_moved_one_transition_at_a_time(app: TestApp)
         enrolment_of(&h1).await.expect("enrolled")["state"],
         "assessed"
     );
+}
+
+/// An enrolment created (through the API, say) while its row is imported, after the row looked
+/// for it: on PostgreSQL the row's insert fails on the unique index; tried again, the row finds
+/// the enrolment and leaves it as it is, as the next upload would.
+async fn an_enrolment_created_while_its_row_is_imported_is_found(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let h = household(&app, &n1).await;
+    let meanwhile = format!(
+        "INSERT INTO enrolments (id, programme_id, household_id, neighbourhood_id, state,
+             state_since, version, created_at, updated_at)
+         VALUES ('{}', '{WHH}', '{h}', '{}', 'identified', '2019-04-04', 1,
+             '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        uuid::Uuid::now_v7(),
+        id(&n1)
+    );
+    let job = imported_while_written(
+        &app,
+        meanwhile,
+        "kind=enrolments&mode=commit&atomicity=rows",
+        format!("{ENROLMENTS}\n{h},{WHH},,1398-01-15,\n"),
+    )
+    .await;
+    assert_eq!(counts(&job), [1, 0, 0, 1, 0], "{job}");
+    let path = format!("/api/v1/enrolments?household_id={h}&programme_id={WHH}");
+    let page = get_json(&app, &path).await;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
 }
 
 async fn attendance_is_imported_by_the_cohorts_own_trainer_or_facilitator(app: TestApp) {

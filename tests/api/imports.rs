@@ -621,15 +621,45 @@ async fn a_person_registered_while_her_row_is_imported_is_found_not_a_stop(app: 
         national_id(2),
         id(&n1)
     );
+    let job = imported_while_written(
+        &app,
+        register,
+        "kind=persons&mode=commit&atomicity=rows",
+        format!("{HEADER}\n{}\n{}\n{}\n", row(1), row(2), row(3)),
+    )
+    .await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(
+        ["read", "created", "updated", "unchanged", "failed"].map(|k| job[k].as_i64()),
+        [3, 2, 0, 1, 0].map(Some),
+        "{job}"
+    );
+    assert_eq!(
+        count(&app, &format!("national_id={}", national_id(2))).await,
+        1
+    );
+    assert_eq!(count(&app, &format!("household_id={h}")).await, 3);
+}
+
+/// Starts a job as an administrator while `sql` is written on another connection, in a
+/// transaction held open until the job waits for it (on PostgreSQL, where the job's reads do not
+/// see it and its write waits on the unique index; on SQLite, where the job waits for the write
+/// lock before it reads, for 300 ms); then the job's end.
+pub(crate) async fn imported_while_written(
+    app: &TestApp,
+    sql: String,
+    query: &str,
+    body: String,
+) -> Value {
     let postgres = app.db.backend_name() == "postgres";
-    let (registered, is_registered) = std::sync::mpsc::channel();
+    let (written, is_written) = std::sync::mpsc::channel();
     let (commit, to_commit) = std::sync::mpsc::channel::<()>();
     let db = app.db.clone();
-    let registration = std::thread::spawn(move || {
+    let writer = std::thread::spawn(move || {
         let mut conn = db.get().expect("connection");
         let begin = if postgres { "BEGIN" } else { "BEGIN IMMEDIATE" };
-        run_sql(&mut conn, &format!("{begin}; {register}"));
-        registered.send(()).expect("told");
+        run_sql(&mut conn, &format!("{begin}; {sql}"));
+        written.send(()).expect("told");
         if postgres {
             to_commit.recv().expect("told to commit");
         } else {
@@ -638,17 +668,11 @@ async fn a_person_registered_while_her_row_is_imported_is_found_not_a_stop(app: 
         }
         run_sql(&mut conn, "COMMIT");
     });
-    is_registered.recv().expect("registered");
+    is_written.recv().expect("written");
 
-    let job_id = started(
-        &app,
-        "kind=persons&mode=commit&atomicity=rows",
-        "text/csv",
-        format!("{HEADER}\n{}\n{}\n{}\n", row(1), row(2), row(3)),
-    )
-    .await;
+    let job_id = started(app, query, "text/csv", body).await;
     if postgres {
-        // Until the import waits for the registration's transaction.
+        // Until the job waits for the transaction.
         let db = app.db.clone();
         let waiting = move || {
             use diesel::RunQueryDsl;
@@ -669,25 +693,14 @@ async fn a_person_registered_while_her_row_is_imported_is_found_not_a_stop(app: 
             == 0
         {
             tries += 1;
-            assert!(tries < 400, "the import never waited for the registration");
+            assert!(tries < 400, "the job never waited for the transaction");
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         commit.send(()).expect("told");
     }
-    registration.join().expect("registered");
+    writer.join().expect("written");
 
-    let job = finished(&app, &app.admin_token, &job_id).await;
-    assert_eq!(job["state"], "completed", "{job}");
-    assert_eq!(
-        ["read", "created", "updated", "unchanged", "failed"].map(|k| job[k].as_i64()),
-        [3, 2, 0, 1, 0].map(Some),
-        "{job}"
-    );
-    assert_eq!(
-        count(&app, &format!("national_id={}", national_id(2))).await,
-        1
-    );
-    assert_eq!(count(&app, &format!("household_id={h}")).await, 3);
+    finished(app, &app.admin_token, &job_id).await
 }
 
 async fn a_merged_record_is_not_updated_by_its_national_id(app: TestApp) {

@@ -1403,7 +1403,7 @@ fn changed_meanwhile() -> FieldError {
 
 /// Applies a batch row by row through the API's own functions, each row in a savepoint: a
 /// refused row leaves nothing behind and is reported with the API's error.
-fn each_row<T>(
+fn each_row<T: Clone>(
     conn: &mut DbConnection,
     runner: &Runner,
     batch: Vec<Parsed<T>>,
@@ -1413,9 +1413,18 @@ fn each_row<T>(
 ) -> Result<(), StoreError> {
     for (number, parsed) in batch {
         tally.read += 1;
-        let outcome = match parsed {
-            Ok(item) => conn.transaction(|conn| one(conn, item)),
-            Err(e) => Err(StoreError::Invalid(ValidationErrors(e))),
+        let outcome = match (parsed, &conn) {
+            (Err(e), _) => Err(StoreError::Invalid(ValidationErrors(e))),
+            (Ok(item), DbConnection::Sqlite(_)) => conn.transaction(|conn| one(conn, item)),
+            // On PostgreSQL the row's record may be written through the API after the row looked
+            // for it, and the row's own write then fails on a unique index (as `apply_persons`
+            // says). Tried once more, the row finds that record, as the next upload would.
+            (Ok(item), DbConnection::Pg(_)) => {
+                match conn.transaction(|conn| one(conn, item.clone())) {
+                    Err(StoreError::Conflict(_)) => conn.transaction(|conn| one(conn, item)),
+                    other => other,
+                }
+            }
         };
         match outcome {
             Ok(Outcome::Created) => tally.created += 1,
