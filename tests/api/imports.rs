@@ -659,7 +659,11 @@ pub(crate) async fn imported_while_written(
         let mut conn = db.get().expect("connection");
         let begin = if postgres { "BEGIN" } else { "BEGIN IMMEDIATE" };
         run_sql(&mut conn, &format!("{begin}; {sql}"));
-        written.send(()).expect("told");
+        let pid = match &mut *conn {
+            tavana_persistence::DbConnection::Pg(pg) => backend_count(pg, "pg_backend_pid()"),
+            tavana_persistence::DbConnection::Sqlite(_) => 0,
+        };
+        written.send(pid).expect("told");
         if postgres {
             to_commit.recv().expect("told to commit");
         } else {
@@ -668,23 +672,23 @@ pub(crate) async fn imported_while_written(
         }
         run_sql(&mut conn, "COMMIT");
     });
-    is_written.recv().expect("written");
+    let writer_pid = is_written.recv().expect("written");
 
     let job_id = started(app, query, "text/csv", body).await;
     if postgres {
-        // Until the job waits for the transaction.
+        // Until the job waits for the transaction (and not any other session on the server).
         let db = app.db.clone();
         let waiting = move || {
-            use diesel::RunQueryDsl;
             let mut conn = db.get().expect("connection");
             let tavana_persistence::DbConnection::Pg(pg) = &mut *conn else {
                 unreachable!("postgres")
             };
-            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "(SELECT count(*) FROM pg_locks WHERE NOT granted)",
-            ))
-            .get_result::<i64>(pg)
-            .expect("locks")
+            backend_count(
+                pg,
+                &format!(
+                    "(SELECT count(*) FROM pg_stat_activity WHERE {writer_pid} = ANY(pg_blocking_pids(pid)))"
+                ),
+            )
         };
         let mut tries = 0;
         while tokio::task::spawn_blocking(waiting.clone())
@@ -701,6 +705,16 @@ pub(crate) async fn imported_while_written(
     writer.join().expect("written");
 
     finished(app, &app.admin_token, &job_id).await
+}
+
+/// A number the server computes (`expression`, an integer).
+fn backend_count(pg: &mut diesel::PgConnection, expression: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+        "({expression})::bigint"
+    )))
+    .get_result(pg)
+    .unwrap_or_else(|e| panic!("{expression}: {e}"))
 }
 
 async fn a_merged_record_is_not_updated_by_its_national_id(app: TestApp) {

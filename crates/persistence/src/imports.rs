@@ -1417,8 +1417,11 @@ fn each_row<T: Clone>(
             (Err(e), _) => Err(StoreError::Invalid(ValidationErrors(e))),
             (Ok(item), DbConnection::Sqlite(_)) => conn.transaction(|conn| one(conn, item)),
             // On PostgreSQL the row's record may be written through the API after the row looked
-            // for it, and the row's own write then fails on a unique index (as `apply_persons`
-            // says). Tried once more, the row finds that record, as the next upload would.
+            // for it; where a unique index holds its key (an enrolment, a purchase's reference, a
+            // baseline, a seat), the row's own write then fails on it (as `apply_persons` says).
+            // Tried once more, the row finds that record, as the next upload would. A conflict
+            // is not told apart from a rule's refusal (a closed cohort), which comes out the
+            // same the second time.
             (Ok(item), DbConnection::Pg(_)) => {
                 match conn.transaction(|conn| one(conn, item.clone())) {
                     Err(StoreError::Conflict(_)) => conn.transaction(|conn| one(conn, item)),
@@ -2149,12 +2152,10 @@ fn refuse(tally: &mut Tally, errors: &mut Vec<RowError>, job: &str, row: i64, e:
     errors.extend(row_errors(job, row, e));
 }
 
-/// Applies one batch of person rows with the API's rules: a known national ID updates that person
-/// (their household stays: moving is an explicit action), a new one registers them. Written in
-/// bulk, not row by row: persons are the large files.
 /// How often a batch of persons is tried when persons it registers were registered meanwhile.
 const PERSON_BATCH_TRIES: u32 = 3;
 
+/// `register_persons`, tried again on PostgreSQL when its insert fails on a unique index.
 fn apply_persons(
     conn: &mut DbConnection,
     runner: &Runner,
@@ -2184,6 +2185,9 @@ fn apply_persons(
     }
 }
 
+/// Applies one batch of person rows with the API's rules: a known national ID updates that person
+/// (their household stays: moving is an explicit action), a new one registers them. Written in
+/// bulk, not row by row: persons are the large files.
 fn register_persons(
     conn: &mut DbConnection,
     runner: &Runner,
