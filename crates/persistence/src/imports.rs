@@ -1418,7 +1418,7 @@ fn each_row<T: Clone>(
             (Ok(item), DbConnection::Sqlite(_)) => conn.transaction(|conn| one(conn, item)),
             // On PostgreSQL the row's record may be written through the API after the row looked
             // for it; where a unique index holds its key (an enrolment, a purchase's reference, a
-            // baseline, a seat), the row's own write then fails on it (as `apply_persons` says).
+            // baseline, a seat), the row's own write then fails on it (as `Persons::apply` says).
             // Tried once more, the row finds that record, as the next upload would. A conflict
             // is not told apart from a rule's refusal (a closed cohort), which comes out the
             // same the second time.
@@ -2135,6 +2135,7 @@ impl Kind for Persons {
         nine.parse().unwrap_or_default()
     }
 
+    /// `register_persons`, tried again on PostgreSQL when its insert fails on a unique index.
     fn apply(
         conn: &mut DbConnection,
         runner: &Runner,
@@ -2142,7 +2143,27 @@ impl Kind for Persons {
         tally: &mut Tally,
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
-        apply_persons(conn, runner, batch, tally, errors)
+        if let DbConnection::Sqlite(_) = conn {
+            // The write lock is held from the batch's first read: nobody registers anyone
+            // meanwhile.
+            return register_persons(conn, runner, &batch, tally, errors);
+        }
+        // On PostgreSQL a person of the batch (or a household's head) may be registered through
+        // the API after the batch looked for her, and the batch's insert then fails on the
+        // unique index. The API refuses only its one request; the batch is tried again in its
+        // savepoint, where it finds her registered, as the next upload of the file would.
+        let (before, kept) = (*tally, errors.len());
+        let mut tries = 1;
+        loop {
+            match conn.transaction(|conn| register_persons(conn, runner, &batch, tally, errors)) {
+                Err(StoreError::Conflict(_)) if tries < PERSON_BATCH_TRIES => {
+                    tries += 1;
+                    *tally = before;
+                    errors.truncate(kept);
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -2154,36 +2175,6 @@ fn refuse(tally: &mut Tally, errors: &mut Vec<RowError>, job: &str, row: i64, e:
 
 /// How often a batch of persons is tried when persons it registers were registered meanwhile.
 const PERSON_BATCH_TRIES: u32 = 3;
-
-/// `register_persons`, tried again on PostgreSQL when its insert fails on a unique index.
-fn apply_persons(
-    conn: &mut DbConnection,
-    runner: &Runner,
-    batch: Vec<Parsed<NewPerson>>,
-    tally: &mut Tally,
-    errors: &mut Vec<RowError>,
-) -> Result<(), StoreError> {
-    if let DbConnection::Sqlite(_) = conn {
-        // The write lock is held from the batch's first read: nobody registers anyone meanwhile.
-        return register_persons(conn, runner, &batch, tally, errors);
-    }
-    // On PostgreSQL a person of the batch (or a household's head) may be registered through the
-    // API after the batch looked for her, and the batch's insert then fails on the unique index.
-    // The API refuses only its one request; the batch is tried again in its savepoint, where it
-    // finds her registered, as the next upload of the file would.
-    let (before, kept) = (*tally, errors.len());
-    let mut tries = 1;
-    loop {
-        match conn.transaction(|conn| register_persons(conn, runner, &batch, tally, errors)) {
-            Err(StoreError::Conflict(_)) if tries < PERSON_BATCH_TRIES => {
-                tries += 1;
-                *tally = before;
-                errors.truncate(kept);
-            }
-            other => return other,
-        }
-    }
-}
 
 /// Applies one batch of person rows with the API's rules: a known national ID updates that person
 /// (their household stays: moving is an explicit action), a new one registers them. Written in
@@ -2463,8 +2454,9 @@ fn queue_duplicates(
     // over must not queue every pair of it. The candidates of one new person come from the index
     // on names and birth date, in its order: of more than 20, these are not always the 20 first
     // registered that the API would queue, as ordering by registration would read every
-    // candidate of a common name (a file of one name was quadratic). PostgreSQL needs a LATERAL join to look them up per person (a
-    // correlated IN with a LIMIT would be run for every pair), SQLite runs that IN per person.
+    // candidate of a common name (a file of one name was quadratic). PostgreSQL needs a LATERAL
+    // join to look them up per person (a correlated IN with a LIMIT would be run for every
+    // pair), SQLite runs that IN per person.
     // `in_batch` is the batch's ids: of two new persons, only the later one names the other.
     let candidates = |same_year: &str, in_batch: &str| {
         format!(
