@@ -88,9 +88,17 @@ echo "Tavana import benchmark: $ROWS rows, $(nproc) cores"
 if [[ " $BACKENDS " == *" sqlite "* ]]; then
     run_backend sqlite "sqlite://$workdir/bench.db"
 fi
-if [[ " $BACKENDS " == *" postgres "* ]] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-    name="tavana_import_$$"
-    psql -q "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $name" >/dev/null
-    run_backend postgres "${BENCH_POSTGRES_URL%/*}/$name" || true
-    psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE $name WITH (FORCE)" >/dev/null
+failed=0
+if [[ " $BACKENDS " == *" postgres "* ]]; then
+    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+        name="tavana_import_$$"
+        psql -q "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $name" >/dev/null
+        # The database is dropped whether the run ends well or not; a failed run is said.
+        run_backend postgres "${BENCH_POSTGRES_URL%/*}/$name" || { echo "postgres: the run failed" >&2; failed=1; }
+        psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE $name WITH (FORCE)" >/dev/null
+    else
+        echo "postgres: not answering on 127.0.0.1:5432; not run" >&2
+        failed=1
+    fi
 fi
+exit $failed

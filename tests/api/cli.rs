@@ -534,11 +534,34 @@ fn import_commits_any_kind_and_resumes_a_stopped_job_of_the_same_file(
     )
     .expect("file");
     let path = file.to_string_lossy().into_owned();
+    let registered = || -> i64 {
+        let mut conn = db.get().expect("connection");
+        households::table
+            .count()
+            .get_result(&mut conn)
+            .expect("households")
+    };
+    // Validated, the good row is counted as it would be written, and nothing is written.
+    let before = registered();
+    let stdout = succeeded(tavana(
+        &[
+            "import",
+            "--kind",
+            "households",
+            "--mode",
+            "validate",
+            &path,
+        ],
+        url,
+    ));
+    assert!(stdout.contains("completed; read 1, created 1"), "{stdout}");
+    assert_eq!(registered(), before);
     let stdout = succeeded(tavana(
         &["import", "--kind", "households", "--mode", "commit", &path],
         url,
     ));
     assert!(stdout.contains("completed; read 1, created 1"), "{stdout}");
+    assert_eq!(registered(), before + 1);
 
     // A person file whose job a killed command left running.
     let file = dir.path().join("persons.csv");

@@ -392,10 +392,27 @@ async fn headers_and_empty_files_are_checked(app: TestApp) {
     )
     .await;
     assert_eq!(missing["state"], "failed");
-    assert!(
-        codes(&missing)
-            .iter()
-            .all(|(_, code)| code == "missing_column")
+    // Each required column the header lacks, by name.
+    let named: Vec<(String, String)> = missing["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (text("code"), text("column"))
+        })
+        .collect();
+    let required = [
+        "last_name",
+        "birth_date",
+        "sex",
+        "household_id",
+        "household_role",
+    ];
+    assert_eq!(
+        named,
+        required.map(|c| ("missing_column".to_owned(), c.to_owned())),
+        "{missing}"
     );
     let empty = upload(&app, "kind=persons&mode=validate", String::new()).await;
     assert_eq!(empty["state"], "failed");
