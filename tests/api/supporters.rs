@@ -152,6 +152,23 @@ pub async fn allocate(app: &TestApp, f: &Fixture, amount: i64) -> reqwest::Respo
         .expect("sent")
 }
 
+/// `POST /purchases` of `order`, as `token`, with an idempotency key.
+pub(crate) async fn place(
+    app: &TestApp,
+    token: &str,
+    order: &Value,
+    key: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/purchases"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(order)
+        .send()
+        .await
+        .expect("sent")
+}
+
 async fn buy(
     app: &TestApp,
     token: &str,
@@ -160,18 +177,10 @@ async fn buy(
     amount: i64,
     key: &str,
 ) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/v1/purchases"))
-        .bearer_auth(token)
-        .header("idempotency-key", key)
-        .json(
-            &json!({"supporter_id": supporter["id"], "producer_id": producer["id"],
-                      "lines": [{"kind": "product", "description": "روسری دوخته", "quantity": 2,
-                                 "unit_price": amount / 2}]}),
-        )
-        .send()
-        .await
-        .expect("sent")
+    let order = json!({"supporter_id": supporter["id"], "producer_id": producer["id"],
+                       "lines": [{"kind": "product", "description": "روسری دوخته", "quantity": 2,
+                                  "unit_price": amount / 2}]});
+    place(app, token, &order, key).await
 }
 
 async fn transition(

@@ -2167,12 +2167,6 @@ impl Kind for Persons {
     }
 }
 
-/// Counts a row as failed, with its errors.
-fn refuse(tally: &mut Tally, errors: &mut Vec<RowError>, job: &str, row: i64, e: Vec<FieldError>) {
-    tally.failed += 1;
-    errors.extend(row_errors(job, row, e));
-}
-
 /// How often a batch of persons is tried when persons it registers were registered meanwhile.
 const PERSON_BATCH_TRIES: u32 = 3;
 
@@ -2243,157 +2237,132 @@ fn register_persons(
     let mut new_rows = Vec::new();
     let mut memberships = Vec::new();
     let mut updated_ids = Vec::new();
-    for (number, parsed) in batch {
-        let number = *number;
+    'rows: for (number, parsed) in batch {
         tally.read += 1;
-        let person = match parsed {
-            Ok(person) => person,
-            Err(e) => {
-                refuse(tally, errors, job, number, e.clone());
-                continue;
-            }
-        };
-        let household = person.household_id.to_string();
-        let Some(neighbourhood) = places.get(&household) else {
-            refuse(
-                tally,
-                errors,
-                job,
-                number,
-                vec![FieldError::new(
+        // A refused row breaks out with its errors; every other path goes on to the next row.
+        let refused = 'row: {
+            let person = match parsed {
+                Ok(person) => person,
+                Err(e) => break 'row e.clone(),
+            };
+            let household = person.household_id.to_string();
+            let Some(neighbourhood) = places.get(&household) else {
+                break 'row vec![FieldError::new(
                     "household_id",
                     "not_found",
                     "no such household in your scope",
-                )],
-            );
-            continue;
-        };
-        if let Some(current) = existing.get(person.national_id.as_str()) {
-            // As registration through the API: a merged record is not updated; the row is told
-            // the person it was merged into.
-            if let Some(survivor) = &current.merged_into {
-                refuse(
-                    tally,
-                    errors,
-                    job,
-                    number,
-                    vec![FieldError::new(
+                )];
+            };
+            if let Some(current) = existing.get(person.national_id.as_str()) {
+                // As registration through the API: a merged record is not updated; the row is told
+                // the person it was merged into.
+                if let Some(survivor) = &current.merged_into {
+                    break 'row vec![FieldError::new(
                         "national_id",
                         "exists",
                         format!(
                             "this national ID is of a record merged into person {survivor}; update that person"
                         ),
-                    )],
-                );
-                continue;
-            }
-            if current.household_id.as_deref() != Some(household.as_str())
-                || current.household_role.as_deref() != Some(person.household_role.as_str())
-            {
-                refuse(
-                    tally,
-                    errors,
-                    job,
-                    number,
-                    vec![FieldError::new(
+                    )];
+                }
+                if current.household_id.as_deref() != Some(household.as_str())
+                    || current.household_role.as_deref() != Some(person.household_role.as_str())
+                {
+                    break 'row vec![FieldError::new(
                         "household_id",
                         "household_differs",
                         "this person is registered in another household or role; moving a member is an explicit action (POST /api/v1/persons/{id}/move)",
-                    )],
-                );
-                continue;
+                    )];
+                }
+                // As `PATCH /persons/{id}`: an optional field the row does not give (no column, an
+                // empty cell) is left as it is, not cleared.
+                let mobile = person
+                    .mobile
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .or_else(|| current.mobile.clone());
+                let education = person
+                    .education
+                    .map(|e| e.as_str().to_owned())
+                    .or_else(|| current.education.clone());
+                if person.first_name.written == current.first_name
+                    && person.last_name.written == current.last_name
+                    && person.birth_date == current.birth_date
+                    && person.sex.as_str() == current.sex
+                    && mobile == current.mobile
+                    && education == current.education
+                {
+                    tally.unchanged += 1;
+                    continue 'rows;
+                }
+                // Only the version read above: a change made meanwhile (a PATCH) is not
+                // overwritten.
+                let written = diesel::update(
+                    persons::table
+                        .find(&current.id)
+                        .filter(persons::version.eq(current.version)),
+                )
+                .set((
+                    persons::first_name.eq(&person.first_name.written),
+                    persons::last_name.eq(&person.last_name.written),
+                    persons::first_name_normalised.eq(&person.first_name.normalised),
+                    persons::last_name_normalised.eq(&person.last_name.normalised),
+                    persons::birth_date.eq(person.birth_date),
+                    persons::sex.eq(person.sex.as_str()),
+                    persons::mobile.eq(mobile),
+                    persons::education.eq(education),
+                    persons::version.eq(current.version + 1),
+                    persons::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+                if written == 0 {
+                    break 'row vec![changed_meanwhile()];
+                }
+                updated_ids.push(current.id.clone());
+                tally.updated += 1;
+                continue 'rows;
             }
-            // As `PATCH /persons/{id}`: an optional field the row does not give (no column, an
-            // empty cell) is left as it is, not cleared.
-            let mobile = person
-                .mobile
-                .as_ref()
-                .map(|m| m.to_string())
-                .or_else(|| current.mobile.clone());
-            let education = person
-                .education
-                .map(|e| e.as_str().to_owned())
-                .or_else(|| current.education.clone());
-            if person.first_name.written == current.first_name
-                && person.last_name.written == current.last_name
-                && person.birth_date == current.birth_date
-                && person.sex.as_str() == current.sex
-                && mobile == current.mobile
-                && education == current.education
+            if person.household_role == HouseholdRole::Head && !with_head.insert(household.clone())
             {
-                tally.unchanged += 1;
-                continue;
-            }
-            // Only the version read above: a change made meanwhile (a PATCH) is not overwritten.
-            let written = diesel::update(
-                persons::table
-                    .find(&current.id)
-                    .filter(persons::version.eq(current.version)),
-            )
-            .set((
-                persons::first_name.eq(&person.first_name.written),
-                persons::last_name.eq(&person.last_name.written),
-                persons::first_name_normalised.eq(&person.first_name.normalised),
-                persons::last_name_normalised.eq(&person.last_name.normalised),
-                persons::birth_date.eq(person.birth_date),
-                persons::sex.eq(person.sex.as_str()),
-                persons::mobile.eq(mobile),
-                persons::education.eq(education),
-                persons::version.eq(current.version + 1),
-                persons::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-            if written == 0 {
-                refuse(tally, errors, job, number, vec![changed_meanwhile()]);
-                continue;
-            }
-            updated_ids.push(current.id.clone());
-            tally.updated += 1;
-            continue;
-        }
-        if person.household_role == HouseholdRole::Head && !with_head.insert(household.clone()) {
-            refuse(
-                tally,
-                errors,
-                job,
-                number,
-                vec![FieldError::new(
+                break 'row vec![FieldError::new(
                     "household_role",
                     "exists",
                     "the household has a head already; change it with POST /api/v1/households/{id}/head",
-                )],
-            );
-            continue;
-        }
-        let id = uuid::Uuid::now_v7().to_string();
-        memberships.push((
-            household_memberships::id.eq(uuid::Uuid::now_v7().to_string()),
-            household_memberships::person_id.eq(id.clone()),
-            household_memberships::household_id.eq(household.clone()),
-            household_memberships::role.eq(person.household_role.as_str()),
-            household_memberships::started_on.eq(person.member_since),
-            household_memberships::recorded_at.eq(now),
-        ));
-        new_rows.push(PersonRow {
-            id,
-            national_id: person.national_id.as_str().to_owned(),
-            first_name: person.first_name.written.clone(),
-            last_name: person.last_name.written.clone(),
-            first_name_normalised: person.first_name.normalised.clone(),
-            last_name_normalised: person.last_name.normalised.clone(),
-            birth_date: person.birth_date,
-            sex: person.sex.as_str().to_owned(),
-            mobile: person.mobile.as_ref().map(|m| m.to_string()),
-            education: person.education.map(|e| e.as_str().to_owned()),
-            household_id: Some(household),
-            household_role: Some(person.household_role.as_str().to_owned()),
-            neighbourhood_id: Some(neighbourhood.clone()),
-            merged_into: None,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        });
-        tally.created += 1;
+                )];
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            memberships.push((
+                household_memberships::id.eq(uuid::Uuid::now_v7().to_string()),
+                household_memberships::person_id.eq(id.clone()),
+                household_memberships::household_id.eq(household.clone()),
+                household_memberships::role.eq(person.household_role.as_str()),
+                household_memberships::started_on.eq(person.member_since),
+                household_memberships::recorded_at.eq(now),
+            ));
+            new_rows.push(PersonRow {
+                id,
+                national_id: person.national_id.as_str().to_owned(),
+                first_name: person.first_name.written.clone(),
+                last_name: person.last_name.written.clone(),
+                first_name_normalised: person.first_name.normalised.clone(),
+                last_name_normalised: person.last_name.normalised.clone(),
+                birth_date: person.birth_date,
+                sex: person.sex.as_str().to_owned(),
+                mobile: person.mobile.as_ref().map(|m| m.to_string()),
+                education: person.education.map(|e| e.as_str().to_owned()),
+                household_id: Some(household),
+                household_role: Some(person.household_role.as_str().to_owned()),
+                neighbourhood_id: Some(neighbourhood.clone()),
+                merged_into: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            });
+            tally.created += 1;
+            continue 'rows;
+        };
+        tally.failed += 1;
+        errors.extend(row_errors(job, *number, refused));
     }
     let newcomers = Newcomers::of(&new_rows);
     // The columns a row has: 17 of a person (`PersonRow`), 6 of a membership (the tuple above).
