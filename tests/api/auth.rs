@@ -25,6 +25,7 @@ backend_tests!(
     admins_manage_users_with_versions,
     audit_verify_finds_edited_and_missing_rows,
     organisations_are_renamed_with_versions,
+    text_holding_a_nul_character_is_refused_on_either_database,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -433,6 +434,37 @@ async fn writes_are_audited_with_actor_and_request_id(app: TestApp) {
     assert_eq!(entry["request_id"], "audit-test-1");
     assert_eq!(entry["after"]["code"], "KHR");
     assert_eq!(entry["hash"].as_str().map(str::len), Some(64));
+    // Days as elsewhere in the API: Gregorian or Jalali, within the years it knows.
+    let today = chrono::Utc::now().date_naive();
+    let jalali = tavana_domain::calendar::to_jalali(today).expect("jalali");
+    for from in [
+        today.to_string(),
+        format!("{}-{:02}-{:02}", jalali.year, jalali.month, jalali.day),
+    ] {
+        let page: Value = app
+            .get(&format!(
+                "/api/v1/audit?action=area.create&from={from}&to={from}"
+            ))
+            .await
+            .json()
+            .await
+            .expect("page");
+        assert_eq!(
+            page["items"].as_array().map(Vec::len),
+            Some(1),
+            "{from}: {page}"
+        );
+    }
+    let tomorrow = today.succ_opt().expect("tomorrow");
+    let later: Value = app
+        .get(&format!("/api/v1/audit?action=area.create&from={tomorrow}"))
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(later["items"], json!([]));
+    let far = crate::helpers::problem(app.get("/api/v1/audit?from=-5000-01-01").await, 422).await;
+    assert_eq!(far["errors"][0]["field"], "from", "{far}");
 
     // The chain links every entry to the one before.
     let all: Value = app
@@ -651,4 +683,47 @@ async fn organisations_are_renamed_with_versions(app: TestApp) {
         .await
         .expect("audit");
     assert_eq!(audit["items"][0]["before"]["name"], "دفتر تسهیلگری طلاب");
+}
+
+/// PostgreSQL stores no NUL character (U+0000) in text: a request holding one was a 500 there,
+/// even a login before any account, and stored on SQLite. Now it is refused alike on both, before
+/// any handler reads it, and nothing is written.
+async fn text_holding_a_nul_character_is_refused_on_either_database(app: TestApp) {
+    let refused = |response: reqwest::Response, field: &'static str| async move {
+        let body = crate::helpers::problem(response, 422).await;
+        assert_eq!(body["errors"][0]["code"], "nul_character", "{body}");
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+    };
+    let login = app
+        .client
+        .post(app.url("/api/v1/auth/token"))
+        .json(&json!({"grant_type": "password", "username": "mina\u{0}", "password": "x"}))
+        .send()
+        .await
+        .expect("sent");
+    refused(login, "body").await;
+    let area = app
+        .post_json(
+            "/api/v1/areas",
+            &json!({"level": "province", "code": "K\u{0}", "name_fa": "خراسان", "name_en": "K"}),
+        )
+        .await;
+    refused(area, "body").await;
+    refused(app.get("/api/v1/persons?name=%00").await, "url").await;
+    // A backslash written before `u0000` is text, not a NUL.
+    let literal = app
+        .post_json(
+            "/api/v1/areas",
+            &json!({"level": "province", "code": "KHR", "name_fa": "خراسان", "name_en": "K \\u0000"}),
+        )
+        .await;
+    assert_eq!(literal.status(), 201);
+    let areas: Value = app.get("/api/v1/areas").await.json().await.expect("areas");
+    let names: Vec<&Value> = areas["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|a| &a["name_en"])
+        .collect();
+    assert_eq!(names, [&json!("K \\u0000")], "only the area without a NUL");
 }

@@ -864,6 +864,33 @@ async fn auditors_see_identifiers_masked(app: TestApp) {
     // A programme manager sees them in full.
     let full: Value = app.get(&path).await.json().await.expect("person");
     assert_eq!(full["national_id"], "0499370899");
+    // So are they in the audit log's record of her registration, for the auditor; an
+    // administrator sees them in full.
+    let registered = |token: String| {
+        let path = format!(
+            "/api/v1/audit?action=person.create&entity_id={}",
+            created["id"].as_str().expect("id")
+        );
+        let request = app.client.get(app.url(&path)).bearer_auth(token);
+        async move {
+            let page: Value = request
+                .send()
+                .await
+                .expect("sent")
+                .json()
+                .await
+                .expect("page");
+            page["items"][0]["after"].clone()
+        }
+    };
+    let masked = registered(auditor.clone()).await;
+    assert_eq!(masked["national_id"], "******0899", "{masked}");
+    assert_eq!(masked["mobile"], "*******4567");
+    assert_eq!(masked["last_name"], "طاهری");
+    let admin = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Admin);
+    let whole = registered(admin).await;
+    assert_eq!(whole["national_id"], "0499370899", "{whole}");
+    assert_eq!(whole["mobile"], "09151234567");
 }
 
 async fn duplicates_are_reviewed_dismissed_or_merged(app: TestApp) {

@@ -274,15 +274,30 @@ async fn register(app: &TestApp, partner: &Partner, url: &str) -> (Value, String
 }
 
 async fn deliveries(app: &TestApp, endpoint: &Value) -> Vec<Value> {
-    let page = get_json(
-        app,
-        &format!(
-            "/api/v1/webhooks/{}/deliveries?limit=200",
-            endpoint["id"].as_str().expect("id")
-        ),
-    )
-    .await;
+    deliveries_as(app, &app.admin_token, endpoint).await
+}
+
+/// The endpoint's deliveries as the caller of `token` reads them.
+async fn deliveries_as(app: &TestApp, token: &str, endpoint: &Value) -> Vec<Value> {
+    let path = format!(
+        "/api/v1/webhooks/{}/deliveries?limit=200",
+        endpoint["id"].as_str().expect("id")
+    );
+    let response = send(app, reqwest::Method::GET, token, &path, None).await;
+    assert_eq!(response.status(), 200, "GET {path}");
+    let page: Value = response.json().await.expect("page");
     page["items"].as_array().expect("items").clone()
+}
+
+/// The body of the delivery listed with `event_type`.
+fn listed_body(listed: &[Value], event_type: &str) -> (String, Value) {
+    let delivery = listed
+        .iter()
+        .find(|d| d["event_type"] == event_type)
+        .unwrap_or_else(|| panic!("a {event_type} delivery in {listed:?}"));
+    let body = delivery["payload"].as_str().expect("payload");
+    let id = delivery["id"].as_str().expect("id").to_owned();
+    (id, serde_json::from_str(body).expect("body"))
 }
 
 /// Waits (up to 20 s) until `check` holds.
@@ -807,9 +822,16 @@ async fn deliveries_follow_the_mou_and_consent_in_force(app: TestApp) {
         !receiver.received().is_empty()
     })
     .await;
-    let first: Value = serde_json::from_str(&receiver.received()[0].body).expect("body");
+    let sent = receiver.received()[0].body.clone();
+    let first: Value = serde_json::from_str(&sent).expect("body");
     assert_eq!(first["type"], "person.updated");
     assert!(first["data"].get("national_id").is_none());
+    // Listed for the partner byte for byte as sent (and signed) while it may see her.
+    let listed = deliveries_as(&app, &partner.token, &endpoint).await;
+    assert!(
+        listed.iter().any(|d| d["payload"] == sent.as_str()),
+        "{listed:?}"
+    );
 
     // Consent withdrawn: the partner is told to delete her, with no data.
     let consents = get_json(&app, &format!("/api/v1/persons/{person}/consents")).await;
@@ -841,6 +863,25 @@ async fn deliveries_follow_the_mou_and_consent_in_force(app: TestApp) {
     assert_eq!(deleted["record_id"], person.as_str());
     assert_eq!(deleted["data"], Value::Null);
     assert_eq!(endpoint["enabled"], true);
+
+    // Nor is what was sent of her before readable in the partner's listing of deliveries (the
+    // office still sees what was sent), or in the answer to a replay.
+    let listed = deliveries_as(&app, &partner.token, &endpoint).await;
+    let (updated, body) = listed_body(&listed, "person.updated");
+    assert_eq!(body["record_id"], person.as_str());
+    assert_eq!(body["data"], Value::Null, "{body}");
+    let (_, seen_by_office) = listed_body(&deliveries(&app, &endpoint).await, "person.updated");
+    assert!(seen_by_office["data"].is_object(), "{seen_by_office}");
+    let replay = format!(
+        "/api/v1/webhooks/{}/deliveries/{updated}/replay",
+        endpoint["id"].as_str().expect("id")
+    );
+    let replayed = send(&app, reqwest::Method::POST, &partner.token, &replay, None).await;
+    assert_eq!(replayed.status(), 202);
+    let replayed: Value = replayed.json().await.expect("delivery");
+    let body: Value =
+        serde_json::from_str(replayed["payload"].as_str().expect("payload")).expect("body");
+    assert_eq!(body["data"], Value::Null, "{body}");
 }
 
 /// Runs the `verify` function of docs/partner-integration.md, exactly as published there, with

@@ -478,6 +478,29 @@ pub fn mask(value: &str) -> String {
         .collect()
 }
 
+/// The keys under which records (and the audit log's snapshots of them) hold a person's
+/// identifiers.
+const IDENTIFIER_KEYS: [&str; 2] = ["national_id", "mobile"];
+
+/// Masks every identifier in `value`, at any depth: the audit log's snapshots of persons, a
+/// merge's record of the merged person, a search's filter.
+pub fn mask_identifiers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                match inner {
+                    serde_json::Value::String(text) if IDENTIFIER_KEYS.contains(&key.as_str()) => {
+                        *text = mask(text);
+                    }
+                    other => mask_identifiers(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_identifiers),
+        _ => {}
+    }
+}
+
 /// Whether an API client holding `scopes` may perform `action`.
 pub fn scopes_allow(scopes: &[ClientScope], action: Action) -> bool {
     action.client_scope().is_some_and(|s| scopes.contains(&s))
@@ -525,6 +548,24 @@ mod tests {
     fn identifiers_are_masked_for_roles_that_do_not_need_them() {
         assert!(sees_identifiers(Facilitator));
         assert!(!sees_identifiers(Auditor));
+        let mut snapshot = serde_json::json!({
+            "national_id": "0012345679",
+            "first_name": "زهرا",
+            "mobile": "09151234567",
+            "merged": {"national_id": "1234567891", "mobile": null},
+            "changes": [{"mobile": "09350000000"}],
+        });
+        mask_identifiers(&mut snapshot);
+        assert_eq!(
+            snapshot,
+            serde_json::json!({
+                "national_id": "******5679",
+                "first_name": "زهرا",
+                "mobile": "*******4567",
+                "merged": {"national_id": "******7891", "mobile": null},
+                "changes": [{"mobile": "*******0000"}],
+            })
+        );
         assert_eq!(mask("0499370899"), "******0899");
         assert_eq!(mask("09151234567"), "*******4567");
         assert_eq!(mask("123"), "123");

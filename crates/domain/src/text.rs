@@ -21,6 +21,24 @@ pub fn normalise(input: &str) -> String {
     out
 }
 
+/// The NUL character (U+0000) is in no text anyone means to keep, and PostgreSQL cannot store
+/// it: a value holding one is refused (`nul_character`), the same on either database.
+pub fn refuse_nul(field: &str, value: &str) -> Result<(), crate::FieldError> {
+    if value.contains('\0') {
+        return Err(nul_character(field));
+    }
+    Ok(())
+}
+
+/// The refusal of a value that holds the NUL character.
+pub fn nul_character(field: &str) -> crate::FieldError {
+    crate::FieldError::new(
+        field,
+        "nul_character",
+        "the text holds the NUL character (U+0000), which no text may hold",
+    )
+}
+
 fn normalise_char(c: char) -> char {
     match c {
         'ي' | 'ى' => 'ی',

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use tavana_persistence::audit::{self, AuditFilter, AuditRow};
 use utoipa::{IntoParams, ToSchema};
 
+use tavana_domain::access::mask_identifiers;
+
 use crate::auth::{Auth, perm};
 use crate::error::ApiError;
 use crate::pagination::{self, Page};
@@ -65,16 +67,27 @@ pub struct ListAuditQuery {
     pub entity_id: Option<String>,
     /// e.g. `user.create`, `auth.login`.
     pub action: Option<String>,
-    /// From this day (inclusive, UTC).
-    pub from: Option<NaiveDate>,
-    /// Up to this day (inclusive, UTC).
-    pub to: Option<NaiveDate>,
+    /// From this day (inclusive, UTC), Gregorian or Jalali.
+    pub from: Option<String>,
+    /// Up to this day (inclusive, UTC), Gregorian or Jalali.
+    pub to: Option<String>,
     /// Page size, 1–200 (default 50).
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
 
+/// A day of the query, in the years every date of the API is in.
+fn day(field: &str, text: Option<String>) -> Result<Option<NaiveDate>, ApiError> {
+    Ok(text
+        .map(|t| tavana_domain::calendar::parse_date(field, &t))
+        .transpose()?)
+}
+
 /// The audit log, newest first.
+///
+/// A person's identifiers (national ID, mobile number) in the entries' `before` and `after` are
+/// masked, but for their last four characters, for callers who see them masked in `/persons`
+/// (auditors).
 #[utoipa::path(
     tag = "audit",
     security(("bearer" = [])),
@@ -83,7 +96,7 @@ pub struct ListAuditQuery {
 )]
 #[get("/audit")]
 pub async fn list(
-    _auth: Auth<perm::AuditRead>,
+    auth: Auth<perm::AuditRead>,
     state: web::Data<AppState>,
     query: web::Query<ListAuditQuery>,
 ) -> Result<web::Json<Page<AuditEntryResponse>>, ApiError> {
@@ -99,16 +112,25 @@ pub async fn list(
         entity: query.entity,
         entity_id: query.entity_id,
         action: query.action,
-        from: query.from.and_then(|d| d.and_hms_opt(0, 0, 0)),
-        to: query
-            .to
+        from: day("from", query.from)?.and_then(|d| d.and_hms_opt(0, 0, 0)),
+        to: day("to", query.to)?
             .and_then(|d| d.succ_opt())
             .and_then(|d| d.and_hms_opt(0, 0, 0)),
     };
     let (items, more) = with_db(&state, move |c| audit::list(c, &filter, before, limit)).await?;
     let next_cursor = pagination::next_cursor(more, items.last().map(|r| r.seq.to_string()));
     Ok(web::Json(Page {
-        items: items.into_iter().map(Into::into).collect(),
+        items: items
+            .into_iter()
+            .map(|row| {
+                let mut entry = AuditEntryResponse::from(row);
+                if !auth.sees_identifiers() {
+                    entry.before.iter_mut().for_each(mask_identifiers);
+                    entry.after.iter_mut().for_each(mask_identifiers);
+                }
+                entry
+            })
+            .collect(),
         next_cursor,
     }))
 }

@@ -580,10 +580,15 @@ fn spawn(db: Database, job: Job, spool: &Path) {
         .await;
         let why = match ran {
             Ok(Ok(_)) => return,
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => "the import stopped unexpectedly".to_owned(),
+            Ok(Err(error)) => {
+                tracing::warn!(job = %id, error = %error, "import stopped");
+                error.for_clients()
+            }
+            Err(_) => {
+                tracing::warn!(job = %id, "import stopped by a panic");
+                "the import stopped unexpectedly".to_owned()
+            }
         };
-        tracing::warn!(job = %id, error = %why, "import stopped");
         let recorded = actix_web::rt::task::spawn_blocking(move || {
             // On SQLite after the import running now: it may hold the write lock for long.
             let _turn = db.import_turn();
@@ -600,12 +605,11 @@ fn spawn(db: Database, job: Job, spool: &Path) {
 /// Reads the job's file and applies it: the same pipeline for the API and the command line.
 pub fn run_file(db: &Database, job: &Job, today: chrono::NaiveDate) -> Result<Job, StoreError> {
     let kind = job.kind()?;
-    let file = File::open(&job.file_path)
-        .map_err(|e| StoreError::Internal(format!("import file {}: {e}", job.file_path)))?;
+    let file = File::open(&job.file_path).map_err(|e| unreadable(&job.file_path, e))?;
     // The size of the file opened, not of a path that may have gone since.
     let length = file
         .metadata()
-        .map_err(|e| StoreError::Internal(format!("import file {}: {e}", job.file_path)))?
+        .map_err(|e| unreadable(&job.file_path, e))?
         .len();
     let reader = BufReader::with_capacity(256 * 1024, file);
     let mut rows: Box<dyn Iterator<Item = Result<Row, StoreError>>> = match job.format()? {
@@ -627,6 +631,18 @@ pub fn run_file(db: &Database, job: &Job, today: chrono::NaiveDate) -> Result<Jo
         }
     };
     imports::run(db, &job.id, &mut rows, today)
+}
+
+/// A job's file that cannot be opened: the job's owner is told whether it is gone, the server's
+/// log where it was.
+fn unreadable(path: &str, error: std::io::Error) -> StoreError {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        StoreError::Conflict(
+            "the job's file is no longer on the server; start a new job with the file".to_owned(),
+        )
+    } else {
+        StoreError::Internal(format!("import file {path}: {error}"))
+    }
 }
 
 fn empty_file() -> FieldError {

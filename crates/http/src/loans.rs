@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Auth, Caller, perm};
-use crate::conventions::{day_or_today, etag, optional_text};
+use crate::conventions::{OptionalJson, day_or_today, etag, optional_text};
 use crate::error::{ApiError, Problem};
 use crate::idempotency::{IdempotencyKey, created, respond};
 use crate::{AppState, with_db};
@@ -500,9 +500,9 @@ pub async fn approve(
     auth: Auth<perm::LoanApprove>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: Option<web::Json<NoteRequest>>,
+    body: OptionalJson<NoteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let note = optional_text(body.and_then(|b| b.into_inner().note));
+    let note = optional_text(body.0.and_then(|b| b.note));
     let (id, scope, context, user) = (
         id.into_inner().to_string(),
         auth.scope(),
@@ -581,9 +581,9 @@ pub async fn disburse(
     auth: Auth<perm::LoanApprove>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: Option<web::Json<DisburseRequest>>,
+    body: OptionalJson<DisburseRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    let body = body.0.unwrap_or_default();
     let on = day_or_today("disbursed_on", body.disbursed_on.as_deref())?;
     let (id, scope, context) = (id.into_inner().to_string(), auth.scope(), auth.audit());
     let l = with_db(&state, move |c| {
@@ -775,9 +775,9 @@ pub async fn write_off(
     auth: Auth<perm::LoanApprove>,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: Option<web::Json<NoteRequest>>,
+    body: OptionalJson<NoteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let note = optional_text(body.and_then(|b| b.into_inner().note));
+    let note = optional_text(body.0.and_then(|b| b.note));
     let (id, scope, context, user) = (
         id.into_inner().to_string(),
         auth.scope(),

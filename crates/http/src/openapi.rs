@@ -17,7 +17,8 @@ Welfare's programme to empower the residents of Mashhad's marginal neighbourhood
 Conventions: JSON with snake_case fields; errors are RFC 9457 `application/problem+json` \
 documents carrying a `request_id` (also in the `X-Request-Id` header); lists use cursor \
 pagination (`limit` ≤ 200, opaque `cursor`, answer `{items, next_cursor}`); unknown query \
-parameters are refused with 400.",
+parameters are refused with 400; text holding the NUL character (U+0000), in a URL or a JSON \
+body, is refused with 422 (`nul_character`), and in an import file fails its row.",
         license(name = "AGPL-3.0-or-later", identifier = "AGPL-3.0-or-later"),
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField)),

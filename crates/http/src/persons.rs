@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tavana_domain::ValidationErrors;
-use tavana_domain::access::{mask, sees_identifiers};
+use tavana_domain::access::mask;
 use tavana_domain::calendar::to_jalali;
 use tavana_domain::id::{AreaId, HouseholdId, PersonId};
 use tavana_domain::mobile::Mobile;
@@ -110,11 +110,7 @@ impl PersonResponse {
     /// The person as this caller may see it: identifiers masked for roles that do not need them.
     pub fn for_caller(person: Person, caller: &crate::auth::Caller) -> Self {
         let mut response = Self::from(person);
-        let full = match &caller.principal {
-            crate::auth::Principal::User { role, .. } => sees_identifiers(*role),
-            crate::auth::Principal::Client { .. } => false,
-        };
-        if !full {
+        if !caller.sees_identifiers() {
             response.national_id = mask(&response.national_id);
             response.mobile = response.mobile.as_deref().map(mask);
         }

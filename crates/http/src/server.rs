@@ -242,6 +242,7 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc))
             .service(web::redirect("/docs", "/docs/"))
             .default_service(web::to(fallback))
+            .wrap(from_fn(crate::conventions::refuse_nul))
             .wrap(Condition::new(
                 !settings.cors_origins.is_empty(),
                 cors(&settings.cors_origins),

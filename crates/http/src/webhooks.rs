@@ -490,7 +490,9 @@ pub struct DeliveryResponse {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
-    /// The body sent, exactly as signed.
+    /// The body sent, exactly as signed; for a partner, as its policy and the consents in force
+    /// let it read that body now: a record it may no longer see has `data: null`, a field its
+    /// policy now withholds is left out (such a body no longer matches its signature).
     pub payload: String,
     /// Every attempt, oldest first.
     pub attempts: Vec<AttemptResponse>,
@@ -543,8 +545,9 @@ pub async fn deliveries(
     id: web::Path<Uuid>,
     query: web::Query<ListDeliveriesQuery>,
 ) -> Result<web::Json<Page<DeliveryResponse>>, ApiError> {
-    // A partner manages its endpoints only while its MoU is in force.
-    crate::partners::viewer(&state, &auth).await?;
+    // A partner manages its endpoints only while its MoU is in force, and reads the bodies sent
+    // as its policy and the consents in force let it read them now.
+    let viewer = crate::partners::viewer(&state, &auth).await?;
     let id = id.into_inner().to_string();
     let query = query.into_inner();
     let limit = pagination::limit(query.limit)?;
@@ -565,6 +568,7 @@ pub async fn deliveries(
         webhooks::deliveries(
             c,
             owner,
+            &viewer,
             &id,
             query.state,
             before.map(|b| b.to_string()),
@@ -603,12 +607,12 @@ pub async fn replay(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     // A partner manages its endpoints only while its MoU is in force.
-    crate::partners::viewer(&state, &auth).await?;
+    let viewer = crate::partners::viewer(&state, &auth).await?;
     let (id, delivery) = path.into_inner();
     let (id, delivery) = (id.to_string(), delivery.to_string());
     let (context, owner) = (auth.audit(), owner(&auth));
     let delivery = with_db(&state, move |c| {
-        webhooks::replay(c, &context, owner, &id, &delivery)
+        webhooks::replay(c, &context, owner, &viewer, &id, &delivery)
     })
     .await?;
     Ok(HttpResponse::Accepted().json(delivery_response(delivery, Vec::new())?))

@@ -34,6 +34,21 @@ pub enum StoreError {
     Internal(String),
 }
 
+impl StoreError {
+    /// What a client may be told of this error where it is kept for them (an import job's
+    /// message): an internal error's own text (SQL, file paths) or an unreachable database's
+    /// (its host) is for the server's log, as in the API's answers.
+    pub fn for_clients(&self) -> String {
+        match self {
+            StoreError::Internal(_) => {
+                "an internal error stopped it; the server's log has the details".to_owned()
+            }
+            StoreError::Unavailable(_) => "the database was unavailable".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<FieldError> for StoreError {
     fn from(error: FieldError) -> Self {
         StoreError::Invalid(error.into())
@@ -56,6 +71,21 @@ impl From<DieselError> for StoreError {
                 // SQLite's write lock held longer than busy_timeout: busy, not broken.
                 _ if is_sqlite_busy(info.message()) => {
                     StoreError::Unavailable(info.message().to_owned())
+                }
+                // PostgreSQL gave up on this transaction for another's sake (a serialisation
+                // failure, a deadlock), or is a standby for now: the same request may succeed
+                // when tried again (503 with Retry-After).
+                DatabaseErrorKind::SerializationFailure
+                | DatabaseErrorKind::ReadOnlyTransaction => {
+                    StoreError::Unavailable(info.message().to_owned())
+                }
+                _ if info.message().contains("deadlock detected") => {
+                    StoreError::Unavailable(info.message().to_owned())
+                }
+                // PostgreSQL stores no NUL character in text. Requests are refused before, by
+                // `refuse_nul`; a value that reached a statement anyway is still the caller's.
+                _ if info.message().contains("0x00") => {
+                    StoreError::Invalid(tavana_domain::text::nul_character("body").into())
                 }
                 _ => StoreError::Internal(format!("{kind:?}: {}", info.message())),
             },

@@ -849,7 +849,7 @@ fn run_on<K: Kind>(
         }
         Err(refused) => {
             // Interrupted with the reason: resumable once the rights are given back.
-            mark_stopped(conn, &job.id, &refused.to_string())?;
+            mark_stopped(conn, &job.id, &refused.for_clients())?;
             return Err(refused);
         }
     }
@@ -983,7 +983,7 @@ fn run_on<K: Kind>(
     };
     if let Err(error) = outcome {
         // Leave the job resumable (rows) or re-runnable (all); say what happened.
-        if let Err(unrecorded) = mark_stopped(conn, &job.id, &error.to_string()) {
+        if let Err(unrecorded) = mark_stopped(conn, &job.id, &error.for_clients()) {
             tracing::warn!(job = %job.id, error = %unrecorded, "interruption not recorded");
         }
         return Err(error);
@@ -1287,10 +1287,14 @@ impl<K: Kind> Batches<'_, K> {
                 };
                 let parsed = match row.values {
                     Err(e) => Err(vec![e]),
-                    Ok(values) => {
-                        let get = |name: &str| values.get(name).cloned();
-                        K::parse(&get, self.today).map_err(|e| e.0)
-                    }
+                    Ok(values) => match values.iter().find(|(_, v)| v.contains('\0')) {
+                        // As the API refuses it, whatever the column and the kind.
+                        Some((column, _)) => Err(vec![tavana_domain::text::nul_character(column)]),
+                        None => {
+                            let get = |name: &str| values.get(name).cloned();
+                            K::parse(&get, self.today).map_err(|e| e.0)
+                        }
+                    },
                 };
                 read.push((row.number, parsed));
                 if read.len() == BATCH || bytes >= MAX_BATCH_BYTES {

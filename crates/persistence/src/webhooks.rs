@@ -11,7 +11,7 @@
 //! Every management query is scoped by [`Owner`]: a partner reaches only its organisation's
 //! endpoints; another organisation's endpoint is "not found".
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -437,10 +437,12 @@ pub struct Attempt {
 /// A delivery with all its attempts, oldest first.
 pub type DeliveryWithAttempts = (Delivery, Vec<Attempt>);
 
-/// The endpoint's deliveries, newest first, each with all its attempts (oldest first).
+/// The endpoint's deliveries, newest first, each with all its attempts (oldest first), their
+/// bodies as the `viewer` may read them now (`readable_now`).
 pub fn deliveries(
     conn: &mut DbConnection,
     owner: Owner,
+    viewer: &Viewer,
     endpoint: &str,
     state: Option<String>,
     before: Option<String>,
@@ -461,7 +463,8 @@ pub fn deliveries(
         .order(webhook_deliveries::id.desc())
         .limit(crate::page::fetch(limit))
         .load(conn)?;
-    let (rows, more) = crate::page::split(rows, limit);
+    let (mut rows, more) = crate::page::split(rows, limit);
+    readable_now(conn, viewer, &mut rows)?;
     let ids: Vec<&str> = rows.iter().map(|d| d.id.as_str()).collect();
     let attempts: Vec<Attempt> = webhook_attempts::table
         .filter(webhook_attempts::delivery_id.eq_any(&ids))
@@ -496,6 +499,7 @@ pub fn replay(
     conn: &mut DbConnection,
     context: &AuditContext,
     owner: Owner,
+    viewer: &Viewer,
     endpoint: &str,
     delivery: &str,
 ) -> Result<Delivery, StoreError> {
@@ -533,11 +537,73 @@ pub fn replay(
                 after: Some(json!({"endpoint_id": endpoint, "state": "pending"})),
             },
         )?;
-        Ok(webhook_deliveries::table
+        let mut replayed: Delivery = webhook_deliveries::table
             .find(delivery)
             .select(Delivery::as_select())
-            .first(conn)?)
+            .first(conn)?;
+        readable_now(conn, viewer, std::slice::from_mut(&mut replayed))?;
+        Ok(replayed)
     })
+}
+
+/// Stored bodies as a partner may read them today. A body keeps its record's data as sent while
+/// the policy and consents in force let the partner see that record, cut to the fields the
+/// policy allows now; otherwise the data is withheld (`null`). A consent withdrawn, an MoU's
+/// areas or fields narrowed, withdraw what was sent from these listings too, as from the feed.
+/// A body left whole is returned byte for byte, as signed.
+fn readable_now(
+    conn: &mut DbConnection,
+    viewer: &Viewer,
+    deliveries: &mut [Delivery],
+) -> Result<(), StoreError> {
+    let Viewer::Partner(partner) = viewer else {
+        return Ok(());
+    };
+    let bad = || StoreError::Internal("webhook delivery with a bad body".to_owned());
+    let mut bodies = Vec::with_capacity(deliveries.len());
+    let mut wanted: HashMap<Resource, Vec<String>> = HashMap::new();
+    for delivery in deliveries.iter() {
+        let body: Value = serde_json::from_str(&delivery.payload).map_err(|_| bad())?;
+        if body["data"].is_object() {
+            let resource: Resource = body["resource"]
+                .as_str()
+                .and_then(|r| r.parse().ok())
+                .ok_or_else(bad)?;
+            let record = body["record_id"].as_str().ok_or_else(bad)?;
+            wanted.entry(resource).or_default().push(record.to_owned());
+        }
+        bodies.push(body);
+    }
+    let readable = viewer.readable();
+    let mut visible: HashSet<(Resource, String)> = HashSet::new();
+    for (resource, ids) in wanted {
+        if readable.contains(&resource) {
+            let found = changes::records(conn, viewer, resource, &ids)?;
+            visible.extend(found.into_keys().map(|id| (resource, id)));
+        }
+    }
+    for (delivery, mut body) in deliveries.iter_mut().zip(bodies) {
+        let Value::Object(data) = body["data"].take() else {
+            continue;
+        };
+        let key = body["resource"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .zip(body["record_id"].as_str().map(str::to_owned))
+            .ok_or_else(bad)?;
+        let shaped = if visible.contains(&key) {
+            let shaped = partner.policy.shape(data.clone());
+            if shaped == data {
+                continue;
+            }
+            Value::Object(shaped)
+        } else {
+            Value::Null
+        };
+        body["data"] = shaped;
+        delivery.payload = body.to_string();
+    }
+    Ok(())
 }
 
 // ---- The dispatcher's steps ----

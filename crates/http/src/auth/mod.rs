@@ -47,6 +47,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whether the caller sees persons' identifiers in full (`sees_identifiers`); API clients
+    /// never do.
+    pub fn sees_identifiers(&self) -> bool {
+        match &self.principal {
+            Principal::User { role, .. } => tavana_domain::access::sees_identifiers(*role),
+            Principal::Client { .. } => false,
+        }
+    }
+
     pub fn may(&self, action: Action) -> bool {
         match &self.principal {
             Principal::User { role, .. } => role_allows(*role, action),
