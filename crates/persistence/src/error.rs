@@ -107,3 +107,87 @@ impl From<r2d2::Error> for StoreError {
 fn is_sqlite_busy(message: &str) -> bool {
     message.contains("database is locked") || message.contains("database is busy")
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::DatabaseErrorInformation;
+
+    use super::*;
+
+    /// A database's error as diesel reports it: only the message matters here.
+    struct Reported(&'static str);
+
+    impl DatabaseErrorInformation for Reported {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn from(kind: DatabaseErrorKind, message: &'static str) -> StoreError {
+        DieselError::DatabaseError(kind, Box::new(Reported(message))).into()
+    }
+
+    /// What PostgreSQL gives up on for another transaction's sake may succeed when tried again
+    /// (503 with Retry-After), not a 500.
+    #[test]
+    fn a_transaction_given_up_for_another_is_worth_retrying() {
+        for error in [
+            from(
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize access due to concurrent update",
+            ),
+            from(DatabaseErrorKind::Unknown, "deadlock detected"),
+            from(
+                DatabaseErrorKind::ReadOnlyTransaction,
+                "cannot execute INSERT in a read-only transaction",
+            ),
+            from(DatabaseErrorKind::Unknown, "database is locked"),
+        ] {
+            assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        }
+        let nul = from(
+            DatabaseErrorKind::Unknown,
+            "invalid byte sequence for encoding \"UTF8\": 0x00",
+        );
+        assert!(
+            matches!(&nul, StoreError::Invalid(e) if e.0[0].code == "nul_character"),
+            "{nul:?}"
+        );
+        let broken = from(
+            DatabaseErrorKind::CheckViolation,
+            "violates check constraint",
+        );
+        assert!(matches!(broken, StoreError::Internal(_)), "{broken:?}");
+    }
+
+    /// Kept for clients (an import job's message), an internal error or an unreachable database
+    /// says what happened, not its SQL, paths or hosts.
+    #[test]
+    fn clients_are_not_told_internal_details() {
+        let internal = StoreError::Internal("import file /var/lib/tavana/x.csv: denied".to_owned());
+        assert!(!internal.for_clients().contains("/var/lib"));
+        let unavailable =
+            StoreError::Unavailable("could not connect to db.internal:5432".to_owned());
+        assert!(!unavailable.for_clients().contains("db.internal"));
+        let refused = StoreError::Forbidden("the MoU has ended".to_owned());
+        assert!(refused.for_clients().contains("the MoU has ended"));
+    }
+}
