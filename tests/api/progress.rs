@@ -274,8 +274,27 @@ async fn progress_respects_scope_and_suppresses_small_cells_for_partners(app: Te
     assert_eq!(hoods.len(), 1);
     assert_eq!(hoods[0]["neighbourhood_id"], p.n2["id"]);
 
+    // A partner with no MoU in force reads no aggregates either, in any of their forms.
+    let outsider = mint(&app.keys, Role::Partner);
+    for path in [
+        format!("/api/v1/programmes/{}/progress", p.id),
+        format!("/api/v1/programmes/{}/progress.svg", p.id),
+        "/api/v1/statistics".to_owned(),
+        "/api/v1/training/statistics".to_owned(),
+    ] {
+        let response = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(&outsider)
+            .send()
+            .await
+            .expect("sent");
+        let refusal = problem(response, 403).await;
+        assert!(refusal.to_string().contains("MoU"), "{path}: {refusal}");
+    }
+
     // Partners: aggregates, with every neighbourhood cell under 5 households suppressed.
-    let partner = mint(&app.keys, Role::Partner);
+    let (_, partner) = crate::partners::partner(&app, &crate::partners::study_policy()).await;
     let report = progress_as(&app, &partner, &p.id, "?as_of=1399-02-01").await;
     assert_eq!(report["suppressed_small_cells"], true);
     let n1 = report["by_neighbourhood"]
@@ -498,7 +517,8 @@ async fn statistics_come_from_the_latest_assessments_and_hide_small_cells(app: T
 
     // Partners: n1's coverage rests on 5 people and is shown, its unemployment rate on a labour
     // force of 4 and is not; n2 rests on 2 and is suppressed altogether.
-    let partner = get(mint(&app.keys, Role::Partner), "").await;
+    let (_, partner) = crate::partners::partner(&app, &crate::partners::study_policy()).await;
+    let partner = get(partner, "").await;
     assert_eq!(partner["suppressed_small_cells"], true);
     let shown = line(&partner, &n1);
     assert_eq!(shown["assessed"], 5);

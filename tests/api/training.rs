@@ -645,6 +645,8 @@ async fn sensitive_courses_are_aggregates_for_partners_and_audited_for_staff(app
     ] {
         problem(get_as(&app, &partner, &path).await, 403).await;
     }
+    // Its aggregates, while its organisation's MoU is in force.
+    let (_, partner) = crate::partners::partner(&app, &crate::partners::study_policy()).await;
     let line = course_figures(&app, &partner, &course).await;
     assert_eq!(line["sensitive"], true);
     assert_eq!(line["cohorts"], 1);

@@ -756,7 +756,7 @@ pub async fn history(
 }
 
 /// Per course: cohorts and registrations by status, over the caller's neighbourhoods. The only
-/// view of training partners get; it names nobody.
+/// view of training partners get (while their MoU is in force); it names nobody.
 #[utoipa::path(
     tag = "training",
     security(("bearer" = [])),
@@ -767,6 +767,8 @@ pub async fn statistics(
     auth: Auth<perm::TrainingStatistics>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<TrainingStatisticsResponse>, ApiError> {
+    // A partner reads aggregates too only while its MoU is in force.
+    crate::partners::viewer(&state, &auth).await?;
     let scope = auth.scope();
     let figures = with_db(&state, move |c| cohorts::statistics(c, &scope)).await?;
     Ok(web::Json(TrainingStatisticsResponse {

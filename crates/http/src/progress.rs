@@ -309,6 +309,8 @@ async fn load(
     id: Uuid,
     as_of: Option<&str>,
 ) -> Result<ProgressResponse, ApiError> {
+    // A partner reads aggregates too only while its MoU is in force.
+    crate::partners::viewer(state, auth).await?;
     let as_of = match as_of {
         Some(day) => parse_date("as_of", day)?,
         None => Utc::now().date_naive(),
@@ -322,7 +324,8 @@ async fn load(
 /// Progress toward the programme's target: households per funnel stage, percent of target, by
 /// neighbourhood and facilitation office, the cumulative burn-up by Jalali month, and a forecast
 /// to the end of the programme year. `as_of` answers for a past day. A facilitator's report covers
-/// their neighbourhoods only; partners get cells under 5 households suppressed.
+/// their neighbourhoods only; partners get cells under 5 households suppressed, and nothing (403)
+/// while their organisation has no MoU data policy in force.
 ///
 /// `Accept: text/csv` returns one table as CSV (`table=`); `Accept: image/svg+xml` returns the
 /// burn-up chart (also at `/progress.svg`).
@@ -695,7 +698,8 @@ fn statistics_line(
 
 /// Unemployment rate, social-insurance coverage and welfare-service coverage per neighbourhood,
 /// from each person's latest assessment, with the number of people each figure rests on. Partners
-/// get figures resting on fewer than 5 people suppressed. `Accept: text/csv` for CSV.
+/// get figures resting on fewer than 5 people suppressed, and nothing (403) while their
+/// organisation has no MoU data policy in force. `Accept: text/csv` for CSV.
 #[utoipa::path(
     tag = "progress",
     security(("bearer" = [])),
@@ -710,6 +714,8 @@ pub async fn statistics(
     req: HttpRequest,
     query: web::Query<StatisticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    // A partner reads aggregates too only while its MoU is in force.
+    crate::partners::viewer(&state, &auth).await?;
     let as_of = match query.into_inner().as_of {
         Some(day) => parse_date("as_of", &day)?,
         None => Utc::now().date_naive(),
