@@ -733,15 +733,27 @@ async fn outcomes_are_verified_by_someone_else_and_followed_up(app: TestApp) {
         .await
         .expect("sent");
     problem(response, 404).await;
-    let response = app
-        .client
-        .post(app.url(&format!("{outcome_path}/follow-ups/6")))
-        .bearer_auth(&token)
-        .json(&json!({"still_employed": true}))
-        .send()
-        .await
-        .expect("sent");
-    problem(response, 404).await;
+    let follow_as = |token: String| {
+        app.client
+            .post(app.url(&format!("{outcome_path}/follow-ups/6")))
+            .bearer_auth(token)
+            .json(&json!({"still_employed": true}))
+            .send()
+    };
+    problem(follow_as(token.clone()).await.expect("sent"), 404).await;
+
+    // She moves to n2: n2's facilitator follows her outcome up; n1's sees it no more.
+    let before = facilitator_token(&app, "facilitator.before", &n1).await;
+    let moved = app
+        .post_json(
+            &format!("/api/v1/persons/{}/move", created["id"].as_str().expect("id")),
+            &json!({"household_id": household(&app, &n2).await["id"], "household_role": "head", "reason": "moved"}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    problem(follow_as(before).await.expect("sent"), 404).await;
+    let followed = follow_as(token).await.expect("sent");
+    assert_eq!(followed.status(), 200);
 }
 
 async fn splitting_a_household_moves_members_with_history(app: TestApp) {

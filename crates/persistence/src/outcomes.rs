@@ -12,7 +12,7 @@ use tavana_domain::outcome::{
 use crate::audit::{self, AuditContext, Event};
 use crate::db::DbConnection;
 use crate::error::StoreError;
-use crate::schema::{employment_outcomes, outcome_follow_ups, user_areas};
+use crate::schema::{employment_outcomes, outcome_follow_ups, persons, user_areas};
 use crate::scope::Scope;
 use crate::tx::write_transaction;
 
@@ -158,11 +158,16 @@ pub fn get(conn: &mut DbConnection, scope: &Scope, id: OutcomeId) -> Result<Outc
         .select(OutcomeRow::as_select())
         .into_boxed();
     if let Scope::UserAreas(user) = scope {
+        // Where the person lives now, as her record and its list of outcomes: after a move her
+        // new neighbourhood's facilitator follows the outcome up, and the old one sees it no more.
+        let areas = user_areas::table
+            .filter(user_areas::user_id.eq(user.to_string()))
+            .select(user_areas::area_id.nullable());
         query = query.filter(
-            employment_outcomes::neighbourhood_id.eq_any(
-                user_areas::table
-                    .filter(user_areas::user_id.eq(user.to_string()))
-                    .select(user_areas::area_id.nullable()),
+            employment_outcomes::person_id.eq_any(
+                persons::table
+                    .filter(persons::neighbourhood_id.eq_any(areas))
+                    .select(persons::id),
             ),
         );
     }
