@@ -441,14 +441,8 @@ async fn writes_are_audited_with_actor_and_request_id(app: TestApp) {
         today.to_string(),
         format!("{}-{:02}-{:02}", jalali.year, jalali.month, jalali.day),
     ] {
-        let page: Value = app
-            .get(&format!(
-                "/api/v1/audit?action=area.create&from={from}&to={from}"
-            ))
-            .await
-            .json()
-            .await
-            .expect("page");
+        let path = format!("/api/v1/audit?action=area.create&from={from}&to={from}");
+        let page = crate::helpers::get_json(&app, &path).await;
         assert_eq!(
             page["items"].as_array().map(Vec::len),
             Some(1),
@@ -456,12 +450,8 @@ async fn writes_are_audited_with_actor_and_request_id(app: TestApp) {
         );
     }
     let tomorrow = today.succ_opt().expect("tomorrow");
-    let later: Value = app
-        .get(&format!("/api/v1/audit?action=area.create&from={tomorrow}"))
-        .await
-        .json()
-        .await
-        .expect("page");
+    let path = format!("/api/v1/audit?action=area.create&from={tomorrow}");
+    let later = crate::helpers::get_json(&app, &path).await;
     assert_eq!(later["items"], json!([]));
     let far = crate::helpers::problem(app.get("/api/v1/audit?from=-5000-01-01").await, 422).await;
     assert_eq!(far["errors"][0]["field"], "from", "{far}");
@@ -718,7 +708,7 @@ async fn text_holding_a_nul_character_is_refused_on_either_database(app: TestApp
         )
         .await;
     assert_eq!(literal.status(), 201);
-    let areas: Value = app.get("/api/v1/areas").await.json().await.expect("areas");
+    let areas = crate::helpers::get_json(&app, "/api/v1/areas").await;
     let names: Vec<&Value> = areas["items"]
         .as_array()
         .expect("items")

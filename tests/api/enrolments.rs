@@ -356,6 +356,31 @@ async fn enrolments_respect_scope_versions_and_idempotency(app: TestApp) {
         404,
     )
     .await;
+    // Nor does it read the history of another neighbourhood's enrolment.
+    problem(
+        send(
+            reqwest::Method::GET,
+            format!("{theirs_path}/transitions"),
+            json!({}),
+        )
+        .await
+        .expect("sent"),
+        404,
+    )
+    .await;
+    // The refused transition wrote nothing: still identified, one step in its history.
+    let history: Value = app
+        .get(&format!("{theirs_path}/transitions"))
+        .await
+        .json()
+        .await
+        .expect("history");
+    assert_eq!(
+        history["transitions"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
+    );
+    assert_eq!(history["transitions"][0]["to"], "identified");
     let body = problem(
         send(
             reqwest::Method::POST,
@@ -419,6 +444,18 @@ async fn enrolments_respect_scope_versions_and_idempotency(app: TestApp) {
     assert_eq!(none["items"], json!([]));
     assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(mine["items"][0]["id"], first["id"]);
+    // Their own enrolment's history they do read.
+    let own_history = send(
+        reqwest::Method::GET,
+        format!(
+            "/api/v1/enrolments/{}/transitions",
+            first["id"].as_str().expect("id")
+        ),
+        json!({}),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(own_history.status(), 200);
 
     // Two offices act on version 1; the second is told.
     let transition_path = format!(

@@ -916,19 +916,30 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
             (7, "encoding".to_owned()),
         ]
     );
-    // Another caller does not see the job; partners may not import.
+    // Another caller does not see the job nor its errors; partners may not import.
     let other = facilitator_token(&app, "other", &n2).await;
+    let path = format!("/api/v1/imports/{}", job["id"].as_str().expect("id"));
+    for path in [path.clone(), format!("{path}/errors")] {
+        let response = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(&other)
+            .send()
+            .await
+            .expect("sent");
+        problem(response, 404).await;
+    }
+    // Its owner reads its errors.
     let response = app
         .client
-        .get(app.url(&format!(
-            "/api/v1/imports/{}",
-            job["id"].as_str().expect("id")
-        )))
-        .bearer_auth(&other)
+        .get(app.url(&format!("{path}/errors")))
+        .bearer_auth(&facilitator)
         .send()
         .await
         .expect("sent");
-    problem(response, 404).await;
+    assert_eq!(response.status(), 200);
+    let csv = response.text().await.expect("csv");
+    assert_eq!(csv.lines().count(), 6, "{csv}");
     let partner = mint(&app.keys, Role::Partner);
     problem(
         upload_as(
@@ -1402,6 +1413,19 @@ async fn a_users_job_runs_with_the_users_rights_as_they_are_now(app: TestApp) {
         .expect("job");
         assert!(imports::stopped(&mut conn, &attendance, "the server stopped").expect("marked"));
     }
+    // Another user (not an administrator) may not resume her job: 404, and it stays as it was.
+    let before = job_of(&app, &attendance).await;
+    let other = facilitator_token(&app, "other", &n1).await;
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/imports/{attendance}/resume")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 404).await;
+    assert_eq!(job_of(&app, &attendance).await, before);
+    assert_eq!(before["state"], "interrupted", "{before}");
     let response = app
         .post_json(&format!("/api/v1/imports/{attendance}/resume"), &json!({}))
         .await;

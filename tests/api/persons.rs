@@ -285,6 +285,22 @@ async fn facilitators_cannot_see_other_neighbourhoods_people(app: TestApp) {
         "/api/v1/households/{}",
         theirs["household_id"].as_str().expect("id")
     );
+    // What an administrator reads before the refused writes, and after them.
+    let as_admin = async |path: &str| -> Value {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().await.expect("json")
+    };
+    let read_back = [
+        path.clone(),
+        format!("{path}/memberships"),
+        format!("{path}/consents"),
+        theirs_household.clone(),
+    ];
+    let mut before = Vec::new();
+    for path in &read_back {
+        before.push(as_admin(path).await);
+    }
     for (path, body) in [
         (
             format!("{path}/consents"),
@@ -339,6 +355,54 @@ async fn facilitators_cannot_see_other_neighbourhoods_people(app: TestApp) {
         .await
         .expect("sent");
     problem(response, 404).await;
+    let response = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&token)
+        .json(&json!({"first_name": "سمانه", "mobile": "09121234567"}))
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 404).await;
+    // None of those writes changed her, her stays, her consents or her household.
+    for (path, before) in read_back.iter().zip(&before) {
+        assert_eq!(&as_admin(path).await, before, "{path}");
+    }
+    assert_eq!(before[0]["first_name"], "سمیه");
+    assert_eq!(before[0]["mobile"], Value::Null);
+    // Someone of her own neighbourhood is not moved into another neighbourhood's household.
+    let mine = create(
+        &app,
+        &person("0100000029", "مینا", "نوری", "female", &mine_home, "head"),
+    )
+    .await;
+    let mine_path = format!("/api/v1/persons/{}", mine["id"].as_str().expect("id"));
+    let mine_before = (
+        as_admin(&mine_path).await,
+        as_admin(&format!("{mine_path}/memberships")).await,
+    );
+    let response = app
+        .client
+        .post(app.url(&format!("{mine_path}/move")))
+        .bearer_auth(&token)
+        .json(&json!({"household_id": theirs["household_id"], "household_role": "other"}))
+        .send()
+        .await
+        .expect("sent");
+    let body = problem(response, 422).await;
+    assert_eq!(body["errors"][0]["field"], "household_id");
+    let mine_after = (
+        as_admin(&mine_path).await,
+        as_admin(&format!("{mine_path}/memberships")).await,
+    );
+    assert_eq!(mine_after, mine_before);
+    assert_eq!(mine_after.0["household_id"], mine_home["id"]);
+    assert_eq!(
+        mine_after.1.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        mine_after.1
+    );
     let page: Value = app
         .client
         .get(app.url("/api/v1/persons?name=%D8%B3%D9%85%DB%8C%D9%87"))

@@ -719,7 +719,21 @@ async fn supporters_see_only_their_own_funds(app: TestApp) {
         .expect("sent");
     assert_eq!(own.status(), 200);
     // A producer's sales show another supporter only the purchases they made themselves.
-    created(buy(&app, &f.token, &f.supporter, &f.producer, 600, "mine").await).await;
+    let mine = created(buy(&app, &f.token, &f.supporter, &f.producer, 600, "mine").await).await;
+    // Nor can they read the purchase; the supporter who placed it can.
+    let purchase_path = format!("/api/v1/purchases/{}", id(&mine));
+    for token in [&other, &far] {
+        let response = app
+            .client
+            .get(app.url(&purchase_path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("sent");
+        problem(response, 404).await;
+    }
+    let read = get_json(&app, &f.token, &purchase_path).await;
+    assert_eq!(read["id"], mine["id"]);
     let sales = get_json(
         &app,
         &other,
