@@ -53,8 +53,12 @@ run_backend() {
     finished=$(date +%s.%N)
     local peak
     peak=$(awk '/VmHWM/ {print $2 / 1024 " MB"}' "/proc/$server/status")
+    # The service's own CPU time (its threads, finished ones too): the rest of the wall time is the
+    # database's (PostgreSQL's server) or waiting.
+    local cpu
+    cpu=$(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz " s"}' "/proc/$server/stat")
     echo "import: $(grep -oE '"(created|failed)":[0-9]+' <<<"$state" | paste -sd' ' -) in $(python3 -c "print(f'{$finished - $started:.1f}')") s" \
-        "= $(python3 -c "print(int($ROWS / ($finished - $started)))") rows/s; server peak memory $peak"
+        "= $(python3 -c "print(int($ROWS / ($finished - $started)))") rows/s; server peak memory $peak, CPU $cpu"
     kill "$server" && wait "$server" 2>/dev/null || true
     server=""
 

@@ -36,15 +36,6 @@ pub async fn token_of(response: reqwest::Response) -> Value {
     response.json().await.expect("token json")
 }
 
-async fn get_as(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
-}
-
 async fn password_grant_gives_tokens_that_work(app: TestApp) {
     let user = app
         .create_user("Fatemeh.R", Role::ProgrammeManager, PASSWORD, vec![])
@@ -68,7 +59,7 @@ async fn password_grant_gives_tokens_that_work(app: TestApp) {
     assert_eq!(claims.org, user.organisation_id.to_string());
     assert!(claims.exp > claims.iat && !claims.jti.is_empty());
 
-    let me = get_as(&app, "/api/v1/me", access).await;
+    let me = app.get_as(access, "/api/v1/me").await;
     assert_eq!(me.status(), 200);
     let me: Value = me.json().await.expect("json");
     assert_eq!(me["username"], "fatemeh.r");
@@ -127,7 +118,7 @@ async fn rejected_tokens_are_401(app: TestApp) {
     let now = jsonwebtoken::get_current_timestamp();
     let valid = forged(&keys, TEST_KEY, |_| {});
     assert_eq!(
-        get_as(&app, path, &valid).await.status(),
+        app.get_as(&valid, path).await.status(),
         200,
         "the control token works"
     );
@@ -166,7 +157,7 @@ async fn rejected_tokens_are_401(app: TestApp) {
         ),
     ];
     for (case, token) in cases {
-        let response = get_as(&app, path, &token).await;
+        let response = app.get_as(&token, path).await;
         assert_eq!(response.status(), 401, "{case}");
         problem(response, 401).await;
     }
@@ -199,13 +190,9 @@ async fn refresh_rotates_and_reuse_revokes_the_family(app: TestApp) {
     let r2 = second["refresh_token"].as_str().expect("r2").to_owned();
     assert_ne!(r1, r2, "rotated");
     assert_eq!(
-        get_as(
-            &app,
-            "/api/v1/me",
-            second["access_token"].as_str().expect("a")
-        )
-        .await
-        .status(),
+        app.get_as(second["access_token"].as_str().expect("a"), "/api/v1/me")
+            .await
+            .status(),
         200
     );
 
@@ -365,8 +352,8 @@ async fn client_credentials_grant_respects_scopes_and_revocation(app: TestApp) {
     assert_eq!(tokens["scope"], "registry:read");
     assert!(tokens.get("refresh_token").is_none());
     let access = tokens["access_token"].as_str().expect("a");
-    assert_eq!(get_as(&app, "/api/v1/areas", access).await.status(), 200);
-    problem(get_as(&app, "/api/v1/users", access).await, 403).await;
+    assert_eq!(app.get_as(access, "/api/v1/areas").await.status(), 200);
+    problem(app.get_as(access, "/api/v1/users").await, 403).await;
     let response = app
         .client
         .post(app.url("/api/v1/areas"))
@@ -716,4 +703,28 @@ async fn text_holding_a_nul_character_is_refused_on_either_database(app: TestApp
         .map(|a| &a["name_en"])
         .collect();
     assert_eq!(names, [&json!("K \\u0000")], "only the area without a NUL");
+    // Where a NUL reaches PostgreSQL anyway, its refusal is the caller's (422), not a 500.
+    let db = app.db.clone();
+    let refused = tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        let mut conn = db.get().expect("connection");
+        match &mut *conn {
+            tavana_persistence::DbConnection::Pg(pg) => Some(
+                diesel::sql_query("SELECT $1::text")
+                    .bind::<diesel::sql_types::Text, _>("a\u{0}")
+                    .execute(pg)
+                    .map(|_| ())
+                    .map_err(tavana_persistence::StoreError::from),
+            ),
+            tavana_persistence::DbConnection::Sqlite(_) => None,
+        }
+    })
+    .await
+    .expect("joined");
+    if let Some(refused) = refused {
+        assert!(
+            matches!(&refused, Err(tavana_persistence::StoreError::Invalid(e)) if e.0[0].code == "nul_character"),
+            "{refused:?}"
+        );
+    }
 }

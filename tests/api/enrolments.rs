@@ -369,12 +369,7 @@ async fn enrolments_respect_scope_versions_and_idempotency(app: TestApp) {
     )
     .await;
     // The refused transition wrote nothing: still identified, one step in its history.
-    let history: Value = app
-        .get(&format!("{theirs_path}/transitions"))
-        .await
-        .json()
-        .await
-        .expect("history");
+    let history = crate::helpers::get_json(&app, &format!("{theirs_path}/transitions")).await;
     assert_eq!(
         history["transitions"].as_array().map(Vec::len),
         Some(1),

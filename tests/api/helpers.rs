@@ -122,9 +122,14 @@ impl TestApp {
 
     /// GET as an administrator.
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(&self.admin_token, path).await
+    }
+
+    /// GET as the caller of `token`.
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
-            .bearer_auth(&self.admin_token)
+            .bearer_auth(token)
             .send()
             .await
             .expect("request is sent")

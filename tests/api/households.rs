@@ -81,15 +81,6 @@ async fn create_as(app: &TestApp, token: &str, body: &Value) -> reqwest::Respons
         .expect("sent")
 }
 
-async fn get_as(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
-}
-
 async fn facilitators_see_only_their_neighbourhoods(app: TestApp) {
     let (n1, n2) = two_neighbourhoods(&app).await;
     let token = facilitator_token(&app, "facilitator.n1", &n1).await;
@@ -126,10 +117,9 @@ async fn facilitators_see_only_their_neighbourhoods(app: TestApp) {
     let theirs_path = format!("/api/v1/households/{}", theirs["id"].as_str().expect("id"));
 
     // Another neighbourhood's household, read by id: not found, exactly like a missing one.
-    let outside = problem(get_as(&app, &token, &theirs_path).await, 404).await;
+    let outside = problem(app.get_as(&token, &theirs_path).await, 404).await;
     let missing = problem(
-        get_as(
-            &app,
+        app.get_as(
             &token,
             "/api/v1/households/01936b2e-0000-7000-8000-000000000000",
         )
@@ -149,7 +139,8 @@ async fn facilitators_see_only_their_neighbourhoods(app: TestApp) {
     problem(response, 404).await;
 
     // Lists, with or without a filter naming the other neighbourhood, hold only their own.
-    let page: Value = get_as(&app, &token, "/api/v1/households")
+    let page: Value = app
+        .get_as(&token, "/api/v1/households")
         .await
         .json()
         .await
@@ -161,18 +152,18 @@ async fn facilitators_see_only_their_neighbourhoods(app: TestApp) {
         .map(|h| &h["id"])
         .collect();
     assert_eq!(ids, [&mine["id"]]);
-    let filtered: Value = get_as(
-        &app,
-        &token,
-        &format!(
-            "/api/v1/households?neighbourhood_id={}",
-            n2["id"].as_str().expect("id")
-        ),
-    )
-    .await
-    .json()
-    .await
-    .expect("page");
+    let filtered: Value = app
+        .get_as(
+            &token,
+            &format!(
+                "/api/v1/households?neighbourhood_id={}",
+                n2["id"].as_str().expect("id")
+            ),
+        )
+        .await
+        .json()
+        .await
+        .expect("page");
     assert_eq!(filtered["items"], json!([]));
 
     // A programme manager sees both.
@@ -384,14 +375,15 @@ async fn a_new_assignment_applies_to_the_next_request(app: TestApp) {
         .await
         .expect("household");
     let token = facilitator_token(&app, "moving.facilitator", &n1).await;
-    let me: Value = get_as(&app, &token, "/api/v1/me")
+    let me: Value = app
+        .get_as(&token, "/api/v1/me")
         .await
         .json()
         .await
         .expect("me");
     let path = |h: &Value| format!("/api/v1/households/{}", h["id"].as_str().expect("id"));
-    assert_eq!(get_as(&app, &token, &path(&h1)).await.status(), 200);
-    assert_eq!(get_as(&app, &token, &path(&h2)).await.status(), 404);
+    assert_eq!(app.get_as(&token, &path(&h1)).await.status(), 200);
+    assert_eq!(app.get_as(&token, &path(&h2)).await.status(), 404);
 
     let response = app
         .client
@@ -403,12 +395,12 @@ async fn a_new_assignment_applies_to_the_next_request(app: TestApp) {
         .expect("sent");
     assert_eq!(response.status(), 200);
     assert_eq!(
-        get_as(&app, &token, &path(&h1)).await.status(),
+        app.get_as(&token, &path(&h1)).await.status(),
         404,
         "no longer theirs"
     );
     assert_eq!(
-        get_as(&app, &token, &path(&h2)).await.status(),
+        app.get_as(&token, &path(&h2)).await.status(),
         200,
         "theirs now"
     );

@@ -920,23 +920,10 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
     let other = facilitator_token(&app, "other", &n2).await;
     let path = format!("/api/v1/imports/{}", job["id"].as_str().expect("id"));
     for path in [path.clone(), format!("{path}/errors")] {
-        let response = app
-            .client
-            .get(app.url(&path))
-            .bearer_auth(&other)
-            .send()
-            .await
-            .expect("sent");
-        problem(response, 404).await;
+        problem(app.get_as(&other, &path).await, 404).await;
     }
     // Its owner reads its errors.
-    let response = app
-        .client
-        .get(app.url(&format!("{path}/errors")))
-        .bearer_auth(&facilitator)
-        .send()
-        .await
-        .expect("sent");
+    let response = app.get_as(&facilitator, &format!("{path}/errors")).await;
     assert_eq!(response.status(), 200);
     let csv = response.text().await.expect("csv");
     assert_eq!(csv.lines().count(), 6, "{csv}");

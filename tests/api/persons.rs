@@ -301,12 +301,22 @@ async fn facilitators_cannot_see_other_neighbourhoods_people(app: TestApp) {
     for path in &read_back {
         before.push(as_admin(path).await);
     }
-    for (path, body) in [
+    let as_facilitator = |method: reqwest::Method, path: &str, body: Value| {
+        app.client
+            .request(method, app.url(path))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let post = reqwest::Method::POST;
+    for (method, path, body) in [
         (
+            post.clone(),
             format!("{path}/consents"),
             json!({"purpose": "research", "share_with_partners": true}),
         ),
         (
+            post.clone(),
             format!(
                 "{path}/consents/{}/withdraw",
                 consent["id"].as_str().expect("id")
@@ -314,22 +324,27 @@ async fn facilitators_cannot_see_other_neighbourhoods_people(app: TestApp) {
             json!({}),
         ),
         (
+            post.clone(),
             format!("{theirs_household}/head"),
             json!({"person_id": theirs["id"], "previous_head_role": "other"}),
         ),
         (
+            post.clone(),
             format!("{theirs_household}/split"),
             json!({"address": "x", "members": [{"person_id": theirs["id"], "household_role": "head"}]}),
         ),
+        (
+            post.clone(),
+            format!("{path}/move"),
+            json!({"household_id": mine_home["id"], "household_role": "other"}),
+        ),
+        (
+            reqwest::Method::PATCH,
+            path.clone(),
+            json!({"first_name": "سمانه", "mobile": "09121234567"}),
+        ),
     ] {
-        let response = app
-            .client
-            .post(app.url(&path))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .expect("sent");
+        let response = as_facilitator(method, &path, body).await.expect("sent");
         problem(response, 404).await;
     }
     for path in [
@@ -337,33 +352,8 @@ async fn facilitators_cannot_see_other_neighbourhoods_people(app: TestApp) {
         format!("{path}/memberships"),
         format!("{path}/consents"),
     ] {
-        let response = app
-            .client
-            .get(app.url(&path))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("sent");
-        problem(response, 404).await;
+        problem(app.get_as(&token, &path).await, 404).await;
     }
-    let response = app
-        .client
-        .post(app.url(&format!("{path}/move")))
-        .bearer_auth(&token)
-        .json(&json!({"household_id": mine_home["id"], "household_role": "other"}))
-        .send()
-        .await
-        .expect("sent");
-    problem(response, 404).await;
-    let response = app
-        .client
-        .patch(app.url(&path))
-        .bearer_auth(&token)
-        .json(&json!({"first_name": "سمانه", "mobile": "09121234567"}))
-        .send()
-        .await
-        .expect("sent");
-    problem(response, 404).await;
     // None of those writes changed her, her stays, her consents or her household.
     for (path, before) in read_back.iter().zip(&before) {
         assert_eq!(&as_admin(path).await, before, "{path}");
@@ -381,14 +371,13 @@ async fn facilitators_cannot_see_other_neighbourhoods_people(app: TestApp) {
         as_admin(&mine_path).await,
         as_admin(&format!("{mine_path}/memberships")).await,
     );
-    let response = app
-        .client
-        .post(app.url(&format!("{mine_path}/move")))
-        .bearer_auth(&token)
-        .json(&json!({"household_id": theirs["household_id"], "household_role": "other"}))
-        .send()
-        .await
-        .expect("sent");
+    let response = as_facilitator(
+        post.clone(),
+        &format!("{mine_path}/move"),
+        json!({"household_id": theirs["household_id"], "household_role": "other"}),
+    )
+    .await
+    .expect("sent");
     let body = problem(response, 422).await;
     assert_eq!(body["errors"][0]["field"], "household_id");
     let mine_after = (
@@ -415,19 +404,9 @@ async fn facilitators_cannot_see_other_neighbourhoods_people(app: TestApp) {
         .expect("page");
     assert_eq!(page["items"], json!([]));
     // Registering someone into another neighbourhood's household is refused too.
-    let response = app
-        .client
-        .post(app.url("/api/v1/persons"))
-        .bearer_auth(&token)
-        .json(&person(
-            "0100000010",
-            "سارا",
-            "نوری",
-            "female",
-            &json!({"id": theirs["household_id"]}),
-            "child",
-        ))
-        .send()
+    let elsewhere = json!({"id": theirs["household_id"]});
+    let body = person("0100000010", "سارا", "نوری", "female", &elsewhere, "child");
+    let response = as_facilitator(post, "/api/v1/persons", body)
         .await
         .expect("sent");
     let body = problem(response, 422).await;
@@ -942,29 +921,22 @@ async fn auditors_see_identifiers_masked(app: TestApp) {
     assert_eq!(full["national_id"], "0499370899");
     // So are they in the audit log's record of her registration, for the auditor; an
     // administrator sees them in full.
-    let registered = |token: String| {
-        let path = format!(
-            "/api/v1/audit?action=person.create&entity_id={}",
-            created["id"].as_str().expect("id")
-        );
-        let request = app.client.get(app.url(&path)).bearer_auth(token);
-        async move {
-            let page: Value = request
-                .send()
-                .await
-                .expect("sent")
-                .json()
-                .await
-                .expect("page");
-            page["items"][0]["after"].clone()
-        }
+    let path = format!(
+        "/api/v1/audit?action=person.create&entity_id={}",
+        created["id"].as_str().expect("id")
+    );
+    let registered = async |token: &str| -> Value {
+        let response = app.get_as(token, &path).await;
+        assert_eq!(response.status(), 200);
+        let page: Value = response.json().await.expect("page");
+        page["items"][0]["after"].clone()
     };
-    let masked = registered(auditor.clone()).await;
+    let masked = registered(&auditor).await;
     assert_eq!(masked["national_id"], "******0899", "{masked}");
     assert_eq!(masked["mobile"], "*******4567");
     assert_eq!(masked["last_name"], "طاهری");
     let admin = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Admin);
-    let whole = registered(admin).await;
+    let whole = registered(&admin).await;
     assert_eq!(whole["national_id"], "0499370899", "{whole}");
     assert_eq!(whole["mobile"], "09151234567");
 }

@@ -282,14 +282,7 @@ async fn progress_respects_scope_and_suppresses_small_cells_for_partners(app: Te
         "/api/v1/statistics".to_owned(),
         "/api/v1/training/statistics".to_owned(),
     ] {
-        let response = app
-            .client
-            .get(app.url(&path))
-            .bearer_auth(&outsider)
-            .send()
-            .await
-            .expect("sent");
-        let refusal = problem(response, 403).await;
+        let refusal = problem(app.get_as(&outsider, &path).await, 403).await;
         assert!(refusal.to_string().contains("MoU"), "{path}: {refusal}");
     }
 

@@ -723,14 +723,7 @@ async fn supporters_see_only_their_own_funds(app: TestApp) {
     // Nor can they read the purchase; the supporter who placed it can.
     let purchase_path = format!("/api/v1/purchases/{}", id(&mine));
     for token in [&other, &far] {
-        let response = app
-            .client
-            .get(app.url(&purchase_path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("sent");
-        problem(response, 404).await;
+        problem(app.get_as(token, &purchase_path).await, 404).await;
     }
     let read = get_json(&app, &f.token, &purchase_path).await;
     assert_eq!(read["id"], mine["id"]);

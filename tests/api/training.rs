@@ -209,7 +209,8 @@ pub async fn audit_count(app: &TestApp, action: &str) -> usize {
 
 /// The training figures of `course`, as `token` sees them.
 async fn course_figures(app: &TestApp, token: &str, course: &Value) -> Value {
-    let figures: Value = get_as(app, token, "/api/v1/training/statistics")
+    let figures: Value = app
+        .get_as(token, "/api/v1/training/statistics")
         .await
         .json()
         .await
@@ -221,15 +222,6 @@ async fn course_figures(app: &TestApp, token: &str, course: &Value) -> Value {
         .find(|c| c["course_id"] == course["id"])
         .expect("the course")
         .clone()
-}
-
-async fn get_as(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
 }
 
 async fn capacity_is_enforced_and_the_waitlist_is_promoted_in_order(app: TestApp) {
@@ -489,7 +481,7 @@ async fn only_the_cohorts_trainer_or_its_facilitators_record_attendance(app: Tes
 
     // Another trainer of the same neighbourhood sees the cohort but may not mark it.
     assert_eq!(
-        get_as(&app, &other, &format!("/api/v1/cohorts/{}", id(&cohort)))
+        app.get_as(&other, &format!("/api/v1/cohorts/{}", id(&cohort)))
             .await
             .status(),
         200
@@ -506,21 +498,19 @@ async fn only_the_cohorts_trainer_or_its_facilitators_record_attendance(app: Tes
     )
     .await;
     problem(
-        get_as(&app, &outsider, &format!("/api/v1/cohorts/{}", id(&cohort))).await,
+        app.get_as(&outsider, &format!("/api/v1/cohorts/{}", id(&cohort)))
+            .await,
         404,
     )
     .await;
     problem(
-        get_as(
-            &app,
-            &outsider,
-            &format!("/api/v1/persons/{}/training", id(&p)),
-        )
-        .await,
+        app.get_as(&outsider, &format!("/api/v1/persons/{}/training", id(&p)))
+            .await,
         404,
     )
     .await;
-    let listed: Value = get_as(&app, &outsider, "/api/v1/cohorts")
+    let listed: Value = app
+        .get_as(&outsider, "/api/v1/cohorts")
         .await
         .json()
         .await
@@ -551,15 +541,12 @@ async fn only_the_cohorts_trainer_or_its_facilitators_record_attendance(app: Tes
         )
         .await;
     assert_eq!(moved.status(), 200);
-    let history: Value = get_as(
-        &app,
-        &outsider,
-        &format!("/api/v1/persons/{}/training", id(&p)),
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
+    let history: Value = app
+        .get_as(&outsider, &format!("/api/v1/persons/{}/training", id(&p)))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(history, json!([]));
     let all: Value = app
         .get(&format!("/api/v1/persons/{}/training", id(&p)))
@@ -643,7 +630,7 @@ async fn sensitive_courses_are_aggregates_for_partners_and_audited_for_staff(app
         format!("/api/v1/persons/{}/training", id(&p)),
         "/api/v1/cohorts".to_owned(),
     ] {
-        problem(get_as(&app, &partner, &path).await, 403).await;
+        problem(app.get_as(&partner, &path).await, 403).await;
     }
     // Its aggregates, while its organisation's MoU is in force.
     let (_, partner) = crate::partners::partner(&app, &crate::partners::study_policy()).await;
@@ -654,7 +641,8 @@ async fn sensitive_courses_are_aggregates_for_partners_and_audited_for_staff(app
     assert_eq!(line["registered"], Value::Null);
     let staff_line = course_figures(&app, &app.admin_token, &course).await;
     assert_eq!(staff_line["registered"], 1);
-    let figures = get_as(&app, &partner, "/api/v1/training/statistics")
+    let figures = app
+        .get_as(&partner, "/api/v1/training/statistics")
         .await
         .text()
         .await

@@ -198,6 +198,16 @@ async fn partner(app: &TestApp, name: &str) -> Partner {
 /// Gives the organisation its MoU policy (persons and households, national ids withheld), in
 /// force from 2020 to `ends_on`.
 async fn set_policy(app: &TestApp, id: OrganisationId, ends_on: &str) {
+    set_policy_withholding(app, id, ends_on, [Withheld::NationalId].into()).await;
+}
+
+/// `set_policy`, withholding `withheld`.
+async fn set_policy_withholding(
+    app: &TestApp,
+    id: OrganisationId,
+    ends_on: &str,
+    withheld: BTreeSet<Withheld>,
+) {
     let db = app.db.clone();
     let ends_on = ends_on.parse().expect("date");
     tokio::task::spawn_blocking(move || {
@@ -211,7 +221,7 @@ async fn set_policy(app: &TestApp, id: OrganisationId, ends_on: &str) {
                 starts_on: "2020-01-01".parse().expect("date"),
                 ends_on,
                 resources: [Resource::Persons, Resource::Households].into(),
-                withheld: [Withheld::NationalId].into(),
+                withheld,
                 writes: BTreeSet::new(),
                 areas: BTreeSet::new(),
             },
@@ -832,6 +842,14 @@ async fn deliveries_follow_the_mou_and_consent_in_force(app: TestApp) {
         listed.iter().any(|d| d["payload"] == sent.as_str()),
         "{listed:?}"
     );
+    // Its policy narrowed since (names withheld too): the listing leaves her names out.
+    let withheld = [Withheld::NationalId, Withheld::Names].into();
+    set_policy_withholding(&app, organisation, "2099-12-31", withheld).await;
+    let listed = deliveries_as(&app, &partner.token, &endpoint).await;
+    let (_, narrowed) = listed_body(&listed, "person.updated");
+    assert!(narrowed["data"].get("first_name").is_none(), "{narrowed}");
+    assert!(narrowed["data"].get("last_name").is_none(), "{narrowed}");
+    assert_eq!(narrowed["data"]["birth_date"], first["data"]["birth_date"]);
 
     // Consent withdrawn: the partner is told to delete her, with no data.
     let consents = get_json(&app, &format!("/api/v1/persons/{person}/consents")).await;

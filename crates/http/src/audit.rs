@@ -1,12 +1,13 @@
 //! `/api/v1/audit`: the audit log, for auditors and administrators.
 
 use actix_web::{get, web};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tavana_persistence::audit::{self, AuditFilter, AuditRow};
 use utoipa::{IntoParams, ToSchema};
 
 use tavana_domain::access::mask_identifiers;
+use tavana_domain::calendar::parse_date;
 
 use crate::auth::{Auth, perm};
 use crate::error::ApiError;
@@ -76,13 +77,6 @@ pub struct ListAuditQuery {
     pub cursor: Option<String>,
 }
 
-/// A day of the query, in the years every date of the API is in.
-fn day(field: &str, text: Option<String>) -> Result<Option<NaiveDate>, ApiError> {
-    Ok(text
-        .map(|t| tavana_domain::calendar::parse_date(field, &t))
-        .transpose()?)
-}
-
 /// The audit log, newest first.
 ///
 /// A person's identifiers (national ID, mobile number) in the entries' `before` and `after` are
@@ -112,8 +106,17 @@ pub async fn list(
         entity: query.entity,
         entity_id: query.entity_id,
         action: query.action,
-        from: day("from", query.from)?.and_then(|d| d.and_hms_opt(0, 0, 0)),
-        to: day("to", query.to)?
+        from: query
+            .from
+            .as_deref()
+            .map(|d| parse_date("from", d))
+            .transpose()?
+            .and_then(|d| d.and_hms_opt(0, 0, 0)),
+        to: query
+            .to
+            .as_deref()
+            .map(|d| parse_date("to", d))
+            .transpose()?
             .and_then(|d| d.succ_opt())
             .and_then(|d| d.and_hms_opt(0, 0, 0)),
     };

@@ -84,7 +84,9 @@ impl From<DieselError> for StoreError {
                 }
                 // PostgreSQL stores no NUL character in text. Requests are refused before, by
                 // `refuse_nul`; a value that reached a statement anyway is still the caller's.
-                _ if info.message().contains("0x00") => {
+                _ if info.message().contains("invalid byte sequence")
+                    && info.message().contains("0x00") =>
+                {
                     StoreError::Invalid(tavana_domain::text::nul_character("body").into())
                 }
                 _ => StoreError::Internal(format!("{kind:?}: {}", info.message())),

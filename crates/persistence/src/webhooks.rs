@@ -560,19 +560,21 @@ fn readable_now(
         return Ok(());
     };
     let bad = || StoreError::Internal("webhook delivery with a bad body".to_owned());
-    let mut bodies = Vec::with_capacity(deliveries.len());
+    // The bodies that carry a record's data, with the delivery and the record they are of.
+    let mut sent = Vec::new();
     let mut wanted: HashMap<Resource, Vec<String>> = HashMap::new();
-    for delivery in deliveries.iter() {
+    for (at, delivery) in deliveries.iter().enumerate() {
         let body: Value = serde_json::from_str(&delivery.payload).map_err(|_| bad())?;
-        if body["data"].is_object() {
-            let resource: Resource = body["resource"]
-                .as_str()
-                .and_then(|r| r.parse().ok())
-                .ok_or_else(bad)?;
-            let record = body["record_id"].as_str().ok_or_else(bad)?;
-            wanted.entry(resource).or_default().push(record.to_owned());
+        if !body["data"].is_object() {
+            continue;
         }
-        bodies.push(body);
+        let resource: Resource = body["resource"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(bad)?;
+        let record = body["record_id"].as_str().ok_or_else(bad)?.to_owned();
+        wanted.entry(resource).or_default().push(record.clone());
+        sent.push((at, (resource, record), body));
     }
     let readable = viewer.readable();
     let mut visible: HashSet<(Resource, String)> = HashSet::new();
@@ -582,16 +584,11 @@ fn readable_now(
             visible.extend(found.into_keys().map(|id| (resource, id)));
         }
     }
-    for (delivery, mut body) in deliveries.iter_mut().zip(bodies) {
+    for (at, record, mut body) in sent {
         let Value::Object(data) = body["data"].take() else {
             continue;
         };
-        let key = body["resource"]
-            .as_str()
-            .and_then(|r| r.parse().ok())
-            .zip(body["record_id"].as_str().map(str::to_owned))
-            .ok_or_else(bad)?;
-        let shaped = if visible.contains(&key) {
+        body["data"] = if visible.contains(&record) {
             let shaped = partner.policy.shape(data.clone());
             if shaped == data {
                 continue;
@@ -600,8 +597,9 @@ fn readable_now(
         } else {
             Value::Null
         };
-        body["data"] = shaped;
-        delivery.payload = body.to_string();
+        if let Some(delivery) = deliveries.get_mut(at) {
+            delivery.payload = body.to_string();
+        }
     }
     Ok(())
 }
