@@ -287,7 +287,7 @@ async fn progress_respects_scope_and_suppresses_small_cells_for_partners(app: Te
     }
 
     // Partners: aggregates, with every neighbourhood cell under 5 households suppressed.
-    let (_, partner) = crate::partners::partner(&app, &crate::partners::study_policy()).await;
+    let (org, partner) = crate::partners::partner(&app, &crate::partners::study_policy()).await;
     let report = progress_as(&app, &partner, &p.id, "?as_of=1399-02-01").await;
     assert_eq!(report["suppressed_small_cells"], true);
     let n1 = report["by_neighbourhood"]
@@ -299,6 +299,27 @@ async fn progress_respects_scope_and_suppresses_small_cells_for_partners(app: Te
         .clone();
     assert_eq!(n1["counts"]["identified"], Value::Null);
     assert_eq!(n1["counts"]["employed_verified"], Value::Null);
+
+    // A partner whose MoU covers n1 counts n1's households only: with two more identified there,
+    // n1 has 5 of the programme's 6.
+    for n in [5, 6] {
+        let more = person(&app, &p.n1, n, "1360-01-01").await;
+        enrol(&app, &p.id, &more, &[("identified", "1398-01-25")]).await;
+    }
+    let everywhere = progress_as(&app, &partner, &p.id, "?as_of=1399-02-01").await;
+    assert_eq!(everywhere["stages"][0]["households"], 6);
+    let mut policy = crate::partners::study_policy();
+    policy["areas"] = json!([p.n1["id"]]);
+    crate::partners::set_policy(&app, &org, &policy).await;
+    let report = progress_as(&app, &partner, &p.id, "?as_of=1399-02-01").await;
+    assert_eq!(report["stages"][0]["households"], 5);
+    let hoods: Vec<&Value> = report["by_neighbourhood"]
+        .as_array()
+        .expect("hoods")
+        .iter()
+        .map(|h| &h["neighbourhood_id"])
+        .collect();
+    assert_eq!(hoods, [&p.n1["id"]]);
 }
 
 async fn progress_comes_as_csv_and_svg(app: TestApp) {
@@ -510,24 +531,30 @@ async fn statistics_come_from_the_latest_assessments_and_hide_small_cells(app: T
 
     // Partners: n1's coverage rests on 5 people and is shown, its unemployment rate on a labour
     // force of 4 and is not; n2 rests on 2 and is suppressed altogether.
-    let (_, partner) = crate::partners::partner(&app, &crate::partners::study_policy()).await;
-    let partner = get(partner, "").await;
-    assert_eq!(partner["suppressed_small_cells"], true);
-    let shown = line(&partner, &n1);
+    let (org, partner) = crate::partners::partner(&app, &crate::partners::study_policy()).await;
+    let everywhere = get(partner.clone(), "").await;
+    assert_eq!(everywhere["suppressed_small_cells"], true);
+    let shown = line(&everywhere, &n1);
     assert_eq!(shown["assessed"], 5);
     assert_eq!(shown["social_insurance_coverage"], 40.0);
     assert_eq!(shown["labour_force"], Value::Null);
     assert_eq!(shown["unemployment_rate"], Value::Null);
     assert_eq!(shown["suppressed"], true);
-    let small = line(&partner, &n2);
+    let small = line(&everywhere, &n2);
     assert_eq!(small["assessed"], Value::Null);
     assert_eq!(small["unemployment_rate"], Value::Null);
     assert_eq!(small["suppressed"], true);
 
-    // A facilitator of n2 sees n2 only.
+    // A facilitator of n2 sees n2 only; so does a partner whose MoU covers n2 only.
     let facilitator = facilitator_token(&app, "fatemeh", &n2).await;
     let own = get(facilitator, "").await;
     assert_eq!(own["neighbourhoods"].as_array().map(Vec::len), Some(1));
+    let mut policy = crate::partners::study_policy();
+    policy["areas"] = json!([n2["id"]]);
+    crate::partners::set_policy(&app, &org, &policy).await;
+    let lines = get(partner, "").await["neighbourhoods"].clone();
+    assert_eq!(lines.as_array().map(Vec::len), Some(1));
+    assert_eq!(lines[0]["neighbourhood_id"], n2["id"]);
 
     let csv = app
         .client

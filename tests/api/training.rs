@@ -585,7 +585,7 @@ async fn only_the_cohorts_trainer_or_its_facilitators_record_attendance(app: Tes
 }
 
 async fn sensitive_courses_are_aggregates_for_partners_and_audited_for_staff(app: TestApp) {
-    let (n1, _) = two_neighbourhoods(&app).await;
+    let (n1, n2) = two_neighbourhoods(&app).await;
     let course = created(
         app.post_json(
             "/api/v1/courses",
@@ -633,7 +633,7 @@ async fn sensitive_courses_are_aggregates_for_partners_and_audited_for_staff(app
         problem(app.get_as(&partner, &path).await, 403).await;
     }
     // Its aggregates, while its organisation's MoU is in force.
-    let (_, partner) = crate::partners::partner(&app, &crate::partners::study_policy()).await;
+    let (org, partner) = crate::partners::partner(&app, &crate::partners::study_policy()).await;
     let line = course_figures(&app, &partner, &course).await;
     assert_eq!(line["sensitive"], true);
     assert_eq!(line["cohorts"], 1);
@@ -648,6 +648,11 @@ async fn sensitive_courses_are_aggregates_for_partners_and_audited_for_staff(app
         .await
         .expect("text");
     assert!(!figures.contains(id(&p)), "no person is named");
+    // A partner whose MoU covers another neighbourhood counts no cohort of n1.
+    let mut policy = crate::partners::study_policy();
+    policy["areas"] = json!([n2["id"]]);
+    crate::partners::set_policy(&app, &org, &policy).await;
+    assert_eq!(course_figures(&app, &partner, &course).await["cohorts"], 0);
 
     // Staff reads of who attended are written to the audit log.
     assert_eq!(audit_count(&app, "training.sensitive_read").await, 0);

@@ -755,8 +755,9 @@ pub async fn history(
     Ok(web::Json(records.into_iter().map(Into::into).collect()))
 }
 
-/// Per course: cohorts and registrations by status, over the caller's neighbourhoods. The only
-/// view of training partners get (while their MoU is in force); it names nobody.
+/// Per course: cohorts and registrations by status, over the caller's neighbourhoods (a partner's:
+/// its MoU's areas). The only view of training partners get (while their MoU is in force); it
+/// names nobody.
 #[utoipa::path(
     tag = "training",
     security(("bearer" = [])),
@@ -767,10 +768,13 @@ pub async fn statistics(
     auth: Auth<perm::TrainingStatistics>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<TrainingStatisticsResponse>, ApiError> {
-    // A partner reads aggregates too only while its MoU is in force.
-    crate::partners::viewer(&state, &auth).await?;
+    // A partner reads aggregates too only while its MoU is in force, and of its areas only.
+    let mou = crate::partners::mou_neighbourhoods(&state, &auth).await?;
     let scope = auth.scope();
-    let figures = with_db(&state, move |c| cohorts::statistics(c, &scope)).await?;
+    let figures = with_db(&state, move |c| {
+        cohorts::statistics(c, &scope, mou.as_deref())
+    })
+    .await?;
     Ok(web::Json(TrainingStatisticsResponse {
         courses: figures
             .into_iter()

@@ -217,6 +217,19 @@ pub(crate) async fn viewer(state: &AppState, caller: &Caller) -> Result<Viewer, 
     }
 }
 
+/// The neighbourhoods the caller's aggregates may count beyond its scope: a partner's MoU areas
+/// (refused, as `viewer`, while no MoU is in force); `None` for staff and for an MoU over the
+/// whole programme.
+pub(crate) async fn mou_neighbourhoods(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Option<Vec<String>>, ApiError> {
+    Ok(match viewer(state, caller).await? {
+        Viewer::Staff => None,
+        Viewer::Partner(p) => p.neighbourhoods,
+    })
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

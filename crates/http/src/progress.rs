@@ -309,23 +309,27 @@ async fn load(
     id: Uuid,
     as_of: Option<&str>,
 ) -> Result<ProgressResponse, ApiError> {
-    // A partner reads aggregates too only while its MoU is in force.
-    crate::partners::viewer(state, auth).await?;
+    // A partner reads aggregates too only while its MoU is in force, and of its areas only.
+    let mou = crate::partners::mou_neighbourhoods(state, auth).await?;
     let as_of = match as_of {
         Some(day) => parse_date("as_of", day)?,
         None => Utc::now().date_naive(),
     };
     let programme = ProgrammeId::from(id);
     let scope = auth.scope();
-    let data = with_db(state, move |c| progress::data(c, &scope, programme, as_of)).await?;
+    let data = with_db(state, move |c| {
+        progress::data(c, &scope, mou.as_deref(), programme, as_of)
+    })
+    .await?;
     Ok(build(data, as_of, auth.is_partner()))
 }
 
 /// Progress toward the programme's target: households per funnel stage, percent of target, by
 /// neighbourhood and facilitation office, the cumulative burn-up by Jalali month, and a forecast
 /// to the end of the programme year. `as_of` answers for a past day. A facilitator's report covers
-/// their neighbourhoods only; partners get cells under 5 households suppressed, and nothing (403)
-/// while their organisation has no MoU data policy in force.
+/// their neighbourhoods only. Partners get cells under 5 households suppressed and the
+/// neighbourhoods of their MoU's areas only, and nothing (403) while their organisation has no MoU
+/// data policy in force.
 ///
 /// `Accept: text/csv` returns one table as CSV (`table=`); `Accept: image/svg+xml` returns the
 /// burn-up chart (also at `/progress.svg`).
@@ -698,8 +702,9 @@ fn statistics_line(
 
 /// Unemployment rate, social-insurance coverage and welfare-service coverage per neighbourhood,
 /// from each person's latest assessment, with the number of people each figure rests on. Partners
-/// get figures resting on fewer than 5 people suppressed, and nothing (403) while their
-/// organisation has no MoU data policy in force. `Accept: text/csv` for CSV.
+/// get figures resting on fewer than 5 people suppressed and the neighbourhoods of their MoU's
+/// areas only, and nothing (403) while their organisation has no MoU data policy in force.
+/// `Accept: text/csv` for CSV.
 #[utoipa::path(
     tag = "progress",
     security(("bearer" = [])),
@@ -714,15 +719,15 @@ pub async fn statistics(
     req: HttpRequest,
     query: web::Query<StatisticsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    // A partner reads aggregates too only while its MoU is in force.
-    crate::partners::viewer(&state, &auth).await?;
+    // A partner reads aggregates too only while its MoU is in force, and of its areas only.
+    let mou = crate::partners::mou_neighbourhoods(&state, &auth).await?;
     let as_of = match query.into_inner().as_of {
         Some(day) => parse_date("as_of", &day)?,
         None => Utc::now().date_naive(),
     };
     let scope = auth.scope();
     let (figures, names) = with_db(&state, move |c| {
-        let figures = progress::statistics(c, &scope, as_of)?;
+        let figures = progress::statistics(c, &scope, mou.as_deref(), as_of)?;
         let names = tavana_persistence::areas::neighbourhood_names(c)?;
         Ok((figures, names))
     })

@@ -1046,38 +1046,40 @@ pub struct CourseFigures {
 /// (course, registration status, how many)
 type StatusCount = (String, String, i64);
 
-/// Per course: cohorts and registrations by status, over the cohorts in the caller's scope.
+/// Per course: cohorts and registrations by status, over the cohorts in the caller's scope and,
+/// for a partner, in its MoU's neighbourhoods (`mou`; `None` when the MoU covers every one).
 pub fn statistics(
     conn: &mut DbConnection,
     scope: &Scope,
+    mou: Option<&[String]>,
 ) -> Result<Vec<CourseFigures>, StoreError> {
     let courses: Vec<CourseRow> = courses::table
         .select(CourseRow::as_select())
         .order(courses::id.asc())
         .load(conn)?;
-    // Grouped queries cannot be boxed: one fixed shape per scope.
-    let per_course = cohorts::table
+    let mut per_course = cohorts::table
         .group_by(cohorts::course_id)
-        .select((cohorts::course_id, diesel::dsl::count_star()));
-    let per_status = registrations::table
+        .select((cohorts::course_id, diesel::dsl::count_star()))
+        .into_boxed();
+    let mut per_status = registrations::table
         .inner_join(cohorts::table)
         .group_by((cohorts::course_id, registrations::status))
         .select((
             cohorts::course_id,
             registrations::status,
             diesel::dsl::count_star(),
-        ));
-    let (cohort_counts, status_counts): (Vec<(String, i64)>, Vec<StatusCount>) = match scope {
-        Scope::All => (per_course.load(conn)?, per_status.load(conn)?),
-        Scope::UserAreas(user) => (
-            per_course
-                .filter(cohorts::neighbourhood_id.eq_any(assigned_to(*user)))
-                .load(conn)?,
-            per_status
-                .filter(cohorts::neighbourhood_id.eq_any(assigned_to(*user)))
-                .load(conn)?,
-        ),
-    };
+        ))
+        .into_boxed();
+    if let Scope::UserAreas(user) = scope {
+        per_course = per_course.filter(cohorts::neighbourhood_id.eq_any(assigned_to(*user)));
+        per_status = per_status.filter(cohorts::neighbourhood_id.eq_any(assigned_to(*user)));
+    }
+    if let Some(ids) = mou {
+        per_course = per_course.filter(cohorts::neighbourhood_id.eq_any(ids));
+        per_status = per_status.filter(cohorts::neighbourhood_id.eq_any(ids));
+    }
+    let cohort_counts: Vec<(String, i64)> = per_course.load(conn)?;
+    let status_counts: Vec<StatusCount> = per_status.load(conn)?;
     courses
         .into_iter()
         .map(|row| {

@@ -112,10 +112,12 @@ pub struct ProgressData {
     pub offices: Vec<Office>,
 }
 
-/// Reads what the progress report of `programme` as of `as_of` needs, in the caller's scope.
+/// Reads what the progress report of `programme` as of `as_of` needs, in the caller's scope and,
+/// for a partner, in its MoU's neighbourhoods (`mou`; `None` when the MoU covers every one).
 pub fn data(
     conn: &mut DbConnection,
     scope: &Scope,
+    mou: Option<&[String]>,
     programme: ProgrammeId,
     as_of: NaiveDate,
 ) -> Result<ProgressData, StoreError> {
@@ -126,7 +128,7 @@ pub fn data(
         .filter(|s| **s != FunnelStage::EmployedVerified)
         .map(|s| s.state().as_str())
         .collect();
-    let counts = progress_counts::table
+    let mut counts = progress_counts::table
         .filter(progress_counts::programme_id.eq(&key))
         .filter(progress_counts::day.le(as_of))
         .filter(progress_counts::stage.eq_any(counted_states))
@@ -135,13 +137,15 @@ pub fn data(
             progress_counts::stage,
             progress_counts::day,
             progress_counts::households,
-        ));
-    let rows: Vec<(String, String, NaiveDate, i64)> = match scope {
-        Scope::All => counts.load(conn)?,
-        Scope::UserAreas(user) => counts
-            .filter(progress_counts::neighbourhood_id.eq_any(assigned_to(*user)))
-            .load(conn)?,
-    };
+        ))
+        .into_boxed();
+    if let Scope::UserAreas(user) = scope {
+        counts = counts.filter(progress_counts::neighbourhood_id.eq_any(assigned_to(*user)));
+    }
+    if let Some(ids) = mou {
+        counts = counts.filter(progress_counts::neighbourhood_id.eq_any(ids));
+    }
+    let rows: Vec<(String, String, NaiveDate, i64)> = counts.load(conn)?;
     let mut reached = Vec::with_capacity(rows.len());
     for (neighbourhood_id, stage, day, households) in rows {
         let state: EnrolmentState = stage
@@ -156,18 +160,20 @@ pub fn data(
             });
         }
     }
-    reached.extend(employed_verified(conn, scope, &key, as_of)?);
+    reached.extend(employed_verified(conn, scope, mou, &key, as_of)?);
 
-    let hoods = areas::table
+    let mut hoods = areas::table
         .filter(areas::level.eq("neighbourhood"))
         .select((areas::id, areas::name_fa, areas::name_en))
-        .order(areas::code.asc());
-    let neighbourhoods: Vec<(String, String, String)> = match scope {
-        Scope::All => hoods.load(conn)?,
-        Scope::UserAreas(user) => hoods
-            .filter(areas::id.eq_any(assigned_to(*user)))
-            .load(conn)?,
-    };
+        .order(areas::code.asc())
+        .into_boxed();
+    if let Scope::UserAreas(user) = scope {
+        hoods = hoods.filter(areas::id.eq_any(assigned_to(*user)));
+    }
+    if let Some(ids) = mou {
+        hoods = hoods.filter(areas::id.eq_any(ids));
+    }
+    let neighbourhoods: Vec<(String, String, String)> = hoods.load(conn)?;
     let coverage: Vec<(String, String, String)> = organisation_areas::table
         .inner_join(
             organisations::table.on(organisations::id.eq(organisation_areas::organisation_id)),
@@ -208,10 +214,11 @@ pub fn data(
 fn employed_verified(
     conn: &mut DbConnection,
     scope: &Scope,
+    mou: Option<&[String]>,
     programme: &str,
     as_of: NaiveDate,
 ) -> Result<Vec<Reached>, StoreError> {
-    let query = enrolment_stages::table
+    let mut query = enrolment_stages::table
         .inner_join(enrolments::table)
         .inner_join(
             persons::table.on(persons::household_id.eq(enrolments::household_id.nullable())),
@@ -226,13 +233,15 @@ fn employed_verified(
             enrolment_stages::neighbourhood_id,
             enrolment_stages::first_on,
             employment_outcomes::verified_on,
-        ));
-    let rows: Vec<(String, String, NaiveDate, Option<NaiveDate>)> = match scope {
-        Scope::All => query.load(conn)?,
-        Scope::UserAreas(user) => query
-            .filter(enrolment_stages::neighbourhood_id.eq_any(assigned_to(*user)))
-            .load(conn)?,
-    };
+        ))
+        .into_boxed();
+    if let Scope::UserAreas(user) = scope {
+        query = query.filter(enrolment_stages::neighbourhood_id.eq_any(assigned_to(*user)));
+    }
+    if let Some(ids) = mou {
+        query = query.filter(enrolment_stages::neighbourhood_id.eq_any(ids));
+    }
+    let rows: Vec<(String, String, NaiveDate, Option<NaiveDate>)> = query.load(conn)?;
     // Per enrolment: the first verification, and the day both held.
     let mut first: HashMap<String, (String, NaiveDate)> = HashMap::new();
     for (enrolment, neighbourhood, employed_on, verified_on) in rows {
@@ -270,13 +279,15 @@ pub struct NeighbourhoodStatistics {
     pub welfare: i64,
 }
 
-/// Per neighbourhood in scope, from the latest assessment of each person on or before `as_of`.
+/// Per neighbourhood in scope (and in a partner's MoU, `mou`, as `data`), from the latest
+/// assessment of each person on or before `as_of`.
 pub fn statistics(
     conn: &mut DbConnection,
     scope: &Scope,
+    mou: Option<&[String]>,
     as_of: NaiveDate,
 ) -> Result<Vec<NeighbourhoodStatistics>, StoreError> {
-    let query = assessments::table
+    let mut query = assessments::table
         .filter(assessments::assessed_on.le(as_of))
         .filter(assessments::neighbourhood_id.is_not_null())
         .select((
@@ -287,7 +298,8 @@ pub fn statistics(
             assessments::employment_status,
             assessments::social_insurance,
             assessments::welfare_services,
-        ));
+        ))
+        .into_boxed();
     type Row = (
         String,
         Option<String>,
@@ -297,12 +309,13 @@ pub fn statistics(
         bool,
         String,
     );
-    let rows: Vec<Row> = match scope {
-        Scope::All => query.load(conn)?,
-        Scope::UserAreas(user) => query
-            .filter(assessments::neighbourhood_id.eq_any(assigned_to(*user).nullable()))
-            .load(conn)?,
-    };
+    if let Scope::UserAreas(user) = scope {
+        query = query.filter(assessments::neighbourhood_id.eq_any(assigned_to(*user).nullable()));
+    }
+    if let Some(ids) = mou {
+        query = query.filter(assessments::neighbourhood_id.eq_any(ids));
+    }
+    let rows: Vec<Row> = query.load(conn)?;
     let mut latest: HashMap<String, Row> = HashMap::new();
     for row in rows {
         match latest.get(&row.0) {
