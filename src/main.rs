@@ -216,8 +216,8 @@ struct ServeArgs {
     #[arg(long, env = "TAVANA_LOGIN_WINDOW", default_value_t = 900, value_parser = clap::value_parser!(u64).range(60..=86400))]
     login_window: u64,
 
-    /// Take client addresses (for login throttling and the rate limit) from the
-    /// `Forwarded`/`X-Forwarded-For` headers. Only behind a reverse proxy that sets them.
+    /// Take client addresses (for login throttling and the rate limit) from the last entry of
+    /// `X-Forwarded-For`, the one the proxy appends. Only behind a reverse proxy that does.
     #[arg(long, env = "TAVANA_TRUST_FORWARDED")]
     trust_forwarded: bool,
 

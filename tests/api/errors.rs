@@ -17,7 +17,31 @@ backend_tests!(
     unknown_query_parameter_is_400,
     validation_failure_is_422_with_fields,
     request_id_is_echoed_or_generated,
+    no_answer_is_cached_or_sniffed,
 );
+
+/// Answers carry personal data: none may be kept by a cache, whether it succeeded or failed.
+async fn no_answer_is_cached_or_sniffed(app: TestApp) {
+    for response in [
+        app.get("/api/v1/users").await,
+        app.get("/api/v1/persons/not-an-id").await,
+        app.client
+            .get(app.url("/api/v1/users"))
+            .send()
+            .await
+            .expect("sent"),
+    ] {
+        let headers = response.headers();
+        assert_eq!(
+            headers["cache-control"],
+            "no-store",
+            "{}",
+            response.status()
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+    }
+}
 
 async fn malformed_json_is_400(app: TestApp) {
     let response = app

@@ -237,6 +237,62 @@ async fn rate_limit_refuses_a_busy_caller_only(backend: Backend) {
     }
 }
 
+/// Behind a trusted proxy a caller is the address the proxy appended to `X-Forwarded-For`, the
+/// last one: what the client wrote before it, or in `Forwarded`, does not make it another caller.
+async fn a_trusted_proxy_names_the_caller_by_the_address_it_appended(backend: Backend) {
+    let mut settings = tavana_http::Settings {
+        rate_limit_per_minute: 3,
+        ..test_settings()
+    };
+    settings.login.trust_forwarded = true;
+    let Some(app) = TestApp::spawn_with(backend, settings).await else {
+        return;
+    };
+    let from = |claimed: u32, proxy_saw: &str| {
+        app.client
+            .get(app.url("/api/v1/areas"))
+            .header("forwarded", format!("for=192.0.2.{claimed}"))
+            .header(
+                "x-forwarded-for",
+                format!("203.0.113.{claimed}, {proxy_saw}"),
+            )
+            .send()
+    };
+    for claimed in 1..=3 {
+        assert_eq!(
+            from(claimed, "198.51.100.7").await.expect("sent").status(),
+            401
+        );
+    }
+    let response = from(4, "198.51.100.7").await.expect("sent");
+    problem(response, 429).await;
+    // Another address the proxy saw is another caller.
+    assert_eq!(from(5, "198.51.100.8").await.expect("sent").status(), 401);
+    // Any case of the scheme names the token's subject, as authentication reads it.
+    let token = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Auditor);
+    for _ in 0..3 {
+        let response = app
+            .client
+            .get(app.url("/api/v1/areas"))
+            .header("authorization", format!("BEARER {token}"))
+            .header("x-forwarded-for", "198.51.100.7")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxy_sqlite() {
+    a_trusted_proxy_names_the_caller_by_the_address_it_appended(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxy_postgres() {
+    a_trusted_proxy_names_the_caller_by_the_address_it_appended(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_sqlite() {
     rate_limit_refuses_a_busy_caller_only(Backend::Sqlite).await;

@@ -278,6 +278,25 @@ fn unpack_error(error: std::io::Error) -> ApiError {
 }
 
 /// A failure to keep the spooled copy: a full disk (or quota) is the server's, not the file's.
+/// Makes the spool folder, and a spooled file in it, readable by the service's user alone: the
+/// files hold national IDs and mobiles, and an interrupted job's stays.
+fn spool_file(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
+    let mut folder = std::fs::DirBuilder::new();
+    folder.recursive(true);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        folder.mode(0o700);
+        options.mode(0o600);
+    }
+    folder.create(dir)?;
+    let path = dir.join(name);
+    let file = options.open(&path)?;
+    Ok((path, file))
+}
+
 fn spool_error(error: std::io::Error) -> ApiError {
     match error.kind() {
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
@@ -419,11 +438,9 @@ pub async fn create(
     if !gzip && declared.is_some_and(|length| length > MAX_FILE) {
         return Err(too_large());
     }
-    let dir = state.import_dir.clone();
-    std::fs::create_dir_all(&dir).map_err(spool_error)?;
     let id = Uuid::now_v7().to_string();
-    let path = dir.join(format!("{id}.{}", format.as_str()));
-    let file = File::create(&path).map_err(spool_error)?;
+    let (path, file) =
+        spool_file(&state.import_dir, &format!("{id}.{}", format.as_str())).map_err(spool_error)?;
     let spool = Spool {
         path: path.clone(),
         kept: false,
@@ -1244,6 +1261,21 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+
+    /// A spooled upload and the folder made for it are the service user's alone.
+    #[cfg(unix)]
+    #[test]
+    fn spooled_files_are_readable_by_the_service_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("folder");
+        let dir = root.path().join("spool").join("imports");
+        let (path, _) = spool_file(&dir, "a.csv").expect("spooled");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        // A second upload of the same name is refused, not written over.
+        assert!(spool_file(&dir, "a.csv").is_err());
+    }
 
     /// Spools `bytes` as one upload (gzip-compressed if `gzip`) with a cap of `cap` bytes.
     fn spooled(bytes: &[u8], gzip: bool, cap: u64) -> Result<(u64, String), ApiError> {

@@ -18,9 +18,8 @@ fn caller_key(req: &ServiceRequest, state: &AppState) -> String {
     let subject = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|token| state.tokens.verify(token.trim()).ok())
+        .and_then(crate::auth::bearer_token)
+        .and_then(|token| state.tokens.verify(token).ok())
         .map(|claims| claims.sub);
     match subject {
         Some(sub) => format!("sub:{sub}"),

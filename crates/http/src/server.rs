@@ -7,7 +7,7 @@ use actix_cors::Cors;
 use actix_web::body::BoxBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::{Condition, from_fn};
+use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tavana_persistence::Database;
 use utoipa::OpenApi;
@@ -249,6 +249,14 @@ pub fn build(db: Database, settings: Settings, listener: TcpListener) -> std::io
             ))
             .wrap(from_fn(rate_limit))
             .wrap(from_fn(observe))
+            // Answers carry personal data: no cache (a shared office computer, a proxy) keeps
+            // them, no browser guesses their type, and no link sends their address on.
+            .wrap(
+                DefaultHeaders::new()
+                    .add((header::CACHE_CONTROL, "no-store"))
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::REFERRER_POLICY, "no-referrer")),
+            )
     })
     .shutdown_timeout(shutdown_timeout)
     .listen(listener)?;

@@ -39,8 +39,8 @@ pub struct LoginPolicy {
     pub max_failures_per_address: i64,
     /// From this many failures on, each attempt is delayed a little more.
     pub slow_down_after: i64,
-    /// Take the client address from `Forwarded`/`X-Forwarded-For` (only behind a proxy that sets
-    /// them; otherwise clients could choose their own address).
+    /// Take the client address from the last entry of `X-Forwarded-For` (only behind a proxy that
+    /// appends it; otherwise clients could choose their own address).
     pub trust_forwarded: bool,
 }
 
@@ -322,11 +322,18 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The client's address for login throttling: the peer, or — behind a trusted reverse proxy
-/// (`TAVANA_TRUST_FORWARDED`) — the address it reports in `Forwarded`/`X-Forwarded-For`.
+/// The client's address for login throttling and the rate limit: the peer, or — behind a
+/// trusted reverse proxy (`TAVANA_TRUST_FORWARDED`) — the last address in `X-Forwarded-For`, the
+/// one the proxy appended. Entries before it, and `Forwarded`, are what the client chose to send.
 pub(crate) fn client_address(state: &AppState, req: &HttpRequest) -> String {
     if state.login.trust_forwarded
-        && let Some(address) = req.connection_info().realip_remote_addr()
+        && let Some(address) = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|a| !a.is_empty())
     {
         return address.to_owned();
     }

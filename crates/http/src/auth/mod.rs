@@ -115,6 +115,13 @@ impl Caller {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case, RFC 9110).
+pub(crate) fn bearer_token(value: &header::HeaderValue) -> Option<&str> {
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
@@ -122,18 +129,9 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::Unauthorized("send an access token: Authorization: Bearer …".to_owned())
     })?;
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned())
-        })?;
+    let token = bearer_token(value).ok_or_else(|| {
+        ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned())
+    })?;
     let claims = state.tokens.verify(token).map_err(|e| {
         tracing::debug!(error = %e, "access token refused");
         ApiError::Unauthorized("the access token is invalid or expired".to_owned())
