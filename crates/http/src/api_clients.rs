@@ -62,8 +62,9 @@ impl From<ApiClient> for ApiClientResponse {
     }
 }
 
-/// The new client and its secret. The secret is shown this once and stored only as a hash.
-#[derive(Debug, Serialize, ToSchema)]
+/// The new client and its secret. The secret is shown this once and stored only as a hash. Not
+/// `Debug`: no log shows a secret.
+#[derive(Serialize, ToSchema)]
 pub struct CreatedApiClient {
     #[serde(flatten)]
     pub client: ApiClientResponse,

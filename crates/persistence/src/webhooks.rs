@@ -37,7 +37,8 @@ pub enum Owner {
     Organisation(OrganisationId),
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+// Rows and values that hold an endpoint's secret are not `Debug`: no log shows a secret.
+#[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_endpoints)]
 struct EndpointRow {
     id: String,
@@ -168,7 +169,7 @@ fn check_types(
 }
 
 /// A new endpoint, as checked by the caller (the URL's scheme and host).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewEndpoint {
     pub organisation_id: OrganisationId,
     pub url: String,
@@ -745,7 +746,7 @@ pub fn enqueue_endpoint(
 }
 
 /// A delivery claimed for sending, with what is needed to send it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Claim {
     pub delivery_id: String,
     pub endpoint_id: String,
