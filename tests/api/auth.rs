@@ -23,6 +23,7 @@ backend_tests!(
     client_credentials_grant_respects_scopes_and_revocation,
     writes_are_audited_with_actor_and_request_id,
     admins_manage_users_with_versions,
+    a_token_stops_when_its_account_is_demoted_moved_or_disabled,
     audit_verify_finds_edited_and_missing_rows,
     organisations_are_renamed_with_versions,
     text_holding_a_nul_character_is_refused_on_either_database,
@@ -83,18 +84,14 @@ async fn wrong_password_and_unknown_user_get_the_same_answer(app: TestApp) {
 }
 
 /// A token signed with `secret`, its claims those of a valid token changed by `edit`.
-fn forged(keys: &TokenKeys, secret: &[u8], edit: impl FnOnce(&mut Claims)) -> String {
-    let token = keys
-        .issue(
-            "u".into(),
-            Some("admin".into()),
-            uuid::Uuid::now_v7().to_string(),
-            None,
-            Duration::from_secs(900),
-        )
-        .expect("signs");
-    let mut claims = keys.verify(&token).expect("valid");
-    claims.sub = uuid::Uuid::now_v7().to_string();
+/// The claims of the test's administrator, edited and signed with `secret`.
+fn forged(
+    keys: &TokenKeys,
+    admin_token: &str,
+    secret: &[u8],
+    edit: impl FnOnce(&mut Claims),
+) -> String {
+    let mut claims = keys.verify(admin_token).expect("valid");
     edit(&mut claims);
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -116,7 +113,7 @@ async fn rejected_tokens_are_401(app: TestApp) {
 
     let keys = TokenKeys::new(TEST_KEY, "tavana", "tavana-api", Duration::from_secs(900));
     let now = jsonwebtoken::get_current_timestamp();
-    let valid = forged(&keys, TEST_KEY, |_| {});
+    let valid = forged(&keys, &app.admin_token, TEST_KEY, |_| {});
     assert_eq!(
         app.get_as(&valid, path).await.status(),
         200,
@@ -133,27 +130,38 @@ async fn rejected_tokens_are_401(app: TestApp) {
         ("garbage", "not.a.token".to_owned()),
         (
             "another key",
-            forged(&keys, b"another-signing-key-of-32-bytes-or-more", |_| {}),
+            forged(
+                &keys,
+                &app.admin_token,
+                b"another-signing-key-of-32-bytes-or-more",
+                |_| {},
+            ),
         ),
         ("alg none", unsigned),
         (
             "expired",
-            forged(&keys, TEST_KEY, |c| {
+            forged(&keys, &app.admin_token, TEST_KEY, |c| {
                 c.iat = now - 7200;
                 c.exp = now - 3600;
             }),
         ),
         (
             "wrong issuer",
-            forged(&keys, TEST_KEY, |c| c.iss = "someone-else".into()),
+            forged(&keys, &app.admin_token, TEST_KEY, |c| {
+                c.iss = "someone-else".into()
+            }),
         ),
         (
             "wrong audience",
-            forged(&keys, TEST_KEY, |c| c.aud = "another-api".into()),
+            forged(&keys, &app.admin_token, TEST_KEY, |c| {
+                c.aud = "another-api".into()
+            }),
         ),
         (
             "unknown role",
-            forged(&keys, TEST_KEY, |c| c.role = Some("root".into())),
+            forged(&keys, &app.admin_token, TEST_KEY, |c| {
+                c.role = Some("root".into())
+            }),
         ),
     ];
     for (case, token) in cases {
@@ -375,6 +383,8 @@ async fn client_credentials_grant_respects_scopes_and_revocation(app: TestApp) {
         .expect("sent");
     assert_eq!(response.status(), 200);
     problem(client_grant(&app, client_id, secret).await, 401).await;
+    // The token it holds stops with it, not when it expires.
+    problem(app.get_as(access, "/api/v1/areas").await, 401).await;
 
     let response = app
         .post_json(
@@ -556,6 +566,71 @@ async fn admins_manage_users_with_versions(app: TestApp) {
     problem(app.login("reza", PASSWORD).await, 401).await;
 }
 
+/// An access token stands for its account as it is now: once the account's role or organisation
+/// changes, or it is disabled, the tokens it holds are refused at once, not when they expire.
+async fn a_token_stops_when_its_account_is_demoted_moved_or_disabled(app: TestApp) {
+    let leila = app
+        .create_user("leila", Role::ProgrammeManager, PASSWORD, vec![])
+        .await;
+    let path = format!("/api/v1/users/{}", leila.id);
+    let access = |tokens: Value| tokens["access_token"].as_str().expect("token").to_owned();
+    let change = |version: i64, body: Value| {
+        app.client
+            .patch(app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .header("if-match", format!("\"{version}\""))
+            .json(&body)
+            .send()
+    };
+    let manager = access(token_of(app.login("leila", PASSWORD).await).await);
+    assert_eq!(app.get_as(&manager, "/api/v1/areas").await.status(), 200);
+    // Another display name changes nothing the token says.
+    let renamed = change(1, json!({"display_name": "لیلا"}))
+        .await
+        .expect("sent");
+    assert_eq!(renamed.status(), 200);
+    assert_eq!(app.get_as(&manager, "/api/v1/areas").await.status(), 200);
+
+    let demoted = change(2, json!({"role": "auditor"})).await.expect("sent");
+    assert_eq!(demoted.status(), 200);
+    let refused = problem(app.get_as(&manager, "/api/v1/areas").await, 401).await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("new token")),
+        "{refused}"
+    );
+    let auditor = access(token_of(app.login("leila", PASSWORD).await).await);
+    assert_eq!(app.get_as(&auditor, "/api/v1/areas").await.status(), 200);
+
+    let org: Value = app
+        .post_json(
+            "/api/v1/organisations",
+            &json!({"name": "Another office", "kind": "labour_office"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("org");
+    let moved = change(3, json!({"organisation_id": org["id"]}))
+        .await
+        .expect("sent");
+    assert_eq!(moved.status(), 200);
+    problem(app.get_as(&auditor, "/api/v1/areas").await, 401).await;
+
+    let elsewhere = access(token_of(app.login("leila", PASSWORD).await).await);
+    assert_eq!(app.get_as(&elsewhere, "/api/v1/areas").await.status(), 200);
+    let disabled = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(disabled.status(), 200);
+    problem(app.get_as(&elsewhere, "/api/v1/areas").await, 401).await;
+}
+
 async fn audit_verify_finds_edited_and_missing_rows(app: TestApp) {
     use diesel::connection::SimpleConnection;
     use tavana_persistence::audit::{Verification, verify};
@@ -568,7 +643,7 @@ async fn audit_verify_finds_edited_and_missing_rows(app: TestApp) {
         let mut conn = db.get().expect("connection");
         assert_eq!(
             verify(&mut conn).expect("verify"),
-            Verification::Intact { rows: 6 }
+            Verification::Intact { rows: 8 }
         );
 
         conn.batch_execute("UPDATE audit_log SET actor_kind = 'user' WHERE seq = 4")
@@ -581,7 +656,7 @@ async fn audit_verify_finds_edited_and_missing_rows(app: TestApp) {
             .expect("restore");
         assert_eq!(
             verify(&mut conn).expect("verify"),
-            Verification::Intact { rows: 6 }
+            Verification::Intact { rows: 8 }
         );
 
         conn.batch_execute("DELETE FROM audit_log WHERE seq = 2")

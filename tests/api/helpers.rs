@@ -13,7 +13,8 @@ use tavana_domain::id::{AreaId, OrganisationId, UserId};
 use tavana_domain::organisation::{OrganisationKind, User};
 use tavana_http::auth::bootstrap::{CliUser, create_user};
 use tavana_http::auth::jwt::TokenKeys;
-use tavana_persistence::{Database, PoolOptions};
+use tavana_persistence::users::NewUser;
+use tavana_persistence::{AuditContext, Database, PoolOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -51,8 +52,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: Database,
     pub keys: TokenKeys,
-    /// A token of an administrator (not a stored user): `get` and `post_json` send it.
+    /// A token of a stored administrator: `get` and `post_json` send it.
     pub admin_token: String,
+    /// The organisation of the users `mint` stores.
+    office: OrganisationId,
     handle: actix_web::dev::ServerHandle,
     cleanup: Cleanup,
 }
@@ -101,11 +104,27 @@ impl TestApp {
         let server = tavana_http::build(db.clone(), settings, listener).expect("server builds");
         let handle = server.handle();
         tokio::spawn(server);
-        let admin_token = mint(&keys, Role::Admin);
-        Some(TestApp {
+        let office = tokio::task::spawn_blocking({
+            let db = db.clone();
+            move || {
+                let mut conn = db.get().expect("connection");
+                tavana_persistence::organisations::create(
+                    &mut conn,
+                    &AuditContext::system(),
+                    "دفتر آزمون",
+                    OrganisationKind::LabourOffice,
+                )
+            }
+        })
+        .await
+        .expect("joined")
+        .expect("the test office")
+        .id;
+        let mut app = TestApp {
             db,
             keys,
-            admin_token,
+            admin_token: String::new(),
+            office,
             address,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -113,7 +132,52 @@ impl TestApp {
                 .expect("client"),
             handle,
             cleanup,
+        };
+        app.admin_token = app.mint(Role::Admin).await;
+        Some(app)
+    }
+
+    /// An access token of a new stored user with `role`, in the test office, with no
+    /// neighbourhoods (an area-scoped one sees nothing) and no password to log in with.
+    pub async fn mint(&self, role: Role) -> String {
+        self.mint_in(role, self.office).await
+    }
+
+    /// An access token of a new stored user with `role`, in `office`, as `mint`.
+    pub async fn mint_in(&self, role: Role, office: OrganisationId) -> String {
+        let db = self.db.clone();
+        let user = tokio::task::spawn_blocking(move || {
+            let mut conn = db.get().expect("connection");
+            tavana_persistence::users::create(
+                &mut conn,
+                &AuditContext::system(),
+                NewUser {
+                    username: format!(
+                        "{}.{}",
+                        role.as_str(),
+                        UserId::generate().as_uuid().simple()
+                    ),
+                    display_name: format!("A {}", role.as_str()),
+                    // No argon2 hash matches this: nobody logs in as a minted user.
+                    password_hash: "!".to_owned(),
+                    role,
+                    organisation_id: office,
+                    areas: Vec::new(),
+                },
+            )
         })
+        .await
+        .expect("joined")
+        .expect("user stored");
+        self.keys
+            .issue(
+                user.id.to_string(),
+                Some(role.as_str().to_owned()),
+                office.to_string(),
+                None,
+                Duration::from_secs(900),
+            )
+            .expect("token signs")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -232,19 +296,6 @@ pub fn test_settings() -> tavana_http::Settings {
         import_dir: std::env::temp_dir().join("tavana-test-imports"),
         ..tavana_http::Settings::new(test_keys())
     }
-}
-
-/// An access token for a made-up user with `role`, signed with the test key. Area-scoped roles
-/// see nothing: the made-up user has no assigned neighbourhoods.
-pub fn mint(keys: &TokenKeys, role: Role) -> String {
-    keys.issue(
-        UserId::generate().to_string(),
-        Some(role.as_str().to_owned()),
-        OrganisationId::generate().to_string(),
-        None,
-        Duration::from_secs(900),
-    )
-    .expect("token signs")
 }
 
 pub fn test_pool_options() -> PoolOptions {

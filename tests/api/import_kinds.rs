@@ -7,7 +7,7 @@ use tavana_domain::access::Role;
 
 use crate::auth::{client_grant, create_client, token_of};
 use crate::backend_tests;
-use crate::helpers::{TestApp, get_json, mint, problem};
+use crate::helpers::{TestApp, get_json, problem};
 use crate::households::{area, facilitator_token, two_neighbourhoods};
 use crate::imports::{household, imported, imported_while_written, upload_as};
 use crate::supporters::{self, WHH, allocate, balance, fixture, ledger, login};
@@ -609,7 +609,7 @@ async fn attendance_is_imported_by_the_cohorts_own_trainer_or_facilitator(app: T
 
     // Programme managers and administrators do not record attendance: not by import either.
     for role in [Role::ProgrammeManager, Role::Admin] {
-        let token = mint(&app.keys, role);
+        let token = app.mint(role).await;
         let body = format!("{ATTENDANCE}\n{s1},{},absent\n", national_id(1));
         problem(
             upload_as(

@@ -8,7 +8,7 @@ use tavana_persistence::imports::{self, NewJob, Row};
 use tavana_persistence::{AuditContext, Scope, StoreError};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, get_json, mint, problem};
+use crate::helpers::{TestApp, get_json, problem};
 use crate::households::{facilitator_token, two_neighbourhoods};
 use crate::training::{created, id, national_id, person};
 
@@ -927,7 +927,7 @@ async fn json_lines_are_imported_and_scope_applies(app: TestApp) {
     assert_eq!(response.status(), 200);
     let csv = response.text().await.expect("csv");
     assert_eq!(csv.lines().count(), 6, "{csv}");
-    let partner = mint(&app.keys, Role::Partner);
+    let partner = app.mint(Role::Partner).await;
     problem(
         upload_as(
             &app,

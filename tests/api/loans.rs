@@ -595,7 +595,7 @@ async fn forbidden_transitions_are_refused(app: TestApp) {
             .status(),
         403
     );
-    let auditor = crate::helpers::mint(&app.keys, Role::Auditor);
+    let auditor = app.mint(Role::Auditor).await;
     let repaid = repay_as(&app, &auditor, &loan, Some("k"), json!({"amount": 1})).await;
     assert_eq!(repaid.status(), 403);
 }
@@ -793,7 +793,7 @@ async fn facilitators_see_only_their_neighbourhoods_loans(app: TestApp) {
     .await;
     assert_eq!(par["loans"], 0);
     // Partners see no individual loans at all.
-    let partner = crate::helpers::mint(&app.keys, Role::Partner);
+    let partner = app.mint(Role::Partner).await;
     assert_eq!(
         send(&app, &partner, "get", "/api/v1/loans", Value::Null)
             .await

@@ -219,7 +219,7 @@ async fn rate_limit_refuses_a_busy_caller_only(backend: Backend) {
     let body = problem(response, 429).await;
     assert_eq!(body["type"], "urn:tavana:problem:too-many-requests");
 
-    let other = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Auditor);
+    let other = app.mint(tavana_domain::access::Role::Auditor).await;
     let response = app
         .client
         .get(app.url("/api/v1/areas"))
@@ -269,7 +269,7 @@ async fn a_trusted_proxy_names_the_caller_by_the_address_it_appended(backend: Ba
     // Another address the proxy saw is another caller.
     assert_eq!(from(5, "198.51.100.8").await.expect("sent").status(), 401);
     // Any case of the scheme names the token's subject, as authentication reads it.
-    let token = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Auditor);
+    let token = app.mint(tavana_domain::access::Role::Auditor).await;
     for _ in 0..3 {
         let response = app
             .client

@@ -7,7 +7,7 @@ use tavana_domain::access::Role;
 
 use crate::auth::{client_grant, create_client, token_of};
 use crate::backend_tests;
-use crate::helpers::{TestApp, mint, problem};
+use crate::helpers::{TestApp, problem};
 use crate::households::two_neighbourhoods;
 use crate::training::national_id;
 
@@ -197,7 +197,7 @@ async fn a_policy_shapes_what_a_partner_reads(app: TestApp) {
     assert!(staff.to_string().contains(&national_id(12)));
     // A facilitator has no feed.
     problem(
-        feed_as(&app, &mint(&app.keys, Role::Facilitator), "").await,
+        feed_as(&app, &app.mint(Role::Facilitator).await, "").await,
         403,
     )
     .await;
@@ -481,7 +481,7 @@ async fn research_tables_suppress_small_cells(app: TestApp) {
     let response = app
         .client
         .get(app.url(&path))
-        .bearer_auth(mint(&app.keys, Role::Facilitator))
+        .bearer_auth(app.mint(Role::Facilitator).await)
         .send()
         .await
         .expect("sent");

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tavana_domain::access::Role;
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, mint, problem};
+use crate::helpers::{TestApp, problem};
 use crate::households::{facilitator_token, two_neighbourhoods};
 use crate::training::{completed_technical_course, created, id, person};
 
@@ -182,7 +182,7 @@ async fn eligibility_is_explained_rule_by_rule(app: TestApp) {
     let body = problem(apply(&app, &ready, "tailoring", "2024-10-02").await, 409).await;
     assert_eq!(body["existing_id"], applied["application"]["id"]);
     // Once the permit is issued, another for the same activity is refused by the rule...
-    let officer = mint(&app.keys, Role::PermitOfficer);
+    let officer = app.mint(Role::PermitOfficer).await;
     issue(&app, &officer, &applied["application"], "2024-10-05").await;
     let body = problem(apply(&app, &ready, "tailoring", "2024-11-01").await, 422).await;
     assert_eq!(body["errors"][0]["code"], "no_active_permit");
@@ -201,7 +201,7 @@ async fn the_review_workflow_issues_a_numbered_permit_and_moves_the_enrolment(ap
     let p = eligible_person(&app, &n1, 1).await;
     let applied = created(apply(&app, &p, "tailoring", "1403-07-10").await).await;
     let application = &applied["application"];
-    let officer = mint(&app.keys, Role::PermitOfficer);
+    let officer = app.mint(Role::PermitOfficer).await;
 
     // Only permit officers review.
     let facilitator = facilitator_token(&app, "fatemeh", &n1).await;
@@ -375,7 +375,7 @@ async fn permit_actions_follow_the_state_and_renewal_adds_a_period(app: TestApp)
     let (n1, _) = two_neighbourhoods(&app).await;
     let p = eligible_person(&app, &n1, 1).await;
     let applied = created(apply(&app, &p, "pastry", "2025-06-01").await).await;
-    let officer = mint(&app.keys, Role::PermitOfficer);
+    let officer = app.mint(Role::PermitOfficer).await;
     let issued = issue(&app, &officer, &applied["application"], "2025-06-10").await;
     let permit = issued["permit"].clone();
     assert_eq!(permit["valid_until"], "2028-06-09");
@@ -480,7 +480,7 @@ async fn permit_actions_follow_the_state_and_renewal_adds_a_period(app: TestApp)
 
 async fn permit_numbers_are_unique_under_concurrent_issuance(app: TestApp) {
     let (n1, _) = two_neighbourhoods(&app).await;
-    let officer = mint(&app.keys, Role::PermitOfficer);
+    let officer = app.mint(Role::PermitOfficer).await;
     let mut approved = Vec::new();
     for n in 1..=6 {
         let p = eligible_person(&app, &n1, n).await;
@@ -519,7 +519,7 @@ async fn permit_numbers_are_unique_under_concurrent_issuance(app: TestApp) {
 async fn expiry_is_computed_from_the_dates(app: TestApp) {
     let (n1, _) = two_neighbourhoods(&app).await;
     let p = eligible_person(&app, &n1, 1).await;
-    let officer = mint(&app.keys, Role::PermitOfficer);
+    let officer = app.mint(Role::PermitOfficer).await;
     // Issued on 1399-01-15 (2020-04-03): valid until 2023-04-02, long past.
     let applied = created(apply(&app, &p, "tailoring", "1399-01-10").await).await;
     let issued = issue(&app, &officer, &applied["application"], "1399-01-15").await;
@@ -556,7 +556,7 @@ async fn public_json(app: &TestApp, number: &str) -> Value {
 async fn public_verification_shows_no_personal_data_and_is_rate_limited(app: TestApp) {
     let (n1, _) = two_neighbourhoods(&app).await;
     let p = eligible_person(&app, &n1, 1).await;
-    let officer = mint(&app.keys, Role::PermitOfficer);
+    let officer = app.mint(Role::PermitOfficer).await;
     let applied = created(apply(&app, &p, "carpet_weaving", "1403-07-10").await).await;
     issue(&app, &officer, &applied["application"], "1403-07-12").await;
 
@@ -616,7 +616,7 @@ async fn public_verification_shows_no_personal_data_and_is_rate_limited(app: Tes
 async fn permits_respect_the_callers_scope(app: TestApp) {
     let (n1, n2) = two_neighbourhoods(&app).await;
     let p = eligible_person(&app, &n1, 1).await;
-    let officer = mint(&app.keys, Role::PermitOfficer);
+    let officer = app.mint(Role::PermitOfficer).await;
     let applied = created(apply(&app, &p, "tailoring", "1403-07-10").await).await;
     let issued = issue(&app, &officer, &applied["application"], "1403-07-12").await;
     let outsider = facilitator_token(&app, "outsider", &n2).await;

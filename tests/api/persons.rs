@@ -714,7 +714,9 @@ async fn outcomes_are_verified_by_someone_else_and_followed_up(app: TestApp) {
             .as_str()
             .is_some_and(|d| d.contains("someone other"))
     );
-    let manager = crate::helpers::mint(&app.keys, tavana_domain::access::Role::ProgrammeManager);
+    let manager = app
+        .mint(tavana_domain::access::Role::ProgrammeManager)
+        .await;
     let verify = || {
         app.client
             .post(app.url(&format!("{outcome_path}/verify")))
@@ -890,7 +892,7 @@ async fn auditors_see_identifiers_masked(app: TestApp) {
     );
     body["mobile"] = json!("09151234567");
     let created = create(&app, &body).await;
-    let auditor = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Auditor);
+    let auditor = app.mint(tavana_domain::access::Role::Auditor).await;
     let path = format!("/api/v1/persons/{}", created["id"].as_str().expect("id"));
     let seen: Value = app
         .client
@@ -935,7 +937,7 @@ async fn auditors_see_identifiers_masked(app: TestApp) {
     assert_eq!(masked["national_id"], "******0899", "{masked}");
     assert_eq!(masked["mobile"], "*******4567");
     assert_eq!(masked["last_name"], "طاهری");
-    let admin = crate::helpers::mint(&app.keys, tavana_domain::access::Role::Admin);
+    let admin = app.mint(tavana_domain::access::Role::Admin).await;
     let whole = registered(&admin).await;
     assert_eq!(whole["national_id"], "0499370899", "{whole}");
     assert_eq!(whole["mobile"], "09151234567");

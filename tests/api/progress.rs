@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tavana_domain::access::Role;
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, mint, problem};
+use crate::helpers::{TestApp, problem};
 use crate::households::{facilitator_token, two_neighbourhoods};
 use crate::training::{created, id, person};
 
@@ -93,7 +93,7 @@ async fn small_programme(app: &TestApp) -> Programme {
     let verified = app
         .client
         .post(app.url(&format!("/api/v1/outcomes/{}/verify", id(&outcome))))
-        .bearer_auth(mint(&app.keys, Role::ProgrammeManager))
+        .bearer_auth(app.mint(Role::ProgrammeManager).await)
         .json(&json!({"on": "1399-01-20"}))
         .send()
         .await
@@ -275,7 +275,7 @@ async fn progress_respects_scope_and_suppresses_small_cells_for_partners(app: Te
     assert_eq!(hoods[0]["neighbourhood_id"], p.n2["id"]);
 
     // A partner with no MoU in force reads no aggregates either, in any of their forms.
-    let outsider = mint(&app.keys, Role::Partner);
+    let outsider = app.mint(Role::Partner).await;
     for path in [
         format!("/api/v1/programmes/{}/progress", p.id),
         format!("/api/v1/programmes/{}/progress.svg", p.id),

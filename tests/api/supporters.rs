@@ -5,7 +5,7 @@ use tavana_domain::access::Role;
 use tavana_domain::id::AreaId;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, mint, problem, test_settings};
+use crate::helpers::{Backend, TestApp, problem, test_settings};
 use crate::households::{facilitator_token, two_neighbourhoods};
 use crate::permits::{act, apply, eligible_person, issue};
 use crate::training::{created, id, person};
@@ -124,7 +124,7 @@ pub(crate) async fn supporter_of_her_own(app: &TestApp, f: &Fixture, n: u32) -> 
 
 pub async fn fixture(app: &TestApp) -> Fixture {
     let (n1, n2) = two_neighbourhoods(app).await;
-    let officer = mint(&app.keys, Role::PermitOfficer);
+    let officer = app.mint(Role::PermitOfficer).await;
     let (producer, _) = producer(app, &officer, &n1, 1).await;
     let (token, supporter) = designate(app, "supporter.one", &n1, 50).await;
     assert_eq!(link(app, &supporter, &producer).await.status(), 204);
@@ -134,7 +134,7 @@ pub async fn fixture(app: &TestApp) -> Fixture {
         token,
         supporter,
         producer,
-        pm: mint(&app.keys, Role::ProgrammeManager),
+        pm: app.mint(Role::ProgrammeManager).await,
         officer,
     }
 }

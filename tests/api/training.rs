@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tavana_domain::access::Role;
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, mint, problem};
+use crate::helpers::{TestApp, problem};
 use crate::households::{facilitator_token, two_neighbourhoods};
 
 backend_tests!(
@@ -624,7 +624,7 @@ async fn sensitive_courses_are_aggregates_for_partners_and_audited_for_staff(app
     register(&app, &cohort, &p).await;
 
     // Partners: no individual registrations, attendance or history; aggregates only.
-    let partner = mint(&app.keys, Role::Partner);
+    let partner = app.mint(Role::Partner).await;
     for path in [
         format!("/api/v1/cohorts/{}/registrations", id(&cohort)),
         format!("/api/v1/persons/{}/training", id(&p)),

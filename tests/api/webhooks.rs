@@ -14,10 +14,10 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tavana_domain::access::Role;
-use tavana_domain::id::{OrganisationId, UserId};
+use tavana_domain::id::OrganisationId;
 use tavana_domain::partner::{Policy, Resource, Withheld};
 
-use crate::helpers::{Backend, TestApp, get_json, mint, problem, test_settings};
+use crate::helpers::{Backend, TestApp, get_json, problem, test_settings};
 use crate::households::two_neighbourhoods;
 
 macro_rules! webhook_tests {
@@ -179,16 +179,7 @@ async fn partner(app: &TestApp, name: &str) -> Partner {
     let organisation_id = organisation["id"].as_str().expect("id").to_owned();
     let id: OrganisationId = organisation_id.parse().expect("organisation id");
     set_policy(app, id, "2099-12-31").await;
-    let token = app
-        .keys
-        .issue(
-            UserId::generate().to_string(),
-            Some("partner".to_owned()),
-            organisation_id.clone(),
-            None,
-            Duration::from_secs(900),
-        )
-        .expect("token");
+    let token = app.mint_in(Role::Partner, id).await;
     Partner {
         organisation_id,
         token,
@@ -702,7 +693,7 @@ async fn endpoints_belong_to_their_organisation(app: TestApp) {
     );
     // Roles without the action get 403.
     for role in [Role::Facilitator, Role::Auditor, Role::ProgrammeManager] {
-        let token = mint(&app.keys, role);
+        let token = app.mint(role).await;
         problem(
             send(&app, reqwest::Method::GET, &token, &path, None).await,
             403,
@@ -755,7 +746,7 @@ async fn endpoints_belong_to_their_organisation(app: TestApp) {
         problem(response, 422).await["errors"][0]["code"],
         "unknown_name"
     );
-    let stranger = mint(&app.keys, Role::Partner);
+    let stranger = app.mint(Role::Partner).await;
     let response = send(
         &app,
         reqwest::Method::POST,

@@ -62,8 +62,8 @@ impl From<ApiClient> for ApiClientResponse {
     }
 }
 
-/// The new client and its secret. The secret is shown this once and stored only as a hash. Not
-/// `Debug`: no log shows a secret.
+/// The new client and its secret. The secret is shown this once and stored only as a hash.
+// Not `Debug`: no log shows a secret.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedApiClient {
     #[serde(flatten)]

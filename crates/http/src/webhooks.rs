@@ -187,7 +187,8 @@ impl TryFrom<Endpoint> for WebhookResponse {
     }
 }
 
-/// The new endpoint and its signing secret, shown this once. Not `Debug`: no log shows a secret.
+/// The new endpoint and its signing secret, shown this once.
+// Not `Debug`: no log shows a secret.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedWebhook {
     #[serde(flatten)]

@@ -135,6 +135,23 @@ pub fn create(
     })
 }
 
+/// What a client's access token rests on, as it stands now: (organisation, active, last day).
+/// `None` when there is no such client.
+pub fn standing(
+    conn: &mut DbConnection,
+    client_id: &str,
+) -> Result<Option<(String, bool, NaiveDate)>, StoreError> {
+    Ok(api_clients::table
+        .filter(api_clients::client_id.eq(client_id))
+        .select((
+            api_clients::organisation_id,
+            api_clients::active,
+            api_clients::expires_on,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
 pub fn get(conn: &mut DbConnection, id: ApiClientId) -> Result<ApiClient, StoreError> {
     to_client(
         api_clients::table

@@ -223,6 +223,19 @@ pub fn credentials(
     Ok(Some((to_user(row, areas)?, hash)))
 }
 
+/// What a user's access token rests on, as it stands now: (role, organisation, active). `None`
+/// when there is no such user.
+pub fn standing(
+    conn: &mut DbConnection,
+    id: UserId,
+) -> Result<Option<(String, String, bool)>, StoreError> {
+    Ok(users::table
+        .find(id.to_string())
+        .select((users::role, users::organisation_id, users::active))
+        .first(conn)
+        .optional()?)
+}
+
 pub fn count(conn: &mut DbConnection) -> Result<i64, StoreError> {
     Ok(users::table.count().get_result(conn)?)
 }

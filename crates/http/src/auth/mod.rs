@@ -10,19 +10,20 @@ pub mod jwt;
 pub mod keys;
 pub mod password;
 
-use std::future::{Ready, ready};
 use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use chrono::Utc;
+use futures_util::future::LocalBoxFuture;
 use tavana_domain::access::{Action, ClientScope, Role, role_allows, scopes_allow};
 use tavana_domain::id::{OrganisationId, UserId};
-use tavana_persistence::{Actor, AuditContext, Scope};
+use tavana_persistence::{Actor, AuditContext, Scope, api_clients, users};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::observe::RequestId;
+use crate::{AppState, with_db};
 
 /// Who is calling, from a verified access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,12 +164,63 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     })
 }
 
+/// Whether the account a token was issued to still stands as the token says: a user active, in
+/// the same role and organisation; a client active, unexpired, of the same organisation. Read on
+/// every request, so that disabling, demoting or revoking takes effect at once, not when the
+/// token expires.
+async fn still_stands(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
+    let stale = || {
+        ApiError::Unauthorized(
+            "the access token's account has changed or been disabled; get a new token".to_owned(),
+        )
+    };
+    let stands = match principal.clone() {
+        Principal::User {
+            id,
+            role,
+            organisation_id,
+        } => with_db(state, move |c| users::standing(c, id))
+            .await?
+            .is_some_and(|(now_role, now_organisation, active)| {
+                active
+                    && now_role == role.as_str()
+                    && now_organisation == organisation_id.to_string()
+            }),
+        Principal::Client {
+            client_id,
+            organisation_id,
+            ..
+        } => with_db(state, move |c| api_clients::standing(c, &client_id))
+            .await?
+            .is_some_and(|(now_organisation, active, last_day)| {
+                active
+                    && last_day >= Utc::now().date_naive()
+                    && now_organisation == organisation_id.to_string()
+            }),
+    };
+    if stands { Ok(()) } else { Err(stale()) }
+}
+
+/// The caller of a request, allowed to perform `action` (when one is named) and whose account
+/// still stands. What the token says decides first: a refusal reads nothing.
+async fn caller_of(req: HttpRequest, action: Option<Action>) -> Result<Caller, ApiError> {
+    let caller = authenticate(&req)?;
+    if let Some(action) = action {
+        caller.require(action)?;
+    }
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("application state missing"))?;
+    still_stands(state, &caller.principal).await?;
+    Ok(caller)
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        Box::pin(caller_of(req.clone(), None))
     }
 }
 
@@ -194,16 +246,16 @@ impl<P: Permission> std::ops::Deref for Auth<P> {
 
 impl<P: Permission> FromRequest for Auth<P> {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).and_then(|caller| {
-            caller.require(P::ACTION)?;
+        let caller = caller_of(req.clone(), Some(P::ACTION));
+        Box::pin(async move {
             Ok(Auth {
-                caller,
+                caller: caller.await?,
                 _permission: PhantomData,
             })
-        }))
+        })
     }
 }
 
