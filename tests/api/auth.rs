@@ -163,6 +163,13 @@ async fn rejected_tokens_are_401(app: TestApp) {
                 c.role = Some("root".into())
             }),
         ),
+        // Signed with the right key, for an account that does not exist.
+        (
+            "unknown user",
+            forged(&keys, &app.admin_token, TEST_KEY, |c| {
+                c.sub = uuid::Uuid::now_v7().to_string()
+            }),
+        ),
     ];
     for (case, token) in cases {
         let response = app.get_as(&token, path).await;
@@ -371,6 +378,26 @@ async fn client_credentials_grant_respects_scopes_and_revocation(app: TestApp) {
         .await
         .expect("sent");
     problem(response, 403).await;
+
+    // Past the client's last day (the MoU's end), the token it holds stops too.
+    let last_day = |day: &'static str| {
+        let db = app.db.clone();
+        let client_id = client_id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            use diesel::prelude::*;
+            use tavana_persistence::schema::api_clients;
+            let mut conn = db.get().expect("connection");
+            let day: chrono::NaiveDate = day.parse().expect("day");
+            diesel::update(api_clients::table.filter(api_clients::client_id.eq(client_id)))
+                .set(api_clients::expires_on.eq(day))
+                .execute(&mut conn)
+                .expect("updated")
+        })
+    };
+    assert_eq!(last_day("2000-01-01").await.expect("joined"), 1);
+    problem(app.get_as(access, "/api/v1/areas").await, 401).await;
+    last_day("2099-12-31").await.expect("joined");
+    assert_eq!(app.get_as(access, "/api/v1/areas").await.status(), 200);
 
     problem(client_grant(&app, client_id, "wrong secret").await, 401).await;
     let id = client["id"].as_str().expect("id");

@@ -185,14 +185,13 @@ pub async fn create(
             header::LOCATION,
             format!("/api/v1/api-clients/{}", client.id),
         ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(CreatedApiClient {
             client: client.into(),
             client_secret: secret,
         }))
 }
 
-/// Revoke an API client: it gets no new tokens.
+/// Revoke an API client: it gets no new tokens, and those it holds are refused from now on.
 #[utoipa::path(
     tag = "api-clients",
     security(("bearer" = [])),

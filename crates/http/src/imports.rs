@@ -277,9 +277,9 @@ fn unpack_error(error: std::io::Error) -> ApiError {
     }
 }
 
-/// A failure to keep the spooled copy: a full disk (or quota) is the server's, not the file's.
 /// Makes the spool folder, and a spooled file in it, readable by the service's user alone: the
-/// files hold national IDs and mobiles, and an interrupted job's stays.
+/// files hold national IDs and mobiles, and an interrupted job's stays. (A folder that already
+/// exists keeps its mode: it may be one the service does not own alone.)
 fn spool_file(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
     let mut folder = std::fs::DirBuilder::new();
     folder.recursive(true);
@@ -297,6 +297,7 @@ fn spool_file(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
     Ok((path, file))
 }
 
+/// A failure to keep the spooled copy: a full disk (or quota) is the server's, not the file's.
 fn spool_error(error: std::io::Error) -> ApiError {
     match error.kind() {
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {

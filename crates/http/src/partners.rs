@@ -217,9 +217,9 @@ pub(crate) async fn viewer(state: &AppState, caller: &Caller) -> Result<Viewer, 
     }
 }
 
-/// The neighbourhoods the caller's aggregates may count beyond its scope: a partner's MoU areas
-/// (refused, as `viewer`, while no MoU is in force); `None` for staff and for an MoU over the
-/// whole programme.
+/// The neighbourhoods the caller's aggregates may count, within its scope too: a partner's MoU
+/// areas (refused, as `viewer`, while no MoU is in force); `None` for staff and for an MoU over
+/// the whole programme.
 pub(crate) async fn mou_neighbourhoods(
     state: &AppState,
     caller: &Caller,

@@ -12,7 +12,7 @@ use tavana_persistence::users::{self, NewUser, UserChanges, UserFilter};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::password::hash_password;
+use crate::auth::password::{gated, hash_password};
 use crate::auth::{Auth, perm};
 use crate::conventions::{etag, if_match};
 use crate::error::{ApiError, Problem};
@@ -216,9 +216,8 @@ pub async fn create(
         return Err(errors.into());
     };
     let password = body.password;
-    let password_hash = web::block(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
+    let password_hash = gated(move || hash_password(&password))
+        .await?
         .map_err(ApiError::internal)?;
     let new = NewUser {
         username,

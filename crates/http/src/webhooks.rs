@@ -317,7 +317,6 @@ pub async fn create(
     let webhook = WebhookResponse::try_from(endpoint)?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/webhooks/{}", webhook.id)))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(etag(webhook.version))
         .json(CreatedWebhook { webhook, secret }))
 }

@@ -183,9 +183,9 @@ impl Job {
 
     /// The role and scope a user's job runs with, as they stand when the job runs (a resumed
     /// job too), not as at the upload: refused when the user is no longer active or their role
-    /// may no longer write these records. (The API goes by a token's role until it expires, within
-    /// an hour; a job may run days after its upload.) `None` for a job that is
-    /// not a stored user's (an API client's, `tavana import`'s).
+    /// may no longer write these records, as the API refuses such a user's requests (a job may run
+    /// days after its upload). `None` for a job that is not a stored user's (an API client's,
+    /// `tavana import`'s).
     fn user_now(&self, conn: &mut DbConnection) -> Result<Option<(Role, Scope)>, StoreError> {
         let ("user", Some(user)) = (self.actor_kind.as_str(), &self.actor_id) else {
             return Ok(None);

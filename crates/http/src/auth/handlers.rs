@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use chrono::{NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,7 +11,7 @@ use tavana_persistence::tokens::{self, Rotation};
 use tavana_persistence::{Actor, AuditContext, api_clients, partner_policies, users};
 use utoipa::ToSchema;
 
-use super::password::{hash_password, hash_secret, random_secret, verify_password};
+use super::password::{gated, hash_password, hash_secret, random_secret, verify_password};
 use super::{Caller, Principal};
 use crate::error::{ApiError, Problem};
 use crate::observe::RequestId;
@@ -104,10 +103,9 @@ fn invalid_credentials() -> ApiError {
     ApiError::Unauthorized("invalid credentials".to_owned())
 }
 
+/// A token answer; like every answer it says `Cache-Control: no-store` (`server.rs`).
 fn no_store(body: TokenResponse) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body)
+    HttpResponse::Ok().json(body)
 }
 
 fn request_id(req: &HttpRequest) -> Option<String> {
@@ -188,15 +186,14 @@ async fn password_grant(
 
     let lookup = username.clone();
     let credentials = with_db(&state, move |c| users::credentials(c, &lookup)).await?;
-    let (user, verified) = web::block(move || {
+    let (user, verified) = gated(move || {
         let verified = verify_password(
             &password,
             credentials.as_ref().map(|(_, hash)| hash.as_str()),
         );
         (credentials.map(|(user, _)| user), verified)
     })
-    .await
-    .map_err(ApiError::internal)?;
+    .await?;
     let user = match user {
         Some(user) if verified && user.active => user,
         _ => return Err(invalid_credentials()),
@@ -324,18 +321,22 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 
 /// The client's address for login throttling and the rate limit: the peer, or — behind a
 /// trusted reverse proxy (`TAVANA_TRUST_FORWARDED`) — the last address in `X-Forwarded-For`, the
-/// one the proxy appended. Entries before it, and `Forwarded`, are what the client chose to send.
+/// one the proxy appended. Entries before it, and `Forwarded`, are what the client chose to send;
+/// so is anything unreadable there, and then the peer (the proxy) is taken.
 pub(crate) fn client_address(state: &AppState, req: &HttpRequest) -> String {
+    let appended = || {
+        let last = req.headers().get_all("x-forwarded-for").next_back()?;
+        let entry = last.as_bytes().rsplit(|b| *b == b',').next()?;
+        std::str::from_utf8(entry)
+            .ok()?
+            .trim()
+            .parse::<std::net::IpAddr>()
+            .ok()
+    };
     if state.login.trust_forwarded
-        && let Some(address) = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|a| !a.is_empty())
+        && let Some(address) = appended()
     {
-        return address.to_owned();
+        return address.to_string();
     }
     req.peer_addr()
         .map(|a| a.ip().to_string())
@@ -505,11 +506,9 @@ pub async fn change_password(
     let username = user.username.clone();
     let credentials = with_db(&state, move |c| users::credentials(c, &username)).await?;
     let current = body.current_password;
-    let verified = web::block(move || {
-        verify_password(&current, credentials.as_ref().map(|(_, h)| h.as_str()))
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let verified =
+        gated(move || verify_password(&current, credentials.as_ref().map(|(_, h)| h.as_str())))
+            .await?;
     if !verified {
         return Err(ApiError::Forbidden(
             "the current password is wrong".to_owned(),
@@ -517,10 +516,9 @@ pub async fn change_password(
     }
     clear_attempts(&state, &key).await?;
     let new_password = body.new_password;
-    let new_hash = web::block(move || hash_password(&new_password))
-        .await
+    let new_hash = gated(move || hash_password(&new_password))
+        .await?
         .map_err(ApiError::internal)?;
-    let new_hash = new_hash.map_err(ApiError::internal)?;
     let context = caller.audit();
     with_db(&state, move |c| {
         users::set_password(c, &context, id, &new_hash)

@@ -2,7 +2,9 @@
 //!
 //! Every protected handler takes an [`Auth<P>`] as its first argument, where `P` names the
 //! [`Action`] from the domain's role × action matrix. The check runs before the body is read, so
-//! a caller who may not act gets 403 whatever they sent.
+//! a caller who may not act gets 403 whatever they sent. Whether the token's account still stands
+//! is read from the database after that: a request of a disabled account that is malformed too
+//! may be told so (400, 422) before its 401.
 
 pub mod bootstrap;
 pub mod handlers;

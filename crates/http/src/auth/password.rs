@@ -1,6 +1,8 @@
 //! Password hashing with argon2id, and secrets (refresh tokens, client secrets) hashed with SHA-256.
 
-use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
+
+use actix_web::web;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -8,61 +10,37 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
 
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
-/// At most this many argon2 computations at once, each of which takes 19 MiB: logins sent from
-/// many addresses at once wait here instead of filling the memory. More would not be faster:
+/// At most one password hash or check per core at once, each taking 19 MiB: logins sent from many
+/// addresses at once wait here, in their order and holding no thread, instead of filling the
+/// memory and the blocking threads that database work needs too. More would not be faster:
 /// hashing keeps a core busy.
-struct Gate {
-    free: Mutex<usize>,
-    freed: Condvar,
+fn gate() -> &'static Semaphore {
+    static GATE: OnceLock<Semaphore> = OnceLock::new();
+    GATE.get_or_init(|| Semaphore::new(permits()))
 }
 
-struct Pass<'a>(&'a Gate);
-
-impl Gate {
-    const fn new(permits: usize) -> Self {
-        Self {
-            free: Mutex::new(permits),
-            freed: Condvar::new(),
-        }
-    }
-
-    /// Waits for a permit; it is given back when the pass is dropped.
-    fn enter(&self) -> Pass<'_> {
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        while *free == 0 {
-            free = self
-                .freed
-                .wait(free)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        *free -= 1;
-        Pass(self)
-    }
+fn permits() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
 
-impl Drop for Pass<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        self.0.freed.notify_one();
-    }
-}
-
-/// The gate of every password hash and check: one permit per core.
-fn hashing() -> &'static Gate {
-    static GATE: OnceLock<Gate> = OnceLock::new();
-    GATE.get_or_init(|| {
-        Gate::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
-    })
+/// Runs a password hash or check (`work`) on a blocking thread once the gate lets it through.
+pub async fn gated<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = gate().acquire().await.map_err(ApiError::internal)?;
+    web::block(work).await.map_err(ApiError::internal)
 }
 
 /// An argon2id hash in PHC format (`$argon2id$v=19$…`), with a random salt.
 pub fn hash_password(password: &str) -> Result<String, HashError> {
-    let _pass = hashing().enter();
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|hash| hash.to_string())
@@ -80,7 +58,6 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };
-    let _pass = hashing().enter();
     let matches = Argon2::default()
         .verify_password(password.as_bytes(), &parsed)
         .is_ok();
@@ -137,31 +114,30 @@ mod tests {
         assert!(!verify_password("anything", Some("not a hash")));
     }
 
-    /// Of eight threads through a gate of two permits, never more than two are inside at once,
-    /// and every one gets through.
-    #[test]
-    fn the_gate_lets_so_many_through_at_once() {
+    /// Of eight pieces of work sent at once, no more go through the gate together than it has
+    /// permits, and every one gets through.
+    #[actix_web::test]
+    async fn the_gate_lets_so_many_through_at_once() {
+        use std::sync::Arc;
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let gate = Gate::new(2);
-        let (inside, most, through) = (
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-        );
-        std::thread::scope(|s| {
-            for _ in 0..8 {
-                s.spawn(|| {
-                    let _pass = gate.enter();
-                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    inside.fetch_sub(1, Ordering::SeqCst);
-                    through.fetch_add(1, Ordering::SeqCst);
-                });
-            }
+        let (inside, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let work = (0..8).map(|n| {
+            let (inside, most) = (inside.clone(), most.clone());
+            gated(move || {
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                inside.fetch_sub(1, Ordering::SeqCst);
+                n
+            })
         });
-        assert!(most.load(Ordering::SeqCst) <= 2);
-        assert_eq!(through.load(Ordering::SeqCst), 8);
+        let done: Vec<usize> = futures_util::future::join_all(work)
+            .await
+            .into_iter()
+            .map(|r| r.expect("done"))
+            .collect();
+        assert_eq!(done, (0..8).collect::<Vec<_>>());
+        assert!(most.load(Ordering::SeqCst) <= permits());
     }
 
     #[test]
