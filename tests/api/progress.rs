@@ -571,4 +571,30 @@ async fn statistics_come_from_the_latest_assessments_and_hide_small_cells(app: T
         "neighbourhood_id,name_fa,name_en,assessed,labour_force,unemployment_rate,social_insurance_coverage,welfare_coverage"
     ));
     assert_eq!(csv.lines().count(), 3);
+
+    // A person counts where her latest assessment was made, for every caller: moved to n2 and
+    // assessed there, the fifth person leaves n1's figures, a facilitator's of n1 too.
+    let home = crate::imports::household(&app, &n2).await;
+    let moved = app
+        .post_json(
+            &format!("/api/v1/persons/{}/move", id(&people[4])),
+            &json!({"household_id": home, "household_role": "other", "on": "1398-08-15"}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    assess(
+        &app,
+        &people[4],
+        "follow_up",
+        "1398-09-01",
+        "employed",
+        false,
+        &[],
+    )
+    .await;
+    let everyone = get(app.admin_token.clone(), "").await;
+    assert_eq!(line(&everyone, &n1)["assessed"], 4);
+    assert_eq!(line(&everyone, &n2)["assessed"], 3);
+    let of_n1 = facilitator_token(&app, "maryam", &n1).await;
+    assert_eq!(line(&get(of_n1, "").await, &n1)["assessed"], 4);
 }

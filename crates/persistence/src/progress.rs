@@ -309,24 +309,37 @@ pub fn statistics(
         bool,
         String,
     );
+    // Each person's latest assessment (by day, then id), judged over all of hers before the scope
+    // is applied: one made since in another neighbourhood takes her out of this one's figures,
+    // whoever reads them.
+    let later = diesel::alias!(assessments as later);
+    query = query.filter(diesel::dsl::not(diesel::dsl::exists(
+        later
+            .filter(
+                later
+                    .field(assessments::person_id)
+                    .eq(assessments::person_id),
+            )
+            .filter(later.field(assessments::assessed_on).le(as_of))
+            .filter(
+                later
+                    .field(assessments::assessed_on)
+                    .gt(assessments::assessed_on)
+                    .or(later
+                        .field(assessments::assessed_on)
+                        .eq(assessments::assessed_on)
+                        .and(later.field(assessments::id).gt(assessments::id))),
+            ),
+    )));
     if let Scope::UserAreas(user) = scope {
         query = query.filter(assessments::neighbourhood_id.eq_any(assigned_to(*user).nullable()));
     }
     if let Some(ids) = mou {
         query = query.filter(assessments::neighbourhood_id.eq_any(ids));
     }
-    let rows: Vec<Row> = query.load(conn)?;
-    let mut latest: HashMap<String, Row> = HashMap::new();
-    for row in rows {
-        match latest.get(&row.0) {
-            Some(current) if (current.2, &current.3) >= (row.2, &row.3) => {}
-            _ => {
-                latest.insert(row.0.clone(), row);
-            }
-        }
-    }
+    let latest: Vec<Row> = query.load(conn)?;
     let mut by_hood: HashMap<String, NeighbourhoodStatistics> = HashMap::new();
-    for (_, hood, _, _, status, insured, welfare) in latest.into_values() {
+    for (_, hood, _, _, status, insured, welfare) in latest {
         let Some(hood) = hood else { continue };
         let line = by_hood
             .entry(hood.clone())
