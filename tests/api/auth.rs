@@ -630,15 +630,14 @@ async fn a_token_stops_when_its_account_is_demoted_moved_or_disabled(app: TestAp
     let auditor = access(token_of(app.login("leila", PASSWORD).await).await);
     assert_eq!(app.get_as(&auditor, "/api/v1/areas").await.status(), 200);
 
-    let org: Value = app
-        .post_json(
+    let org = crate::training::created(
+        app.post_json(
             "/api/v1/organisations",
             &json!({"name": "Another office", "kind": "labour_office"}),
         )
-        .await
-        .json()
-        .await
-        .expect("org");
+        .await,
+    )
+    .await;
     let moved = change(3, json!({"organisation_id": org["id"]}))
         .await
         .expect("sent");
