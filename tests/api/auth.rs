@@ -29,7 +29,7 @@ backend_tests!(
     text_holding_a_nul_character_is_refused_on_either_database,
 );
 
-const PASSWORD: &str = "a long enough password";
+pub const PASSWORD: &str = "a long enough password";
 
 pub async fn token_of(response: reqwest::Response) -> Value {
     assert_eq!(response.status(), 200, "token request succeeds");

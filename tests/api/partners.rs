@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 use tavana_domain::access::Role;
 
-use crate::auth::{client_grant, create_client, token_of};
+use crate::auth::{PASSWORD, client_grant, create_client, token_of};
 use crate::backend_tests;
 use crate::helpers::{TestApp, problem};
 use crate::households::two_neighbourhoods;
@@ -288,6 +288,30 @@ async fn an_mou_out_of_force_is_refused(app: TestApp) {
     later["starts_on"] = json!("2098-01-01");
     set_policy(&app, &org, &later).await;
     problem(feed_as(&app, &token, "").await, 403).await;
+
+    // A user of the agency (the partner role) is held to its MoU as its clients are: no login
+    // and no refresh while it is out of force.
+    let analyst = app
+        .create_user("jahad.analyst", Role::Partner, PASSWORD, vec![])
+        .await;
+    let analyst_org = analyst.organisation_id.to_string();
+    set_policy(&app, &analyst_org, &study_policy()).await;
+    let tokens = token_of(app.login("jahad.analyst", PASSWORD).await).await;
+    set_policy(&app, &analyst_org, &ended).await;
+    let refused = problem(app.login("jahad.analyst", PASSWORD).await, 403).await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("in force"))
+    );
+    let refresh = app
+        .client
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": tokens["refresh_token"]}))
+        .send()
+        .await
+        .expect("sent");
+    problem(refresh, 403).await;
 }
 
 async fn the_feed_misses_nothing_under_concurrent_writes(app: TestApp) {

@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
-use chrono::{NaiveDateTime, Utc};
+use chrono::{NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tavana_domain::access::Role;
+use tavana_domain::id::OrganisationId;
 use tavana_domain::organisation::{check_password, parse_username};
 use tavana_persistence::tokens::{self, Rotation};
 use tavana_persistence::{Actor, AuditContext, api_clients, partner_policies, users};
@@ -198,6 +200,7 @@ async fn password_grant(
         Some(user) if verified && user.active => user,
         _ => return Err(invalid_credentials()),
     };
+    let ttl = user_ttl(&state, &user).await?;
 
     let refresh_token = random_secret().map_err(ApiError::internal)?;
     let context = AuditContext {
@@ -214,15 +217,64 @@ async fn password_grant(
         tokens::start_session(c, &context, user_id, &name, &hash, expires, prune_before)
     })
     .await?;
-    Ok(no_store(user_token(&state, &user, Some(refresh_token))?))
+    Ok(no_store(user_token(
+        &state,
+        &user,
+        Some(refresh_token),
+        ttl,
+    )?))
+}
+
+/// The last day a partner organisation's tokens may reach: its MoU data policy's end (`None`
+/// when it has none; its reads are refused then anyway). Refused while a policy it has is not in
+/// force.
+async fn mou_last_day(
+    state: &AppState,
+    organisation: OrganisationId,
+    today: NaiveDate,
+) -> Result<Option<NaiveDate>, ApiError> {
+    let policy = with_db(state, move |c| partner_policies::get(c, organisation)).await?;
+    match policy {
+        None => Ok(None),
+        Some(policy) if !policy.in_force_on(today) => Err(ApiError::Forbidden(format!(
+            "the MoU data policy of the caller's organisation is in force from {} to {}",
+            policy.starts_on, policy.ends_on
+        ))),
+        Some(policy) => Ok(Some(policy.ends_on)),
+    }
+}
+
+/// How long an access token lives: the configured time, but never past the end of `last_day`.
+fn ttl_until(state: &AppState, last_day: Option<NaiveDate>) -> Duration {
+    let Some(last_day) = last_day else {
+        return state.tokens.access_ttl;
+    };
+    let left = last_day
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| (t - now()).num_seconds().max(1).unsigned_abs())
+        .unwrap_or(1);
+    state.tokens.access_ttl.min(Duration::from_secs(left))
+}
+
+/// A user's access-token lifetime: a partner agency's user is held to its MoU as its clients are.
+async fn user_ttl(
+    state: &AppState,
+    user: &tavana_domain::organisation::User,
+) -> Result<Duration, ApiError> {
+    if user.role != Role::Partner {
+        return Ok(state.tokens.access_ttl);
+    }
+    let last_day = mou_last_day(state, user.organisation_id, Utc::now().date_naive()).await?;
+    Ok(ttl_until(state, last_day))
 }
 
 fn user_token(
     state: &AppState,
     user: &tavana_domain::organisation::User,
     refresh_token: Option<String>,
+    ttl: Duration,
 ) -> Result<TokenResponse, ApiError> {
-    let ttl = state.tokens.access_ttl;
     let access_token = state
         .tokens
         .issue(
@@ -265,26 +317,11 @@ async fn client_credentials_grant(
         _ => return Err(invalid_credentials()),
     };
     // A partner's MoU data policy bounds its clients too: none after its end.
-    let organisation = client.organisation_id;
-    let policy = with_db(&state, move |c| partner_policies::get(c, organisation)).await?;
-    let mut last_day = client.expires_on;
-    if let Some(policy) = policy {
-        if !policy.in_force_on(today) {
-            return Err(ApiError::Forbidden(format!(
-                "the MoU data policy of the client's organisation is in force from {} to {}",
-                policy.starts_on, policy.ends_on
-            )));
-        }
-        last_day = last_day.min(policy.ends_on);
-    }
+    let mou = mou_last_day(&state, client.organisation_id, today).await?;
     clear_attempts(&state, &key).await?;
     // The token never outlives the MoU: it expires at the end of the client's last day at most.
-    let end_of_mou = last_day
-        .succ_opt()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| (t - now()).num_seconds().max(1).unsigned_abs())
-        .unwrap_or(1);
-    let ttl = state.tokens.access_ttl.min(Duration::from_secs(end_of_mou));
+    let last_day = mou.map_or(client.expires_on, |end| end.min(client.expires_on));
+    let ttl = ttl_until(&state, Some(last_day));
     let scope = client
         .scopes
         .iter()
@@ -422,7 +459,8 @@ pub async fn refresh(
     if !user.active {
         return Err(ApiError::Unauthorized("the account is disabled".to_owned()));
     }
-    Ok(no_store(user_token(&state, &user, Some(next))?))
+    let ttl = user_ttl(&state, &user).await?;
+    Ok(no_store(user_token(&state, &user, Some(next), ttl)?))
 }
 
 /// Log out: revokes the refresh token and every token of the same login. Always 204, so the answer
