@@ -4,7 +4,8 @@
 #   bench/http.sh                       # SQLite in a temporary folder
 #   DATABASE_URL=postgres://… bench/http.sh
 #
-# Tunables: DURATION (default 10s), CONNECTIONS (32), THREADS (2), PORT (18181).
+# Tunables: DURATION (default 10s), CONNECTIONS (32), THREADS (2), PORT (18181), BIN (a binary to
+# measure instead of building this checkout, e.g. to compare two builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,12 @@ if ! command -v wrk >/dev/null; then
     command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 fi
 
-cargo build --release --quiet --bin tavana
+# BIN: a binary to measure instead of this checkout's release build (to compare two builds).
+BIN=${BIN:-}
+if [ -z "$BIN" ]; then
+    cargo build --release --quiet --bin tavana
+    BIN=./target/release/tavana
+fi
 workdir=$(mktemp -d)
 export DATABASE_URL="${DATABASE_URL:-sqlite://$workdir/bench.db}"
 export TAVANA_JWT_SECRET="${TAVANA_JWT_SECRET:-bench-signing-key-of-at-least-32-bytes}"
@@ -30,7 +36,7 @@ export TAVANA_JWT_SECRET="${TAVANA_JWT_SECRET:-bench-signing-key-of-at-least-32-
 export TAVANA_ADMIN_PASSWORD="${TAVANA_ADMIN_PASSWORD:-bench-admin-password}"
 BENCH_USER=${BENCH_USER:-admin}
 BENCH_PASSWORD=${BENCH_PASSWORD:-$TAVANA_ADMIN_PASSWORD}
-./target/release/tavana serve --bind "127.0.0.1:$PORT" --log off >"$workdir/server.log" 2>&1 &
+"$BIN" serve --bind "127.0.0.1:$PORT" --log off >"$workdir/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$workdir"' EXIT
 

@@ -186,7 +186,7 @@ async fn rejected_tokens_are_401(app: TestApp) {
     problem(response, 401).await;
 }
 
-async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+pub async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
     app.client
         .post(app.url("/api/v1/auth/refresh"))
         .json(&json!({"refresh_token": token}))
@@ -401,13 +401,7 @@ async fn client_credentials_grant_respects_scopes_and_revocation(app: TestApp) {
 
     problem(client_grant(&app, client_id, "wrong secret").await, 401).await;
     let id = client["id"].as_str().expect("id");
-    let response = app
-        .client
-        .delete(app.url(&format!("/api/v1/api-clients/{id}")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("sent");
+    let response = app.delete(&format!("/api/v1/api-clients/{id}")).await;
     assert_eq!(response.status(), 200);
     problem(client_grant(&app, client_id, secret).await, 401).await;
     // The token it holds stops with it, not when it expires.
@@ -581,13 +575,7 @@ async fn admins_manage_users_with_versions(app: TestApp) {
     assert!(body["detail"].as_str().is_some_and(|d| d.contains('2')));
 
     token_of(app.login("reza", PASSWORD).await).await;
-    let response = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("sent");
+    let response = app.delete(&path).await;
     let deactivated: Value = response.json().await.expect("user");
     assert_eq!(deactivated["active"], false);
     problem(app.login("reza", PASSWORD).await, 401).await;
@@ -646,13 +634,7 @@ async fn a_token_stops_when_its_account_is_demoted_moved_or_disabled(app: TestAp
 
     let elsewhere = access(token_of(app.login("leila", PASSWORD).await).await);
     assert_eq!(app.get_as(&elsewhere, "/api/v1/areas").await.status(), 200);
-    let disabled = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("sent");
+    let disabled = app.delete(&path).await;
     assert_eq!(disabled.status(), 200);
     problem(app.get_as(&elsewhere, "/api/v1/areas").await, 401).await;
 }

@@ -97,14 +97,7 @@ async fn unknown_route_is_404(app: TestApp) {
 }
 
 async fn wrong_method_is_405(app: TestApp) {
-    let response = app
-        .client
-        .delete(app.url("/api/v1/areas"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("sent");
-    let body = problem(response, 405).await;
+    let body = problem(app.delete("/api/v1/areas").await, 405).await;
     assert_eq!(body["type"], "urn:tavana:problem:method-not-allowed");
     let response = app
         .client

@@ -199,6 +199,16 @@ impl TestApp {
             .expect("request is sent")
     }
 
+    /// DELETE as an administrator.
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
     /// POST JSON as an administrator.
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
         self.client

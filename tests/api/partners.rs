@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 use tavana_domain::access::Role;
 
-use crate::auth::{PASSWORD, client_grant, create_client, token_of};
+use crate::auth::{PASSWORD, client_grant, create_client, refresh, token_of};
 use crate::backend_tests;
 use crate::helpers::{TestApp, problem};
 use crate::households::two_neighbourhoods;
@@ -304,14 +304,8 @@ async fn an_mou_out_of_force_is_refused(app: TestApp) {
             .as_str()
             .is_some_and(|d| d.contains("in force"))
     );
-    let refresh = app
-        .client
-        .post(app.url("/api/v1/auth/refresh"))
-        .json(&json!({"refresh_token": tokens["refresh_token"]}))
-        .send()
-        .await
-        .expect("sent");
-    problem(refresh, 403).await;
+    let used = tokens["refresh_token"].as_str().expect("refresh token");
+    problem(refresh(&app, used).await, 403).await;
 }
 
 async fn the_feed_misses_nothing_under_concurrent_writes(app: TestApp) {

@@ -40,7 +40,6 @@ use crate::purchases::{NewLine, NewPurchase};
 use crate::schema::{
     api_clients, assessments, attendance, enrolments, household_memberships, households,
     import_errors, import_jobs, persons, producer_links, purchase_lines, purchases, registrations,
-    users,
 };
 use crate::scope::{Scope, assigned_to};
 use crate::supporters::Access;
@@ -190,15 +189,12 @@ impl Job {
         let ("user", Some(user)) = (self.actor_kind.as_str(), &self.actor_id) else {
             return Ok(None);
         };
-        let found: Option<(String, bool)> = users::table
-            .find(user)
-            .select((users::role, users::active))
-            .first(conn)
-            .optional()?;
-        // Users are never deleted, and tokens are issued to stored users only: one the database
-        // does not know (a token made by hand with the signing key) is judged as the API judges
-        // its token, by the role it carried at the upload.
-        let Some((role, active)) = found else {
+        let id: UserId = user
+            .parse()
+            .map_err(|_| StoreError::Internal(format!("import_jobs row {}: bad actor", self.id)))?;
+        // Users are never deleted and the API serves stored users only, so a job's user is known;
+        // one that is not (a job from before that rule) runs as it was started.
+        let Some((role, _, active)) = crate::users::standing(conn, id)? else {
             return Ok(None);
         };
         if !active {
@@ -215,9 +211,6 @@ impl Job {
                 "user {user} is now {role} and may not {action}"
             )));
         }
-        let id: UserId = user
-            .parse()
-            .map_err(|_| StoreError::Internal(format!("import_jobs row {}: bad actor", self.id)))?;
         let scope = if role.is_area_scoped() {
             Scope::UserAreas(id)
         } else {

@@ -101,13 +101,13 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-fn invalid_credentials() -> ApiError {
-    ApiError::Unauthorized("invalid credentials".to_owned())
+/// A token answer; like every answer it says `Cache-Control: no-store` (`server.rs`).
+fn token_answer(body: TokenResponse) -> HttpResponse {
+    HttpResponse::Ok().json(body)
 }
 
-/// A token answer; like every answer it says `Cache-Control: no-store` (`server.rs`).
-fn no_store(body: TokenResponse) -> HttpResponse {
-    HttpResponse::Ok().json(body)
+fn invalid_credentials() -> ApiError {
+    ApiError::Unauthorized("invalid credentials".to_owned())
 }
 
 fn request_id(req: &HttpRequest) -> Option<String> {
@@ -217,7 +217,7 @@ async fn password_grant(
         tokens::start_session(c, &context, user_id, &name, &hash, expires, prune_before)
     })
     .await?;
-    Ok(no_store(user_token(
+    Ok(token_answer(user_token(
         &state,
         &user,
         Some(refresh_token),
@@ -338,7 +338,7 @@ async fn client_credentials_grant(
             ttl,
         )
         .map_err(ApiError::internal)?;
-    Ok(no_store(TokenResponse {
+    Ok(token_answer(TokenResponse {
         access_token,
         token_type: "Bearer",
         expires_in: ttl.as_secs(),
@@ -460,7 +460,7 @@ pub async fn refresh(
         return Err(ApiError::Unauthorized("the account is disabled".to_owned()));
     }
     let ttl = user_ttl(&state, &user).await?;
-    Ok(no_store(user_token(&state, &user, Some(next), ttl)?))
+    Ok(token_answer(user_token(&state, &user, Some(next), ttl)?))
 }
 
 /// Log out: revokes the refresh token and every token of the same login. Always 204, so the answer
