@@ -13,6 +13,12 @@
 #
 #   bench/import-floor.sh                      # 1,000,000 rows, both backends
 #   ROWS=200000 BATCH=5000 BACKENDS=sqlite bench/import-floor.sh
+#
+# VARIANTS=parts runs instead what each part of a person's write costs, for a schema decision:
+# every index and foreign key, then without the foreign keys (SQLite: PRAGMA foreign_keys = OFF;
+# PostgreSQL: those of persons, household_memberships and duplicate_candidates dropped), without
+# the membership row, without the changes row, with only the persons row and no foreign keys,
+# and the duplicate queue with and without the foreign keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
@@ -59,9 +65,13 @@ INSERT INTO persons (id, national_id, first_name, last_name, first_name_normalis
 SELECT $person, (1000000000 + n) || '', f, l, f, l, b, 'female', $household, 'other', $neighbourhood, 1,
     '2026-11-26 00:00:00', '2026-11-26 00:00:00'
 FROM bench_rows WHERE n BETWEEN $2 AND $3;
+SQL
+    [ -n "${SKIP_MEMBERSHIP:-}" ] || cat <<SQL
 INSERT INTO household_memberships (id, person_id, household_id, role, started_on, recorded_at)
 SELECT $membership, $person, $household, 'other', '2020-01-01', '2026-11-26 00:00:00'
 FROM bench_rows WHERE n BETWEEN $2 AND $3;
+SQL
+    [ -n "${SKIP_CHANGES:-}" ] || cat <<SQL
 INSERT INTO changes (entity, entity_id, op, changed_at)
 SELECT 'person', $person, 'created', '2026-11-26 00:00:00' FROM bench_rows WHERE n BETWEEN $2 AND $3;
 SQL
@@ -159,7 +169,7 @@ sqlite_setup() {
 }
 sqlite_load() {
     # The service's connection settings and the import's page cache.
-    { echo "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+    { echo "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ${SQLITE_FOREIGN_KEYS:-ON};"
       echo "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;"
       all_batches sqlite "${1:-}"; } | sqlite3 -bail "$db" >/dev/null
 }
@@ -172,13 +182,39 @@ postgres_setup() {
     case $1 in
         "") ;;
         fk) psql -q "$url" -c "ALTER TABLE persons DROP CONSTRAINT persons_household_id_fkey, DROP CONSTRAINT persons_neighbourhood_id_fkey" \
-                -c "ALTER TABLE household_memberships DROP CONSTRAINT household_memberships_person_id_fkey, DROP CONSTRAINT household_memberships_household_id_fkey" >/dev/null ;;
+                -c "ALTER TABLE household_memberships DROP CONSTRAINT household_memberships_person_id_fkey, DROP CONSTRAINT household_memberships_household_id_fkey" \
+                -c "ALTER TABLE duplicate_candidates DROP CONSTRAINT duplicate_candidates_person_id_fkey, DROP CONSTRAINT duplicate_candidates_candidate_id_fkey, DROP CONSTRAINT duplicate_candidates_neighbourhood_id_fkey" >/dev/null ;;
         *) psql -q "$url" -c "DROP INDEX $1" >/dev/null ;;
     esac
 }
 postgres_load() { all_batches postgres "${1:-}" | psql -q -v ON_ERROR_STOP=1 "$url" >/dev/null; }
 
 echo "Import floor: $ROWS person rows, $(nproc) cores"
+# One part of a person's write left out: $1 the backend, $2 the label, $3 what setup drops
+# ("fk": the foreign keys), then the flags, then "queue" or nothing.
+part() {
+    local backend=$1 label=$2 drop=$3 flags=$4 queue=${5:-}
+    [ "$backend" = sqlite ] && [ "$drop" = fk ] && flags="$flags SQLITE_FOREIGN_KEYS=OFF" && drop=""
+    "${backend}_setup" "$drop"
+    # shellcheck disable=SC2086 # the flags are words of NAME=value
+    timed "$label" env $flags bash -c "$(declare -f batch_sql id_of queue_sql all_batches ${backend}_load); ${backend}_load $queue"
+}
+if [ "${VARIANTS:-}" = parts ]; then
+    export ROWS db url
+    for backend in $BACKENDS; do
+        [ "$backend" = postgres ] && ! pg_isready -q -h 127.0.0.1 -p "$(sed -E 's|.*:([0-9]+)/.*|\1|' <<<"$BENCH_POSTGRES_URL")" && continue
+        echo "== $backend (transactions of ${BATCH:-$([ "$backend" = sqlite ] && echo 50000 || echo 10000)} rows)"
+        part "$backend" "every index and foreign key" "" ""
+        part "$backend" "without the foreign keys" fk ""
+        part "$backend" "without the membership row" "" "SKIP_MEMBERSHIP=1"
+        part "$backend" "without the changes row" "" "SKIP_CHANGES=1"
+        part "$backend" "the persons row alone, no foreign keys" fk "SKIP_MEMBERSHIP=1 SKIP_CHANGES=1"
+        part "$backend" "everything, with the possible-duplicate queue" "" "" queue
+        part "$backend" "everything and the queue, no foreign keys" fk "" queue
+    done
+    [[ " $BACKENDS " == *" postgres "* ]] && psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS tavana_floor WITH (FORCE)" >/dev/null
+    exit 0
+fi
 if [[ " $BACKENDS " == *" sqlite "* ]]; then
     echo "== sqlite (transactions of ${BATCH:-50000} rows)"
     sqlite_setup "" && timed "every index" sqlite_load
