@@ -530,3 +530,88 @@ async fn programmes_are_created_with_targets_and_partners(app: TestApp) {
     )
     .await;
 }
+
+/// PostgreSQL only: a transition takes the order lock (the audit log's and the changes feed's)
+/// before it locks its enrolment. Issuing a permit or disbursing a loan holds that lock when it
+/// moves the household's enrolments; a transition of the same enrolment that had locked the row
+/// first deadlocked with it (one of the two was a 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_takes_the_order_lock_before_its_enrolment() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let Some(app) = TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let (household, head) = household_with_head(&app, &n1, "0499370899").await;
+    consent(&app, &head, "1398-01-10").await;
+    let enrolment = enrol(&app, &household, "1398-01-15").await;
+    let id = enrolment["id"].as_str().expect("id").to_owned();
+    let url = crate::helpers::with_database(
+        &crate::helpers::postgres_admin_url().expect("postgres"),
+        app.postgres_database().expect("postgres"),
+    );
+
+    // Another transaction holds the order lock, as a permit's does when it moves enrolments.
+    let (held, is_held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let mut conn = PgConnection::establish(&url).expect("connection");
+            conn.transaction(|conn| {
+                conn.batch_execute(&format!(
+                    "SELECT pg_advisory_xact_lock({})",
+                    tavana_persistence::audit::CHAIN_LOCK_KEY
+                ))?;
+                held.send(()).expect("told");
+                released.recv().expect("released");
+                Ok::<_, diesel::result::Error>(())
+            })
+            .expect("lock held and given back");
+        })
+    };
+    is_held.recv().expect("lock held");
+    let transition = tokio::spawn(
+        app.client
+            .post(app.url(&format!("/api/v1/enrolments/{id}/transitions")))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({"to": "assessed", "on": "1398-01-20"}))
+            .send(),
+    );
+
+    // Once the transition waits for the lock, its enrolment is not locked.
+    let row_free = tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(&url).expect("connection");
+        let mut waiting = false;
+        for _ in 0..200 {
+            let count: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)",
+            ))
+            .get_result(&mut conn)
+            .expect("locks read");
+            if count > 0 {
+                waiting = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(waiting, "the transition waits for the order lock");
+        conn.transaction(|conn| {
+            conn.batch_execute(&format!(
+                "SELECT id FROM enrolments WHERE id = '{id}' FOR UPDATE NOWAIT"
+            ))
+        })
+        .is_ok()
+    })
+    .await
+    .expect("checked");
+    release.send(()).expect("released");
+    holder.join().expect("holder ends");
+    assert!(
+        row_free,
+        "the transition locked its enrolment before the order lock"
+    );
+    let response = transition.await.expect("sent").expect("answered");
+    assert_eq!(response.status(), 200);
+}

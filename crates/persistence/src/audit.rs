@@ -14,8 +14,8 @@ use crate::schema::audit_log;
 /// The hash a chain starts from.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Key of the PostgreSQL transaction lock that orders appends.
-const CHAIN_LOCK_KEY: i64 = 0x6175_6469_7400; // "audit"
+/// Key of the PostgreSQL transaction lock that orders appends (public for the tests that hold it).
+pub const CHAIN_LOCK_KEY: i64 = 0x6175_6469_7400; // "audit"
 
 /// Who acted.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -347,6 +347,10 @@ pub fn transition(
     reason: Option<String>,
 ) -> Result<TransitionOutcome, StoreError> {
     write_transaction(conn, |conn| {
+        // The order lock (the audit log's and the changes feed's) before the enrolment's row:
+        // issuing a permit or disbursing a loan holds it when it moves the household's
+        // enrolments, and a transition that locked the row first would then deadlock with it.
+        audit::order_lock(conn)?;
         let before = get(conn, scope, id)?;
         if let Some(expected) = expected_version
             && expected != before.version
