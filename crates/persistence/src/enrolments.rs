@@ -347,90 +347,116 @@ pub fn transition(
     reason: Option<String>,
 ) -> Result<TransitionOutcome, StoreError> {
     write_transaction(conn, |conn| {
-        // The order lock (the audit log's and the changes feed's) before the enrolment's row:
-        // issuing a permit or disbursing a loan holds it when it moves the household's
-        // enrolments, and a transition that locked the row first would then deadlock with it.
-        audit::order_lock(conn)?;
-        let before = get(conn, scope, id)?;
-        if let Some(expected) = expected_version
-            && expected != before.version
-        {
-            return Err(StoreError::VersionMismatch {
-                current: before.version,
-            });
+        match move_row(conn, context, scope, id, expected_version, to, on, reason)? {
+            Err(refusal) => Ok(TransitionOutcome::Refused(refusal)),
+            Ok(before) => Ok(TransitionOutcome::Done(record_move(
+                conn, context, scope, &before,
+            )?)),
         }
-        let head_consents = crate::consents::head_consents_on(conn, before.household_id, on)?;
-        let last_seq: Option<i32> = enrolment_transitions::table
-            .filter(enrolment_transitions::enrolment_id.eq(id.to_string()))
-            .select(diesel::dsl::max(enrolment_transitions::seq))
-            .first(conn)?;
-        let checked = check_transition(
-            before.state,
-            to,
-            on,
-            TransitionContext {
-                resume_to: before.resume_to,
-                head_consents,
-                previous_on: before.state_since,
-            },
-        );
-        if let Err(refusal) = checked {
-            return Ok(TransitionOutcome::Refused(refusal));
-        }
-        let resume_to = (to == EnrolmentState::Paused).then(|| before.state.as_str());
-        let updated = diesel::update(
-            enrolments::table
-                .find(id.to_string())
-                .filter(enrolments::version.eq(before.version)),
-        )
-        .set((
-            enrolments::state.eq(to.as_str()),
-            enrolments::state_since.eq(on),
-            enrolments::resume_to.eq(resume_to),
-            enrolments::version.eq(before.version + 1),
-            enrolments::updated_at.eq(crate::now()),
-        ))
-        .execute(conn)?;
-        if updated == 0 {
-            return Err(StoreError::VersionMismatch {
-                current: before.version + 1,
-            });
-        }
-        record_transition(
-            conn,
-            context,
-            &id.to_string(),
-            (
-                &before.programme_id.to_string(),
-                &before.neighbourhood_id.to_string(),
-            ),
-            last_seq.unwrap_or(0) + 1,
-            Some(before.state),
-            to,
-            on,
-            reason,
-        )?;
-        let after = get(conn, scope, id)?;
-        crate::changes::record(
-            conn,
-            context,
-            Resource::Enrolments,
-            &id.to_string(),
-            Op::Updated,
-        )?;
-        audit::append(
-            conn,
-            context,
-            Event {
-                action: "enrolment.transition",
-                entity: "enrolment",
-                entity_id: Some(id.to_string()),
-                before: Some(snapshot(&before)),
-                after: Some(snapshot(&after)),
-            },
-        )?;
-        Ok(TransitionOutcome::Done(after))
     })
+}
+
+/// The rows of a transition: the enrolment, its history and the progress counts. Returns the
+/// enrolment as it was, for `record_move`. Kept apart from the recording so that a caller moving
+/// several enrolments locks all their rows before it takes the order lock (`audit::order_lock`,
+/// held until commit): a transaction that waits for a row while holding it can deadlock with one
+/// that holds the row and waits for the lock, which every writer takes last.
+#[allow(clippy::too_many_arguments)]
+fn move_row(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    scope: &Scope,
+    id: EnrolmentId,
+    expected_version: Option<i64>,
+    to: EnrolmentState,
+    on: NaiveDate,
+    reason: Option<String>,
+) -> Result<Result<Enrolment, TransitionError>, StoreError> {
+    let before = get(conn, scope, id)?;
+    if let Some(expected) = expected_version
+        && expected != before.version
+    {
+        return Err(StoreError::VersionMismatch {
+            current: before.version,
+        });
+    }
+    let head_consents = crate::consents::head_consents_on(conn, before.household_id, on)?;
+    let last_seq: Option<i32> = enrolment_transitions::table
+        .filter(enrolment_transitions::enrolment_id.eq(id.to_string()))
+        .select(diesel::dsl::max(enrolment_transitions::seq))
+        .first(conn)?;
+    let checked = check_transition(
+        before.state,
+        to,
+        on,
+        TransitionContext {
+            resume_to: before.resume_to,
+            head_consents,
+            previous_on: before.state_since,
+        },
+    );
+    if let Err(refusal) = checked {
+        return Ok(Err(refusal));
+    }
+    let resume_to = (to == EnrolmentState::Paused).then(|| before.state.as_str());
+    let updated = diesel::update(
+        enrolments::table
+            .find(id.to_string())
+            .filter(enrolments::version.eq(before.version)),
+    )
+    .set((
+        enrolments::state.eq(to.as_str()),
+        enrolments::state_since.eq(on),
+        enrolments::resume_to.eq(resume_to),
+        enrolments::version.eq(before.version + 1),
+        enrolments::updated_at.eq(crate::now()),
+    ))
+    .execute(conn)?;
+    if updated == 0 {
+        return Err(StoreError::VersionMismatch {
+            current: before.version + 1,
+        });
+    }
+    record_transition(
+        conn,
+        context,
+        &id.to_string(),
+        (
+            &before.programme_id.to_string(),
+            &before.neighbourhood_id.to_string(),
+        ),
+        last_seq.unwrap_or(0) + 1,
+        Some(before.state),
+        to,
+        on,
+        reason,
+    )?;
+    Ok(Ok(before))
+}
+
+/// A moved enrolment into the changes feed and the audit log (these take the order lock);
+/// returns it as it is now.
+fn record_move(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    scope: &Scope,
+    before: &Enrolment,
+) -> Result<Enrolment, StoreError> {
+    let after = get(conn, scope, before.id)?;
+    let id = before.id.to_string();
+    crate::changes::record(conn, context, Resource::Enrolments, &id, Op::Updated)?;
+    audit::append(
+        conn,
+        context,
+        Event {
+            action: "enrolment.transition",
+            entity: "enrolment",
+            entity_id: Some(id),
+            before: Some(snapshot(before)),
+            after: Some(snapshot(&after)),
+        },
+    )?;
+    Ok(after)
 }
 
 /// Moves the person's household to `to` (`permitted` on a permit, `financed` on a loan) in every
@@ -455,6 +481,8 @@ pub(crate) fn advance_household(
     let query = enrolments::table
         .inner_join(programmes::table)
         .filter(enrolments::household_id.eq(&household))
+        // In one order, so that two of these on one household lock their rows alike.
+        .order(enrolments::id)
         .select((enrolments::id, enrolments::state));
     let candidates: Vec<(String, String)> = match to {
         EnrolmentState::Permitted => query
@@ -476,7 +504,7 @@ pub(crate) fn advance_household(
         let enrolment: EnrolmentId = id
             .parse()
             .map_err(|_| StoreError::Internal(format!("enrolments row {id}: bad id")))?;
-        let outcome = transition(
+        if let Ok(before) = move_row(
             conn,
             context,
             &Scope::All,
@@ -485,10 +513,13 @@ pub(crate) fn advance_household(
             to,
             on,
             Some(reason.clone()),
-        )?;
-        if matches!(outcome, TransitionOutcome::Done(_)) {
-            moved.push(id);
+        )? {
+            moved.push(before);
         }
     }
-    Ok(moved)
+    // Every row first, then the records: see `move_row`.
+    for before in &moved {
+        record_move(conn, context, &Scope::All, before)?;
+    }
+    Ok(moved.iter().map(|e| e.id.to_string()).collect())
 }

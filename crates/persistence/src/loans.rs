@@ -736,6 +736,10 @@ pub fn disburse(
             .person_id
             .parse()
             .map_err(|_| corrupt("loans", id, "person_id"))?;
+        let row = save(conn, current, LoanState::Disbursed, |r| {
+            r.disbursed_on = Some(on)
+        })?;
+        // Every row before the audit log's order lock (see `enrolments::move_row`).
         let moved = crate::enrolments::advance_household(
             conn,
             context,
@@ -744,9 +748,6 @@ pub fn disburse(
             on,
             format!("micro-loan {id} disbursed"),
         )?;
-        let row = save(conn, current, LoanState::Disbursed, |r| {
-            r.disbursed_on = Some(on)
-        })?;
         record(
             conn,
             context,

@@ -564,6 +564,15 @@ fn issue(
     diesel::update(permit_applications::table.find(application.id.to_string()))
         .set(permit_applications::permit_id.eq(&permit.id))
         .execute(conn)?;
+    // The enrolments' rows before the audit log's order lock (see `enrolments::move_row`).
+    let moved = crate::enrolments::advance_household(
+        conn,
+        context,
+        application.person_id,
+        EnrolmentState::Permitted,
+        on,
+        format!("home-business permit {} issued", permit.number),
+    )?;
     audit::append(
         conn,
         context,
@@ -574,14 +583,6 @@ fn issue(
             before: None,
             after: Some(permit_snapshot(&permit)),
         },
-    )?;
-    let moved = crate::enrolments::advance_household(
-        conn,
-        context,
-        application.person_id,
-        EnrolmentState::Permitted,
-        on,
-        format!("home-business permit {} issued", permit.number),
     )?;
     Ok((permit, moved))
 }
