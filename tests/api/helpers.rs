@@ -466,3 +466,60 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
     );
     body
 }
+
+/// PostgreSQL only: sends `request` while another transaction, in the middle of a write as the
+/// API makes them, holds rows (`hold`, an UPDATE) and then, once the request waits for a lock,
+/// takes the audit log's order lock (within 5 s), as every writer does last. Returns whether that
+/// transaction got the lock, and the request's answer: a request that took the order lock before
+/// it wrote the held rows deadlocks with it, and one of the two fails.
+pub async fn beside_a_writer(
+    app: &TestApp,
+    hold: String,
+    request: reqwest::RequestBuilder,
+) -> (bool, reqwest::Response) {
+    let url = with_database(
+        &postgres_admin_url().expect("postgres"),
+        app.postgres_database().expect("postgres"),
+    );
+    let (held, is_held) = std::sync::mpsc::channel();
+    let (go, gone) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let mut conn = PgConnection::establish(&url).expect("connection");
+            conn.transaction(|conn| {
+                conn.batch_execute(&hold)?;
+                held.send(()).expect("told");
+                gone.recv().expect("go");
+                conn.batch_execute(&format!(
+                    "SET LOCAL lock_timeout = '5s'; SELECT pg_advisory_xact_lock({})",
+                    tavana_persistence::audit::CHAIN_LOCK_KEY
+                ))?;
+                // Gives the rows back unchanged.
+                Err::<(), _>(diesel::result::Error::RollbackTransaction)
+            })
+        })
+    };
+    is_held.recv().expect("rows held");
+    let answer = tokio::spawn(request.send());
+    let waits = tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(&url).expect("connection");
+        (0..200).any(|_| {
+            let waiting: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "(SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock')",
+            ))
+            .get_result(&mut conn)
+            .expect("activity read");
+            std::thread::sleep(Duration::from_millis(25));
+            waiting > 0
+        })
+    })
+    .await
+    .expect("watched");
+    go.send(()).expect("go");
+    let outcome = writer.join().expect("writer ends");
+    assert!(waits, "the request waits for the held rows");
+    let got_the_lock = matches!(outcome, Err(diesel::result::Error::RollbackTransaction));
+    (got_the_lock, answer.await.expect("sent").expect("answered"))
+}

@@ -672,8 +672,6 @@ async fn permits_respect_the_callers_scope(app: TestApp) {
 /// asks for the lock, deadlocked with it (one of the two failed with a 503).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuing_a_permit_beside_a_transition_of_its_enrolment_does_not_deadlock() {
-    use diesel::connection::SimpleConnection;
-    use diesel::{Connection, PgConnection, RunQueryDsl};
     let Some(app) = TestApp::spawn(crate::helpers::Backend::Postgres).await else {
         return;
     };
@@ -692,72 +690,20 @@ async fn issuing_a_permit_beside_a_transition_of_its_enrolment_does_not_deadlock
         let response = step_as(&app, &officer, application, to, "1403-07-11", notes).await;
         assert_eq!(response.status(), 200, "{to}");
     }
-    let url = crate::helpers::with_database(
-        &crate::helpers::postgres_admin_url().expect("postgres"),
-        app.postgres_database().expect("postgres"),
-    );
-
-    // A transaction in the middle of a transition: it holds the enrolment's row, and takes the
-    // order lock next (within 5 s, or it gives up).
-    let (row_held, is_row_held) = std::sync::mpsc::channel();
-    let (go, gone) = std::sync::mpsc::channel::<()>();
-    let transition = {
-        let (url, enrolment) = (url.clone(), enrolment.clone());
-        std::thread::spawn(move || {
-            let mut conn = PgConnection::establish(&url).expect("connection");
-            conn.transaction(|conn| {
-                conn.batch_execute(&format!(
-                    "UPDATE enrolments SET updated_at = updated_at WHERE id = '{enrolment}'"
-                ))?;
-                row_held.send(()).expect("told");
-                gone.recv().expect("go");
-                conn.batch_execute(&format!(
-                    "SET LOCAL lock_timeout = '5s'; SELECT pg_advisory_xact_lock({})",
-                    tavana_persistence::audit::CHAIN_LOCK_KEY
-                ))?;
-                // Gives the row back without changing anything.
-                Err::<(), _>(diesel::result::Error::RollbackTransaction)
-            })
-        })
-    };
-    is_row_held.recv().expect("row held");
-    let issuing = tokio::spawn(
+    // A transition in the middle of its write holds the enrolment's row.
+    let (took_the_lock, response) = crate::helpers::beside_a_writer(
+        &app,
+        format!("UPDATE enrolments SET updated_at = updated_at WHERE id = '{enrolment}'"),
         app.client
             .post(app.url(&format!(
                 "/api/v1/permit-applications/{}/steps",
                 id(application)
             )))
             .bearer_auth(&officer)
-            .json(&json!({"to": "issued", "on": "1403-07-12"}))
-            .send(),
-    );
-    // Once the issuing waits for the enrolment's row, the transition asks for the order lock.
-    let waits = tokio::task::spawn_blocking(move || {
-        let mut conn = PgConnection::establish(&url).expect("connection");
-        (0..200).any(|_| {
-            let waiting: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "(SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock')",
-            ))
-            .get_result(&mut conn)
-            .expect("activity read");
-            std::thread::sleep(std::time::Duration::from_millis(25));
-            waiting > 0
-        })
-    })
-    .await
-    .expect("watched");
-    go.send(()).expect("go");
-    let took_the_lock = transition.join().expect("transition ends");
-    assert!(waits, "the issuing waits for the enrolment's row");
-    assert!(
-        matches!(
-            took_the_lock,
-            Err(diesel::result::Error::RollbackTransaction)
-        ),
-        "the transition got the order lock: {took_the_lock:?}"
-    );
-    let response = issuing.await.expect("sent").expect("answered");
+            .json(&json!({"to": "issued", "on": "1403-07-12"})),
+    )
+    .await;
+    assert!(took_the_lock, "the transition got the order lock");
     let status = response.status();
     let body: Value = response.json().await.expect("json");
     assert_eq!(status, 200, "{body}");

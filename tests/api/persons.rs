@@ -1130,3 +1130,64 @@ async fn duplicates_are_reviewed_dismissed_or_merged(app: TestApp) {
         .expect("sent");
     problem(response, 403).await;
 }
+
+/// PostgreSQL only: changing a household's head and splitting a household write every person's
+/// rows before they take the audit log's order lock, as every writer takes it last. They took it
+/// after the first person (or the new household), so an update of another of their persons at
+/// that moment, holding her row and then asking for the lock, deadlocked with them (one of the two
+/// failed with a 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_and_splits_write_their_persons_before_the_order_lock() {
+    let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let home = household(&app, &n1).await;
+    let mut members = Vec::new();
+    for (national_id, name, role) in [
+        ("0499370899", "رضا", "head"),
+        ("0100000010", "نرگس", "spouse"),
+        ("0100000101", "مینا", "child"),
+    ] {
+        let mut body = person(national_id, name, "نیکو", "female", &home, role);
+        body["member_since"] = json!("1390-01-01");
+        members.push(create(&app, &body).await);
+    }
+    let id = |p: &Value| p["id"].as_str().expect("id").to_owned();
+    let hold = |p: &Value| {
+        format!(
+            "UPDATE persons SET updated_at = updated_at WHERE id = '{}'",
+            id(p)
+        )
+    };
+    let home_path = format!("/api/v1/households/{}", home["id"].as_str().expect("id"));
+
+    // The new head's row is held: the old head steps down first.
+    let (took_the_lock, response) = crate::helpers::beside_a_writer(
+        &app,
+        hold(&members[1]),
+        app.client
+            .post(app.url(&format!("{home_path}/head")))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({"person_id": id(&members[1]), "previous_head_role": "spouse", "on": "1398-02-01"})),
+    )
+    .await;
+    assert!(took_the_lock, "the other writer got the order lock");
+    assert_eq!(response.status(), 204);
+
+    // A member who leaves is held: the new household is made first.
+    let (took_the_lock, response) = crate::helpers::beside_a_writer(
+        &app,
+        hold(&members[2]),
+        app.client
+            .post(app.url(&format!("{home_path}/split")))
+            .bearer_auth(&app.admin_token)
+            .json(
+                &json!({"address": "کوچه نو", "on": "1398-05-01", "members": [
+                {"person_id": id(&members[2]), "household_role": "head"}]}),
+            ),
+    )
+    .await;
+    assert!(took_the_lock, "the other writer got the order lock");
+    assert_eq!(response.status(), 201);
+}

@@ -927,3 +927,29 @@ fn guide_recipe_verifies(secret: &str, header: &str, body: &str) -> bool {
     );
     String::from_utf8_lossy(&output.stdout).trim() == "True"
 }
+
+/// PostgreSQL only: registering an endpoint writes its row, which locks its organisation's row
+/// against a change of key, before it takes the audit log's order lock, as every writer takes it
+/// last. It took the lock first, so renaming the organisation at that moment, holding its row and
+/// then asking for the lock, deadlocked with it (one of the two failed with a 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_an_endpoint_beside_a_rename_of_its_organisation_does_not_deadlock() {
+    let Some(app) = spawn(Backend::Postgres).await else {
+        return;
+    };
+    let partner = partner(&app, "Jahad Daneshgahi").await;
+    let (took_the_lock, response) = crate::helpers::beside_a_writer(
+        &app,
+        format!(
+            "UPDATE organisations SET name = name || ' (renamed)' WHERE id = '{}'",
+            partner.organisation_id
+        ),
+        app.client
+            .post(app.url("/api/v1/webhooks"))
+            .bearer_auth(&partner.token)
+            .json(&json!({"url": "http://127.0.0.1:9/hook", "event_types": ["person"]})),
+    )
+    .await;
+    assert!(took_the_lock, "the rename got the order lock");
+    assert_eq!(response.status(), 201);
+}

@@ -104,43 +104,62 @@ pub fn create(
     new: NewHousehold,
 ) -> Result<Household, StoreError> {
     write_transaction(conn, |conn| {
-        check_neighbourhood(conn, scope, new.neighbourhood_id)?;
-        let now = crate::now();
-        let row = HouseholdRow {
-            id: HouseholdId::generate().to_string(),
-            neighbourhood_id: new.neighbourhood_id.to_string(),
-            address: new.address.written,
-            address_normalised: new.address.normalised,
-            postal_code: new.postal_code,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        };
-        let inserted: HouseholdRow = diesel::insert_into(households::table)
-            .values(&row)
-            .returning(households::all_columns)
-            .get_result(conn)?;
-        let household = Household::try_from(inserted)?;
-        crate::changes::record(
-            conn,
-            context,
-            Resource::Households,
-            &household.id.to_string(),
-            Op::Created,
-        )?;
-        audit::append(
-            conn,
-            context,
-            Event {
-                action: "household.create",
-                entity: "household",
-                entity_id: Some(household.id.to_string()),
-                before: None,
-                after: Some(snapshot(&household)),
-            },
-        )?;
+        let household = insert(conn, scope, new)?;
+        record_created(conn, context, &household)?;
         Ok(household)
     })
+}
+
+/// The household's row alone: a caller that writes more rows (a split) records it with
+/// `record_created` after them, as the audit log's order lock is taken last.
+pub(crate) fn insert(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    new: NewHousehold,
+) -> Result<Household, StoreError> {
+    check_neighbourhood(conn, scope, new.neighbourhood_id)?;
+    let now = crate::now();
+    let row = HouseholdRow {
+        id: HouseholdId::generate().to_string(),
+        neighbourhood_id: new.neighbourhood_id.to_string(),
+        address: new.address.written,
+        address_normalised: new.address.normalised,
+        postal_code: new.postal_code,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let inserted: HouseholdRow = diesel::insert_into(households::table)
+        .values(&row)
+        .returning(households::all_columns)
+        .get_result(conn)?;
+    Household::try_from(inserted)
+}
+
+/// A new household into the changes feed and the audit log.
+pub(crate) fn record_created(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    household: &Household,
+) -> Result<(), StoreError> {
+    crate::changes::record(
+        conn,
+        context,
+        Resource::Households,
+        &household.id.to_string(),
+        Op::Created,
+    )?;
+    audit::append(
+        conn,
+        context,
+        Event {
+            action: "household.create",
+            entity: "household",
+            entity_id: Some(household.id.to_string()),
+            before: None,
+            after: Some(snapshot(household)),
+        },
+    )
 }
 
 pub fn get(

@@ -591,12 +591,12 @@ pub fn move_to(
         }
         end_open_membership(conn, id, on, reason.clone())?;
         start_membership(conn, id, household.id, role, on, reason)?;
-        set_current(
+        let touched = set_current(
             conn,
-            context,
             id,
             Some((household.id, role, household.neighbourhood_id)),
         )?;
+        crate::changes::visibility_changed(conn, context, &id.to_string(), &touched)?;
         let after = get(conn, scope, id).or_else(|_| get(conn, &Scope::All, id))?;
         audit::append(
             conn,
@@ -670,12 +670,14 @@ fn start_membership(
     Ok(())
 }
 
+/// Sets the person's current household and role. Returns the households left and joined, for
+/// `changes::visibility_changed`, which the caller runs once every row of its change is written:
+/// it takes the audit log's order lock, which writers take last (see `enrolments::move_row`).
 fn set_current(
     conn: &mut DbConnection,
-    context: &AuditContext,
     id: PersonId,
     current: Option<(HouseholdId, HouseholdRole, AreaId)>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<String>, StoreError> {
     let (household, role, neighbourhood) = match current {
         Some((h, r, n)) => (Some(h.to_string()), Some(r.as_str()), Some(n.to_string())),
         None => (None, None, None),
@@ -703,8 +705,7 @@ fn set_current(
         })?;
     // Moves, heads changing and splits all pass here. The households left and joined may gain or
     // lose their head, and with it what partners see of them.
-    let touched: Vec<String> = before.into_iter().chain(household).collect();
-    crate::changes::visibility_changed(conn, context, &id.to_string(), &touched)
+    Ok(before.into_iter().chain(household).collect())
 }
 
 /// Makes `new_head` (a member of the household) its head from `on`; the previous head, if any,
@@ -743,6 +744,8 @@ pub fn change_head(
         }
         let old_head = head_of(conn, &household_id)?;
         let reason = Some("change of head".to_owned());
+        // Told to the changes feed once both persons' rows are written.
+        let mut touched = Vec::new();
         // The old head steps down first, so that the one-head rule holds at every statement.
         if let Some(old) = &old_head {
             let old: PersonId = old
@@ -757,12 +760,12 @@ pub fn change_head(
                 on,
                 reason.clone(),
             )?;
-            set_current(
+            let households = set_current(
                 conn,
-                context,
                 old,
                 Some((household.id, previous_head_role, household.neighbourhood_id)),
             )?;
+            touched.push((old, households));
         }
         end_open_membership(conn, new_head, on, reason.clone())?;
         start_membership(
@@ -773,9 +776,8 @@ pub fn change_head(
             on,
             reason,
         )?;
-        set_current(
+        let households = set_current(
             conn,
-            context,
             new_head,
             Some((
                 household.id,
@@ -783,6 +785,10 @@ pub fn change_head(
                 household.neighbourhood_id,
             )),
         )?;
+        touched.push((new_head, households));
+        for (person, households) in &touched {
+            crate::changes::visibility_changed(conn, context, &person.to_string(), households)?;
+        }
         crate::changes::record(
             conn,
             context,
@@ -879,17 +885,23 @@ pub fn split(
             address,
             postal_code,
         };
-        let created = crate::households::create(conn, context, scope, new)?;
+        // Every row first, then the records (they take the audit log's order lock).
+        let created = crate::households::insert(conn, scope, new)?;
         let reason = Some(format!("split from household {}", source.id));
+        let mut touched = Vec::new();
         for (person, role) in &members {
             end_open_membership(conn, *person, on, reason.clone())?;
             start_membership(conn, *person, created.id, *role, on, reason.clone())?;
-            set_current(
+            let households = set_current(
                 conn,
-                context,
                 *person,
                 Some((created.id, *role, created.neighbourhood_id)),
             )?;
+            touched.push((*person, households));
+        }
+        crate::households::record_created(conn, context, &created)?;
+        for (person, households) in &touched {
+            crate::changes::visibility_changed(conn, context, &person.to_string(), households)?;
         }
         crate::changes::record(
             conn,

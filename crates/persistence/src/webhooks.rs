@@ -191,11 +191,8 @@ pub fn create(
             );
         }
         check_types(conn, new.organisation_id, &new.event_types)?;
-        // Under the audit lock, no change can be numbered between reading the last and
-        // committing: the endpoint misses nothing after its start.
-        crate::audit::order_lock(conn)?;
         let now = crate::now();
-        let row = EndpointRow {
+        let mut row = EndpointRow {
             id: uuid::Uuid::now_v7().to_string(),
             organisation_id: new.organisation_id.to_string(),
             url: new.url,
@@ -204,13 +201,21 @@ pub fn create(
             enabled: true,
             failures: 0,
             disabled_at: None,
-            last_seq: changes::last_seq(conn)?,
+            last_seq: 0,
             version: 1,
             created_at: now,
             updated_at: now,
         };
+        // The row (and the key-share lock on its organisation) before the audit log's order lock,
+        // which writers take last; then, under that lock, where the endpoint starts: no change can
+        // be numbered between reading the last and committing, so it misses nothing after.
         diesel::insert_into(webhook_endpoints::table)
             .values(&row)
+            .execute(conn)?;
+        crate::audit::order_lock(conn)?;
+        row.last_seq = changes::last_seq(conn)?;
+        diesel::update(webhook_endpoints::table.find(&row.id))
+            .set(webhook_endpoints::last_seq.eq(row.last_seq))
             .execute(conn)?;
         audit::append(
             conn,
