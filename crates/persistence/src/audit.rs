@@ -122,6 +122,11 @@ impl AuditRow {
 /// Orders appends (and the changes feed, which uses the same lock): on PostgreSQL a
 /// transaction-scoped lock held until commit, so numbers are taken in commit order; on SQLite the
 /// write transaction (BEGIN IMMEDIATE) already excludes other writers.
+///
+/// Take it last: write every row of the change first, then record it. A transaction that writes
+/// a row after taking it can deadlock with one that wrote that row first and now waits for it
+/// (`enrolments::move_row`, `persons::set_current`, `households::insert` keep rows and records
+/// apart for this; the tests' `beside_a_writer` checks the writers that change several records).
 pub(crate) fn order_lock(conn: &mut DbConnection) -> Result<(), StoreError> {
     if let DbConnection::Pg(pg) = conn {
         pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})"))?;
