@@ -99,8 +99,7 @@ pub fn record_many(
             )
         })
         .collect();
-    // 4: the columns of a row above.
-    copy_insert!(conn, changes::table, rows, 4);
+    copy_insert!(conn, changes::table, rows);
     Ok(())
 }
 

@@ -2362,9 +2362,8 @@ fn register_persons(
         errors.extend(row_errors(job, *number, refused));
     }
     let newcomers = Newcomers::of(&new_rows);
-    // The columns a row has: 17 of a person (`PersonRow`), 6 of a membership (the tuple above).
-    copy_insert!(conn, persons::table, new_rows, 17);
-    copy_insert!(conn, household_memberships::table, memberships, 6);
+    copy_insert!(conn, persons::table, new_rows);
+    copy_insert!(conn, household_memberships::table, memberships);
     crate::changes::record_many(conn, context, Resource::Persons, &newcomers.id, Op::Created)?;
     crate::changes::record_many(conn, context, Resource::Persons, &updated_ids, Op::Updated)?;
     queue_duplicates(conn, &newcomers, now)
