@@ -9,8 +9,7 @@ use tavana_domain::assessment::{
 };
 use tavana_domain::id::{AssessmentId, PersonId};
 
-use crate::audit::{self, AuditContext, Event};
-use crate::changes::Op;
+use crate::audit::{AuditContext, Event};
 use crate::db::DbConnection;
 use crate::error::StoreError;
 use crate::schema::assessments;
@@ -125,16 +124,10 @@ pub fn record(
                 other => other.into(),
             })?;
         let assessment = to_assessment(inserted)?;
-        crate::changes::record(
+        crate::changes::record_created(
             conn,
             context,
             Resource::Assessments,
-            &assessment.id.to_string(),
-            Op::Created,
-        )?;
-        audit::append(
-            conn,
-            context,
             Event {
                 action: "assessment.record",
                 entity: "assessment",

@@ -46,6 +46,19 @@ impl Op {
     }
 }
 
+/// Numbers the creation of a shared record and audits it (`event`, whose `entity_id` is the
+/// record's): how every create of one ends, last, as both take the order lock.
+pub(crate) fn record_created(
+    conn: &mut DbConnection,
+    context: &AuditContext,
+    resource: Resource,
+    event: crate::audit::Event<'_>,
+) -> Result<(), StoreError> {
+    let id = event.entity_id.clone().unwrap_or_default();
+    record(conn, context, resource, &id, Op::Created)?;
+    crate::audit::append(conn, context, event)
+}
+
 /// Numbers a change of one record; call it inside the transaction that makes the change.
 pub fn record(
     conn: &mut DbConnection,

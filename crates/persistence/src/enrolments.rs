@@ -231,16 +231,10 @@ pub fn create(
             reason,
         )?;
         let enrolment = to_enrolment(inserted)?;
-        crate::changes::record(
+        crate::changes::record_created(
             conn,
             context,
             Resource::Enrolments,
-            &enrolment.id.to_string(),
-            Op::Created,
-        )?;
-        audit::append(
-            conn,
-            context,
             Event {
                 action: "enrolment.create",
                 entity: "enrolment",

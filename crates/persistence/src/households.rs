@@ -142,16 +142,10 @@ pub(crate) fn record_created(
     context: &AuditContext,
     household: &Household,
 ) -> Result<(), StoreError> {
-    crate::changes::record(
+    crate::changes::record_created(
         conn,
         context,
         Resource::Households,
-        &household.id.to_string(),
-        Op::Created,
-    )?;
-    audit::append(
-        conn,
-        context,
         Event {
             action: "household.create",
             entity: "household",

@@ -225,16 +225,10 @@ pub fn create(
             ))
             .execute(conn)?;
         let person = to_person(inserted)?;
-        crate::changes::record(
+        crate::changes::record_created(
             conn,
             context,
             Resource::Persons,
-            &person.id.to_string(),
-            Op::Created,
-        )?;
-        audit::append(
-            conn,
-            context,
             Event {
                 action: "person.create",
                 entity: "person",
