@@ -202,7 +202,7 @@ part() {
 if [ "${VARIANTS:-}" = parts ]; then
     export ROWS db url
     for backend in $BACKENDS; do
-        [ "$backend" = postgres ] && ! pg_isready -q -h 127.0.0.1 -p "$(sed -E 's|.*:([0-9]+)/.*|\1|' <<<"$BENCH_POSTGRES_URL")" && continue
+        [ "$backend" = postgres ] && ! pg_isready -q -d "$BENCH_POSTGRES_URL" && echo "postgres: not answering; not run" >&2 && continue
         echo "== $backend (transactions of ${BATCH:-$([ "$backend" = sqlite ] && echo 50000 || echo 10000)} rows)"
         part "$backend" "every index and foreign key" "" ""
         part "$backend" "without the foreign keys" fk ""
@@ -212,7 +212,9 @@ if [ "${VARIANTS:-}" = parts ]; then
         part "$backend" "everything, with the possible-duplicate queue" "" "" queue
         part "$backend" "everything and the queue, no foreign keys" fk "" queue
     done
-    [[ " $BACKENDS " == *" postgres "* ]] && psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS tavana_floor WITH (FORCE)" >/dev/null
+    if [[ " $BACKENDS " == *" postgres "* ]] && pg_isready -q -d "$BENCH_POSTGRES_URL"; then
+        psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS tavana_floor WITH (FORCE)" >/dev/null
+    fi
     exit 0
 fi
 if [[ " $BACKENDS " == *" sqlite "* ]]; then

@@ -489,7 +489,11 @@ pub async fn beside_a_writer(
             let mut conn = PgConnection::establish(&url).expect("connection");
             conn.transaction(|conn| {
                 conn.batch_execute(&hold)?;
-                held.send(()).expect("told");
+                let pid: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+                    "pg_backend_pid()",
+                ))
+                .get_result(conn)?;
+                held.send(pid).expect("told");
                 gone.recv().expect("go");
                 conn.batch_execute(&format!(
                     "SET LOCAL lock_timeout = '5s'; SELECT pg_advisory_xact_lock({})",
@@ -500,19 +504,19 @@ pub async fn beside_a_writer(
             })
         })
     };
-    is_held.recv().expect("rows held");
+    let writer_pid = is_held.recv().expect("rows held");
     let answer = tokio::spawn(request.send());
+    // Until some backend, the request's, waits for this writer.
     let waits = tokio::task::spawn_blocking(move || {
         let mut conn = PgConnection::establish(&url).expect("connection");
         (0..200).any(|_| {
-            let waiting: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "(SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock')",
-            ))
+            let waiting: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                "EXISTS (SELECT 1 FROM pg_stat_activity WHERE {writer_pid} = ANY (pg_blocking_pids(pid)))"
+            )))
             .get_result(&mut conn)
             .expect("activity read");
             std::thread::sleep(Duration::from_millis(25));
-            waiting > 0
+            waiting
         })
     })
     .await

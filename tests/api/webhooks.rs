@@ -938,6 +938,8 @@ async fn registering_an_endpoint_beside_a_rename_of_its_organisation_does_not_de
         return;
     };
     let partner = partner(&app, "Jahad Daneshgahi").await;
+    // A rename changes a unique column, so it locks the row against the key-share lock of the
+    // endpoint's foreign key (an update of another column would not).
     let (took_the_lock, response) = crate::helpers::beside_a_writer(
         &app,
         format!(

@@ -127,6 +127,7 @@ impl AuditRow {
 /// a row after taking it can deadlock with one that wrote that row first and now waits for it
 /// (`enrolments::move_row`, `persons::set_current`, `households::insert` keep rows and records
 /// apart for this; the tests' `beside_a_writer` checks the writers that change several records).
+/// A row the transaction itself inserted may still be written after it: nobody else can see it.
 pub(crate) fn order_lock(conn: &mut DbConnection) -> Result<(), StoreError> {
     if let DbConnection::Pg(pg) = conn {
         pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})"))?;

@@ -54,7 +54,9 @@ pub(crate) fn record_created(
     resource: Resource,
     event: crate::audit::Event<'_>,
 ) -> Result<(), StoreError> {
-    let id = event.entity_id.clone().unwrap_or_default();
+    let id = event.entity_id.clone().ok_or_else(|| {
+        StoreError::Internal("a created record's event names no record".to_owned())
+    })?;
     record(conn, context, resource, &id, Op::Created)?;
     crate::audit::append(conn, context, event)
 }
@@ -70,7 +72,8 @@ pub fn record(
     record_many(conn, context, resource, &[id.to_owned()], op)
 }
 
-/// Numbers changes of many records (an import's batch), in one statement per 500.
+/// Numbers changes of many records (an import's batch): PostgreSQL's by one `COPY`, SQLite's by
+/// one prepared insert a row (`copy_insert!`).
 ///
 /// An import's writes (`context.batched`) on PostgreSQL are numbered when its transaction ends
 /// (`number_pending`): they wait in the connection's temporary `pending_changes` meanwhile, so

@@ -455,7 +455,8 @@ fn record_move(
 
 /// Moves the person's household to `to` (`permitted` on a permit, `financed` on a loan) in every
 /// programme whose rules say so, where the enrolment's state allows it; the others are left as
-/// they are. Returns the enrolments moved.
+/// they are. Writes their rows only: the caller records them (`Moved::record`) once it has written
+/// all of its own rows, as the records take the order lock (see `move_row`).
 pub(crate) fn advance_household(
     conn: &mut DbConnection,
     context: &AuditContext,
@@ -463,20 +464,22 @@ pub(crate) fn advance_household(
     to: EnrolmentState,
     on: NaiveDate,
     reason: String,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Moved, StoreError> {
     let household: Option<Option<String>> = persons::table
         .find(person.to_string())
         .select(persons::household_id)
         .first(conn)
         .optional()?;
     let Some(Some(household)) = household else {
-        return Ok(Vec::new());
+        return Ok(Moved(Vec::new()));
     };
     let query = enrolments::table
         .inner_join(programmes::table)
         .filter(enrolments::household_id.eq(&household))
-        // In one order, so that two of these on one household lock their rows alike.
-        .order(enrolments::id)
+        // By programme: two of these lock the progress counts (one row per programme, neighbourhood,
+        // stage and day, shared by households) in one order, and a household's enrolments too
+        // (one a programme).
+        .order((enrolments::programme_id, enrolments::id))
         .select((enrolments::id, enrolments::state));
     let candidates: Vec<(String, String)> = match to {
         EnrolmentState::Permitted => query
@@ -485,7 +488,7 @@ pub(crate) fn advance_household(
         EnrolmentState::Financed => query
             .filter(programmes::advance_on_loan.eq(true))
             .load(conn)?,
-        _ => return Ok(Vec::new()),
+        _ => return Ok(Moved(Vec::new())),
     };
     let mut moved = Vec::new();
     for (id, state) in candidates {
@@ -511,9 +514,23 @@ pub(crate) fn advance_household(
             moved.push(before);
         }
     }
-    // Every row first, then the records: see `move_row`.
-    for before in &moved {
-        record_move(conn, context, &Scope::All, before)?;
+    Ok(Moved(moved))
+}
+
+/// Enrolments whose rows `advance_household` moved, still to be recorded (`record`).
+#[must_use = "moved enrolments are recorded with `record`"]
+pub(crate) struct Moved(Vec<Enrolment>);
+
+impl Moved {
+    /// Records every move (changes feed and audit log; see `move_row`); returns their ids.
+    pub(crate) fn record(
+        self,
+        conn: &mut DbConnection,
+        context: &AuditContext,
+    ) -> Result<Vec<String>, StoreError> {
+        for before in &self.0 {
+            record_move(conn, context, &Scope::All, before)?;
+        }
+        Ok(self.0.iter().map(|e| e.id.to_string()).collect())
     }
-    Ok(moved.iter().map(|e| e.id.to_string()).collect())
 }

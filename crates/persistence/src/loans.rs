@@ -747,7 +747,8 @@ pub fn disburse(
             EnrolmentState::Financed,
             on,
             format!("micro-loan {id} disbursed"),
-        )?;
+        )?
+        .record(conn, context)?;
         record(
             conn,
             context,

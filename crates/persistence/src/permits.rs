@@ -564,7 +564,8 @@ fn issue(
     diesel::update(permit_applications::table.find(application.id.to_string()))
         .set(permit_applications::permit_id.eq(&permit.id))
         .execute(conn)?;
-    // The enrolments' rows before the audit log's order lock (see `enrolments::move_row`).
+    // The enrolments' rows before the audit log's order lock (see `enrolments::move_row`); their
+    // records after the permit's, as the permit moves them.
     let moved = crate::enrolments::advance_household(
         conn,
         context,
@@ -584,6 +585,7 @@ fn issue(
             after: Some(permit_snapshot(&permit)),
         },
     )?;
+    let moved = moved.record(conn, context)?;
     Ok((permit, moved))
 }
 
