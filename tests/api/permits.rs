@@ -307,6 +307,19 @@ async fn the_review_workflow_issues_a_numbered_permit_and_moves_the_enrolment(ap
         .await
         .expect("json");
     assert_eq!(enrolment["state"], "permitted");
+    // The audit log shows the permit before the move it caused.
+    let seq = |entries: &Value| entries["items"][0]["seq"].as_i64().expect("seq");
+    let issuing = crate::helpers::get_json(&app, "/api/v1/audit?action=permit.issue").await;
+    let moves = crate::helpers::get_json(
+        &app,
+        &format!(
+            "/api/v1/audit?action=enrolment.transition&entity_id={}",
+            moved[0].as_str().expect("id")
+        ),
+    )
+    .await;
+    assert_eq!(moves["items"][0]["after"]["state"], "permitted");
+    assert!(seq(&issuing) < seq(&moves), "{issuing} {moves}");
     // Issued is final.
     problem(
         step_as(
