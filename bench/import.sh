@@ -57,8 +57,12 @@ run_backend() {
     # database's (PostgreSQL's server) or waiting.
     local cpu
     cpu=$(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz " s"}' "/proc/$server/stat")
+    # What the service wrote to files (SQLite's database and its log; on PostgreSQL, its server
+    # writes, not the service).
+    local written
+    written=$(awk '/^wchar/ {print int($2 / 1048576) " MB"}' "/proc/$server/io")
     echo "import: $(grep -oE '"(created|failed)":[0-9]+' <<<"$state" | paste -sd' ' -) in $(python3 -c "print(f'{$finished - $started:.1f}')") s" \
-        "= $(python3 -c "print(int($ROWS / ($finished - $started)))") rows/s; server peak memory $peak, CPU $cpu"
+        "= $(python3 -c "print(int($ROWS / ($finished - $started)))") rows/s; server peak memory $peak, CPU $cpu, wrote $written"
     kill "$server" && wait "$server" 2>/dev/null || true
     server=""
 

@@ -467,6 +467,16 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
     body
 }
 
+/// What the transaction of `holding` does once the request waits for the rows it holds.
+#[derive(Debug, Clone, Copy)]
+pub enum Then {
+    /// Takes the audit log's order lock (within 5 s), as every writer does last, and gives the rows
+    /// back unchanged.
+    TakeTheOrderLock,
+    /// Commits its change.
+    Commit,
+}
+
 /// PostgreSQL only: sends `request` while another transaction, in the middle of a write as the
 /// API makes them, holds rows (`hold`, an UPDATE) and then, once the request waits for a lock,
 /// takes the audit log's order lock (within 5 s), as every writer does last. Returns whether that
@@ -475,6 +485,19 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
 pub async fn beside_a_writer(
     app: &TestApp,
     hold: String,
+    request: reqwest::RequestBuilder,
+) -> (bool, reqwest::Response) {
+    holding(app, hold, Then::TakeTheOrderLock, request).await
+}
+
+/// PostgreSQL only: sends `request` while another transaction holds rows (`hold`, an UPDATE), and
+/// once the request waits for them, does `then`. Returns whether that transaction did it (got the
+/// order lock, or committed), and the request's answer. Fails the test if the request never
+/// waits for the held rows.
+pub async fn holding(
+    app: &TestApp,
+    hold: String,
+    then: Then,
     request: reqwest::RequestBuilder,
 ) -> (bool, reqwest::Response) {
     let url = with_database(
@@ -495,12 +518,17 @@ pub async fn beside_a_writer(
                 .get_result(conn)?;
                 held.send(pid).expect("told");
                 gone.recv().expect("go");
-                conn.batch_execute(&format!(
-                    "SET LOCAL lock_timeout = '5s'; SELECT pg_advisory_xact_lock({})",
-                    tavana_persistence::audit::CHAIN_LOCK_KEY
-                ))?;
-                // Gives the rows back unchanged.
-                Err::<(), _>(diesel::result::Error::RollbackTransaction)
+                match then {
+                    Then::TakeTheOrderLock => {
+                        conn.batch_execute(&format!(
+                            "SET LOCAL lock_timeout = '5s'; SELECT pg_advisory_xact_lock({})",
+                            tavana_persistence::audit::CHAIN_LOCK_KEY
+                        ))?;
+                        // Gives the rows back unchanged.
+                        Err::<(), _>(diesel::result::Error::RollbackTransaction)
+                    }
+                    Then::Commit => Ok(()),
+                }
             })
         })
     };
@@ -524,6 +552,11 @@ pub async fn beside_a_writer(
     go.send(()).expect("go");
     let outcome = writer.join().expect("writer ends");
     assert!(waits, "the request waits for the held rows");
-    let got_the_lock = matches!(outcome, Err(diesel::result::Error::RollbackTransaction));
-    (got_the_lock, answer.await.expect("sent").expect("answered"))
+    let done = match then {
+        Then::TakeTheOrderLock => {
+            matches!(outcome, Err(diesel::result::Error::RollbackTransaction))
+        }
+        Then::Commit => outcome.is_ok(),
+    };
+    (done, answer.await.expect("sent").expect("answered"))
 }

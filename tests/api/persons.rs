@@ -1191,3 +1191,57 @@ async fn heads_and_splits_write_their_persons_before_the_order_lock() {
     assert!(took_the_lock, "the other writer got the order lock");
     assert_eq!(response.status(), 201);
 }
+
+/// Two merges of the same two persons at once. One, merging B into A, has written B's row and
+/// not committed when a merge of A into B comes: that one waits for the first, then refuses. It
+/// read both records unmerged and went on, so both committed, each record merged into the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_beside_a_merge_of_the_same_persons_waits_and_refuses() {
+    let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let (h1, h2) = (household(&app, &n1).await, household(&app, &n1).await);
+    let a = create(
+        &app,
+        &person("0499370899", "رقیه", "قاسمی", "female", &h1, "head"),
+    )
+    .await;
+    let b = create(
+        &app,
+        &person("0100000010", "رقیه", "قاسمی", "female", &h2, "head"),
+    )
+    .await;
+    let id = |p: &Value| p["id"].as_str().expect("id").to_owned();
+    let (a, b) = (id(&a), id(&b));
+
+    let (committed, response) = crate::helpers::holding(
+        &app,
+        format!(
+            "UPDATE persons SET merged_into = '{a}', household_id = NULL, household_role = NULL,
+                 neighbourhood_id = NULL, version = version + 1
+             WHERE id = '{b}'"
+        ),
+        crate::helpers::Then::Commit,
+        app.client
+            .post(app.url(&format!("/api/v1/persons/{b}/merge")))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({"from": a})),
+    )
+    .await;
+    assert!(committed, "the first merge committed");
+    let body = problem(response, 409).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("merged already")),
+        "{body}"
+    );
+    let kept: Value = app
+        .get(&format!("/api/v1/persons/{a}"))
+        .await
+        .json()
+        .await
+        .expect("person");
+    assert_eq!(kept["household_id"], h1["id"], "A stays unmerged: {kept}");
+}

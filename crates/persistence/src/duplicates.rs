@@ -159,6 +159,10 @@ pub fn merge(
             )
             .into());
         }
+        // Read once both rows are locked: two merges of the same persons at once (A into B beside
+        // B into A, or B into A beside B into C) would otherwise each find both unmerged, and both
+        // commit.
+        crate::persons::lock(conn, &[into, from])?;
         let survivor = crate::persons::get(conn, scope, into)?;
         let merged = crate::persons::get(conn, scope, from)?;
         if survivor.merged_into.is_some() || merged.merged_into.is_some() {

@@ -262,6 +262,22 @@ pub fn get(conn: &mut DbConnection, scope: &Scope, id: PersonId) -> Result<Perso
     to_person(row)
 }
 
+/// Locks the rows of `ids` until the transaction ends, in id order, so that two writers locking
+/// some of the same persons cannot each hold one the other waits for. PostgreSQL only: SQLite's
+/// write transactions are serial already. `FOR NO KEY UPDATE`, as an update of the rows takes.
+pub(crate) fn lock(conn: &mut DbConnection, ids: &[PersonId]) -> Result<(), StoreError> {
+    if let DbConnection::Pg(pg) = conn {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        persons::table
+            .filter(persons::id.eq_any(&ids))
+            .order(persons::id)
+            .select(persons::id)
+            .for_no_key_update()
+            .load::<String>(pg)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct PersonFilter {
     pub neighbourhood_id: Option<AreaId>,
