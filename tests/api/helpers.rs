@@ -468,11 +468,10 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
 }
 
 /// What the transaction of `holding` does once the request waits for the rows it holds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Then {
-    /// Takes the audit log's order lock (within 5 s), as every writer does last, and gives the rows
-    /// back unchanged.
-    TakeTheOrderLock,
+    /// Runs these statements (waiting at most 5 s for a lock), then gives the rows back unchanged.
+    Run(String),
     /// Commits its change.
     Commit,
 }
@@ -487,13 +486,17 @@ pub async fn beside_a_writer(
     hold: String,
     request: reqwest::RequestBuilder,
 ) -> (bool, reqwest::Response) {
-    holding(app, hold, Then::TakeTheOrderLock, request).await
+    let order_lock = format!(
+        "SELECT pg_advisory_xact_lock({})",
+        tavana_persistence::audit::CHAIN_LOCK_KEY
+    );
+    holding(app, hold, Then::Run(order_lock), request).await
 }
 
 /// PostgreSQL only: sends `request` while another transaction holds rows (`hold`, an UPDATE), and
-/// once the request waits for them, does `then`. Returns whether that transaction did it (got the
-/// order lock, or committed), and the request's answer. Fails the test if the request never
-/// waits for the held rows.
+/// once the request (or the work it starts) waits for them, does `then`. Returns whether that
+/// transaction did it (ran its statements, or committed), and the request's answer. Fails the
+/// test if nothing waits for the held rows.
 pub async fn holding(
     app: &TestApp,
     hold: String,
@@ -519,11 +522,8 @@ pub async fn holding(
                 held.send(pid).expect("told");
                 gone.recv().expect("go");
                 match then {
-                    Then::TakeTheOrderLock => {
-                        conn.batch_execute(&format!(
-                            "SET LOCAL lock_timeout = '5s'; SELECT pg_advisory_xact_lock({})",
-                            tavana_persistence::audit::CHAIN_LOCK_KEY
-                        ))?;
+                    Then::Run(sql) => {
+                        conn.batch_execute(&format!("SET LOCAL lock_timeout = '5s'; {sql}"))?;
                         // Gives the rows back unchanged.
                         Err::<(), _>(diesel::result::Error::RollbackTransaction)
                     }
@@ -552,11 +552,10 @@ pub async fn holding(
     go.send(()).expect("go");
     let outcome = writer.join().expect("writer ends");
     assert!(waits, "the request waits for the held rows");
-    let done = match then {
-        Then::TakeTheOrderLock => {
-            matches!(outcome, Err(diesel::result::Error::RollbackTransaction))
-        }
-        Then::Commit => outcome.is_ok(),
+    let done = match outcome {
+        Ok(()) => true,
+        Err(diesel::result::Error::RollbackTransaction) => true,
+        Err(_) => false,
     };
     (done, answer.await.expect("sent").expect("answered"))
 }

@@ -2438,3 +2438,62 @@ async fn an_interrupted_all_or_nothing_import_runs_again_from_the_start(app: Tes
     );
     assert_eq!(count(&app, "").await, 3);
 }
+
+/// An import whose batch deadlocks with another writer (each holds a person the other updates
+/// next) and is the one PostgreSQL gives up tries its batch again once the other went on, instead
+/// of stopping the job. The other writer waits 10 s before it looks for a deadlock, so the
+/// import, which waits first, is the one given up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_given_up_in_a_deadlock_tries_its_batch_again() {
+    let Some(app) = TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let (first, second) = (
+        person(&app, &n1, 1, "1360-01-01").await,
+        person(&app, &n1, 2, "1361-01-01").await,
+    );
+    let row = |p: &Value, birth: &str| {
+        format!(
+            "{},{},احمدی,{birth},female,{},head,09151234567",
+            p["national_id"].as_str().expect("national id"),
+            p["first_name"].as_str().expect("name"),
+            p["household_id"].as_str().expect("household"),
+        )
+    };
+    let file = format!(
+        "{HEADER},mobile\n{}\n{}\n",
+        row(&first, "1360-01-01"),
+        row(&second, "1361-01-01")
+    );
+    let touch = |p: &Value| {
+        format!(
+            "UPDATE persons SET updated_at = updated_at WHERE id = '{}'",
+            id(p)
+        )
+    };
+    let (ran, response) = crate::helpers::holding(
+        &app,
+        format!("SET LOCAL deadlock_timeout = '10s'; {}", touch(&second)),
+        crate::helpers::Then::Run(touch(&first)),
+        app.client
+            .post(app.url("/api/v1/imports?kind=persons&mode=commit&atomicity=rows"))
+            .bearer_auth(&app.admin_token)
+            .header("content-type", "text/csv")
+            .body(file),
+    )
+    .await;
+    assert!(
+        ran,
+        "the other writer went on once the import gave its rows back"
+    );
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.expect("job");
+    let job = finished(&app, &app.admin_token, job["id"].as_str().expect("id")).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(
+        ["read", "updated", "failed"].map(|k| job[k].as_i64()),
+        [2, 2, 0].map(Some),
+        "{job}"
+    );
+}

@@ -35,6 +35,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// PostgreSQL gave this transaction up to end a deadlock with another: tried again once the
+    /// other went on, the same work may pass.
+    pub fn is_deadlock(&self) -> bool {
+        matches!(self, StoreError::Unavailable(message) if message.contains("deadlock detected"))
+    }
+
     /// What a client may be told of this error where it is kept for them (an import job's
     /// message): an internal error's own text (SQL, file paths) or an unreachable database's
     /// (its host) is for the server's log, as in the API's answers.
@@ -165,6 +171,23 @@ mod tests {
         ] {
             assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
         }
+        // Only a deadlock is tried again inside the transaction (an import's batch): the others
+        // need a new transaction, or time.
+        assert!(from(DatabaseErrorKind::Unknown, "deadlock detected").is_deadlock());
+        assert!(
+            !from(
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize access due to concurrent update",
+            )
+            .is_deadlock()
+        );
+        assert!(
+            !from(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection"
+            )
+            .is_deadlock()
+        );
         let nul = from(
             DatabaseErrorKind::Unknown,
             "invalid byte sequence for encoding \"UTF8\": 0x00",

@@ -898,7 +898,7 @@ fn run_on<K: Kind>(
         let mut errors = Vec::new();
         let result = write_transaction(conn, |conn| {
             while let Some(batch) = batches.next_batch()? {
-                K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
+                apply_batch::<K>(conn, &runner, &batch, &mut inner, &mut errors)?;
                 errors.truncate(MAX_STORED_ERRORS);
                 live.show(&inner);
             }
@@ -935,13 +935,13 @@ fn run_on<K: Kind>(
                 let started = Instant::now();
                 let mut errors = Vec::new();
                 let room = MAX_STORED_ERRORS.saturating_sub(stored);
-                K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
+                apply_batch::<K>(conn, &runner, &batch, &mut inner, &mut errors)?;
                 inner.line = batches.last_line;
                 errors.truncate(room);
                 while started.elapsed() < hold {
                     match batches.next_batch() {
                         Ok(Some(batch)) => {
-                            K::apply(conn, &runner, batch, &mut inner, &mut errors)?;
+                            apply_batch::<K>(conn, &runner, &batch, &mut inner, &mut errors)?;
                             inner.line = batches.last_line;
                             errors.truncate(room);
                         }
@@ -1225,10 +1225,50 @@ trait Kind {
     fn apply(
         conn: &mut DbConnection,
         runner: &Runner,
-        batch: Vec<Parsed<Self::Item>>,
+        batch: &[Parsed<Self::Item>],
         tally: &mut Tally,
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError>;
+    /// Whether a batch that failed with `error` on PostgreSQL is tried again, besides a deadlock.
+    fn tried_again(_error: &StoreError) -> bool {
+        false
+    }
+}
+
+/// How often a batch is tried on PostgreSQL (see `apply_batch`).
+const BATCH_TRIES: u32 = 3;
+
+/// Applies one batch. On PostgreSQL in a savepoint, tried again when the database gave the batch
+/// up for another writer's sake: a deadlock with an API request or another import that locks some
+/// of the same rows (persons, enrolments, progress counts…) in another order, or what the kind
+/// says (`Kind::tried_again`). Rolling back to the savepoint gives back what the batch locked, the
+/// other writer goes on, and the batch then reads the rows as they are. SQLite's writers take
+/// turns; nothing to try again.
+fn apply_batch<K: Kind>(
+    conn: &mut DbConnection,
+    runner: &Runner,
+    batch: &[Parsed<K::Item>],
+    tally: &mut Tally,
+    errors: &mut Vec<RowError>,
+) -> Result<(), StoreError> {
+    if let DbConnection::Sqlite(_) = conn {
+        return K::apply(conn, runner, batch, tally, errors);
+    }
+    let (before, kept) = (*tally, errors.len());
+    let mut tries = 1;
+    loop {
+        match conn.transaction(|conn| K::apply(conn, runner, batch, tally, errors)) {
+            Err(error)
+                if tries < BATCH_TRIES && (error.is_deadlock() || K::tried_again(&error)) =>
+            {
+                tracing::info!(job = %runner.job, error = %error, "import batch tried again");
+                tries += 1;
+                *tally = before;
+                errors.truncate(kept);
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Who a job's rows are written for: the caller's scope and role, and an audit context that
@@ -1403,7 +1443,7 @@ fn changed_meanwhile() -> FieldError {
 fn each_row<T: Clone>(
     conn: &mut DbConnection,
     runner: &Runner,
-    batch: Vec<Parsed<T>>,
+    batch: &[Parsed<T>],
     tally: &mut Tally,
     errors: &mut Vec<RowError>,
     mut one: impl FnMut(&mut DbConnection, T) -> Result<Outcome, StoreError>,
@@ -1411,8 +1451,8 @@ fn each_row<T: Clone>(
     for (number, parsed) in batch {
         tally.read += 1;
         let outcome = match (parsed, &conn) {
-            (Err(e), _) => Err(StoreError::Invalid(ValidationErrors(e))),
-            (Ok(item), DbConnection::Sqlite(_)) => conn.transaction(|conn| one(conn, item)),
+            (Err(e), _) => Err(StoreError::Invalid(ValidationErrors(e.clone()))),
+            (Ok(item), DbConnection::Sqlite(_)) => conn.transaction(|conn| one(conn, item.clone())),
             // On PostgreSQL the row's record may be written through the API after the row looked
             // for it; where a unique index holds its key (an enrolment, a purchase's reference, a
             // baseline, a seat), the row's own write then fails on it (as `Persons::apply` says).
@@ -1421,7 +1461,9 @@ fn each_row<T: Clone>(
             // same the second time.
             (Ok(item), DbConnection::Pg(_)) => {
                 match conn.transaction(|conn| one(conn, item.clone())) {
-                    Err(StoreError::Conflict(_)) => conn.transaction(|conn| one(conn, item)),
+                    Err(StoreError::Conflict(_)) => {
+                        conn.transaction(|conn| one(conn, item.clone()))
+                    }
                     other => other,
                 }
             }
@@ -1432,7 +1474,7 @@ fn each_row<T: Clone>(
             Ok(Outcome::Unchanged) => tally.unchanged += 1,
             Err(error) => {
                 tally.failed += 1;
-                errors.extend(row_errors(&runner.job, number, refusal(error)?));
+                errors.extend(row_errors(&runner.job, *number, refusal(error)?));
             }
         }
     }
@@ -1639,7 +1681,7 @@ impl Kind for Households {
     fn apply(
         conn: &mut DbConnection,
         runner: &Runner,
-        batch: Vec<Parsed<NewHousehold>>,
+        batch: &[Parsed<NewHousehold>],
         tally: &mut Tally,
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
@@ -1750,7 +1792,7 @@ impl Kind for Assessments {
     fn apply(
         conn: &mut DbConnection,
         runner: &Runner,
-        batch: Vec<Parsed<ImportedAssessment>>,
+        batch: &[Parsed<ImportedAssessment>],
         tally: &mut Tally,
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
@@ -1836,7 +1878,7 @@ impl Kind for Enrolments {
     fn apply(
         conn: &mut DbConnection,
         runner: &Runner,
-        batch: Vec<Parsed<ImportedEnrolment>>,
+        batch: &[Parsed<ImportedEnrolment>],
         tally: &mut Tally,
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
@@ -1948,7 +1990,7 @@ impl Kind for Attendance {
     fn apply(
         conn: &mut DbConnection,
         runner: &Runner,
-        batch: Vec<Parsed<ImportedMark>>,
+        batch: &[Parsed<ImportedMark>],
         tally: &mut Tally,
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
@@ -2013,7 +2055,7 @@ impl Kind for Purchases {
     fn apply(
         conn: &mut DbConnection,
         runner: &Runner,
-        batch: Vec<Parsed<ImportedPurchase>>,
+        batch: &[Parsed<ImportedPurchase>],
         tally: &mut Tally,
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
@@ -2132,40 +2174,24 @@ impl Kind for Persons {
         nine.parse().unwrap_or_default()
     }
 
-    /// `register_persons`, tried again on PostgreSQL when its insert fails on a unique index.
     fn apply(
         conn: &mut DbConnection,
         runner: &Runner,
-        batch: Vec<Parsed<NewPerson>>,
+        batch: &[Parsed<NewPerson>],
         tally: &mut Tally,
         errors: &mut Vec<RowError>,
     ) -> Result<(), StoreError> {
-        if let DbConnection::Sqlite(_) = conn {
-            // The write lock is held from the batch's first read: nobody registers anyone
-            // meanwhile.
-            return register_persons(conn, runner, &batch, tally, errors);
-        }
-        // On PostgreSQL a person of the batch (or a household's head) may be registered through
-        // the API after the batch looked for her, and the batch's insert then fails on the
-        // unique index. The API refuses only its one request; the batch is tried again in its
-        // savepoint, where it finds her registered, as the next upload of the file would.
-        let (before, kept) = (*tally, errors.len());
-        let mut tries = 1;
-        loop {
-            match conn.transaction(|conn| register_persons(conn, runner, &batch, tally, errors)) {
-                Err(StoreError::Conflict(_)) if tries < PERSON_BATCH_TRIES => {
-                    tries += 1;
-                    *tally = before;
-                    errors.truncate(kept);
-                }
-                other => return other,
-            }
-        }
+        register_persons(conn, runner, batch, tally, errors)
+    }
+
+    /// On PostgreSQL a person of the batch (or a household's head) may be registered through the
+    /// API after the batch looked for her, and the batch's insert then fails on the unique index.
+    /// The API refuses only its one request; the batch is tried again, finds her registered, as
+    /// the next upload of the file would.
+    fn tried_again(error: &StoreError) -> bool {
+        matches!(error, StoreError::Conflict(_))
     }
 }
-
-/// How often a batch of persons is tried when persons it registers were registered meanwhile.
-const PERSON_BATCH_TRIES: u32 = 3;
 
 /// Applies one batch of person rows with the API's rules: a known national ID updates that person
 /// (their household stays: moving is an explicit action), a new one registers them. Written in
