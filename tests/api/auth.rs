@@ -811,3 +811,77 @@ async fn text_holding_a_nul_character_is_refused_on_either_database(app: TestApp
         );
     }
 }
+
+/// A change of password mid-way when a login came: it changed the hash and holds the user's
+/// sessions (as `revoke_user` does) until it commits. The login checked the old password against
+/// the old hash; its session must not start after the change ended every session. It started one
+/// and answered 200, and the refresh token it gave outlived the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_beside_a_change_of_password_starts_no_session() {
+    let Some(app) = TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let user = app
+        .create_user("shirin", Role::PermitOfficer, PASSWORD, vec![])
+        .await;
+    let (committed, response) = crate::helpers::holding(
+        &app,
+        format!(
+            "UPDATE users SET password_hash = 'changed', version = version + 1 WHERE id = '{0}';
+             SELECT pg_advisory_xact_lock(hashtextextended('sessions:{0}', 0))",
+            user.id
+        ),
+        crate::helpers::Then::Commit,
+        app.client
+            .post(app.url("/api/v1/auth/token"))
+            .json(&json!({"grant_type": "password", "username": "shirin", "password": PASSWORD})),
+    )
+    .await;
+    assert!(committed, "the change of password committed");
+    problem(response, 401).await;
+    let sessions: i64 = {
+        use diesel::RunQueryDsl;
+        let mut conn = app.db.get().expect("connection");
+        let tavana_persistence::DbConnection::Pg(pg) = &mut *conn else {
+            unreachable!("postgres")
+        };
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT count(*) FROM refresh_tokens WHERE user_id = '{}')",
+            user.id
+        )))
+        .get_result(pg)
+        .expect("count")
+    };
+    assert_eq!(sessions, 0, "no refresh token was stored");
+}
+
+/// Two changes of one user's password at once, both told the right current password: the one
+/// that comes second finds the password changed and is refused, as a wrong current password is.
+/// It overwrote the first change with its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_changes_of_password_at_once_the_second_is_refused() {
+    let Some(app) = TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let user = app
+        .create_user("shirin", Role::PermitOfficer, PASSWORD, vec![])
+        .await;
+    let tokens = token_of(app.login("shirin", PASSWORD).await).await;
+    let (committed, response) = crate::helpers::holding(
+        &app,
+        format!(
+            "UPDATE users SET password_hash = 'changed', version = version + 1 WHERE id = '{}'",
+            user.id
+        ),
+        crate::helpers::Then::Commit,
+        app.client
+            .put(app.url("/api/v1/me/password"))
+            .bearer_auth(tokens["access_token"].as_str().expect("access"))
+            .json(&json!({"current_password": PASSWORD, "new_password": "a brand new password"})),
+    )
+    .await;
+    assert!(committed, "the first change committed");
+    let body = problem(response, 403).await;
+    assert_eq!(body["detail"], "the current password is wrong", "{body}");
+    problem(app.login("shirin", "a brand new password").await, 401).await;
+}

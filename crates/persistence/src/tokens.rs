@@ -7,7 +7,7 @@ use tavana_domain::id::UserId;
 use crate::audit::{self, AuditContext, Event};
 use crate::db::DbConnection;
 use crate::error::StoreError;
-use crate::schema::{login_failures, refresh_tokens};
+use crate::schema::{login_failures, refresh_tokens, users};
 use crate::tx::{lock, write_transaction};
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
@@ -58,19 +58,32 @@ pub enum Rotation {
     Invalid,
 }
 
-/// After a successful login: stores the first refresh token of a new family, clears the
-/// username's failed attempts (and prunes everybody's old ones), and records the login.
+/// After a successful login against `checked_hash`: stores the first refresh token of a new
+/// family, clears the username's failed attempts (and prunes everybody's old ones), and records
+/// the login. Returns false, and starts nothing, when the user's password changed or the user was
+/// deactivated since the password was checked: those end every session under the same lock
+/// (`revoke_user`), and a session started after them would outlive them.
 #[allow(clippy::too_many_arguments)]
 pub fn start_session(
     conn: &mut DbConnection,
     context: &AuditContext,
     user_id: UserId,
+    checked_hash: &str,
     username: &str,
     token_hash: &str,
     expires_at: NaiveDateTime,
     prune_before: NaiveDateTime,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     write_transaction(conn, |conn| {
+        lock(conn, &format!("sessions:{user_id}"))?;
+        let now: Option<(String, bool)> = users::table
+            .find(user_id.to_string())
+            .select((users::password_hash, users::active))
+            .first(conn)
+            .optional()?;
+        if now != Some((checked_hash.to_owned(), true)) {
+            return Ok(false);
+        }
         let family_id = uuid::Uuid::now_v7().to_string();
         issue(conn, user_id, &family_id, token_hash, expires_at)?;
         clear_failures(conn, username, prune_before)?;
@@ -84,7 +97,8 @@ pub fn start_session(
                 before: None,
                 after: None,
             },
-        )
+        )?;
+        Ok(true)
     })
 }
 

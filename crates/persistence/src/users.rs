@@ -362,23 +362,31 @@ pub fn update(
     })
 }
 
-/// Replaces a password hash and revokes the user's refresh tokens (sessions elsewhere end).
+/// Replaces the password hash `replaced` (the one the current password was checked against) and
+/// revokes the user's refresh tokens (sessions elsewhere end). Returns false, and changes
+/// nothing, when the hash is no longer `replaced`: another change came first, and the current
+/// password given is no longer the current one.
 pub fn set_password(
     conn: &mut DbConnection,
     context: &AuditContext,
     id: UserId,
+    replaced: &str,
     password_hash: &str,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     write_transaction(conn, |conn| {
-        let changed = diesel::update(users::table.find(id.to_string()))
-            .set((
-                users::password_hash.eq(password_hash),
-                users::version.eq(users::version + 1),
-                users::updated_at.eq(crate::now()),
-            ))
-            .execute(conn)?;
+        let changed = diesel::update(
+            users::table
+                .find(id.to_string())
+                .filter(users::password_hash.eq(replaced)),
+        )
+        .set((
+            users::password_hash.eq(password_hash),
+            users::version.eq(users::version + 1),
+            users::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)?;
         if changed == 0 {
-            return Err(StoreError::NotFound);
+            return Ok(false);
         }
         tokens::revoke_user(conn, id)?;
         audit::append(
@@ -391,6 +399,7 @@ pub fn set_password(
                 before: None,
                 after: None,
             },
-        )
+        )?;
+        Ok(true)
     })
 }

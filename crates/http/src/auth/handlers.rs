@@ -188,16 +188,16 @@ async fn password_grant(
 
     let lookup = username.clone();
     let credentials = with_db(&state, move |c| users::credentials(c, &lookup)).await?;
-    let (user, verified) = gated(move || {
+    let (credentials, verified) = gated(move || {
         let verified = verify_password(
             &password,
             credentials.as_ref().map(|(_, hash)| hash.as_str()),
         );
-        (credentials.map(|(user, _)| user), verified)
+        (credentials, verified)
     })
     .await?;
-    let user = match user {
-        Some(user) if verified && user.active => user,
+    let (user, checked_hash) = match credentials {
+        Some((user, hash)) if verified && user.active => (user, hash),
         _ => return Err(invalid_credentials()),
     };
     let ttl = user_ttl(&state, &user).await?;
@@ -213,10 +213,23 @@ async fn password_grant(
         chrono::Duration::from_std(state.login.window).unwrap_or(chrono::Duration::minutes(15));
     let prune_before = now() - window;
     let (user_id, name) = (user.id, username.clone());
-    with_db(&state, move |c| {
-        tokens::start_session(c, &context, user_id, &name, &hash, expires, prune_before)
+    let started = with_db(&state, move |c| {
+        tokens::start_session(
+            c,
+            &context,
+            user_id,
+            &checked_hash,
+            &name,
+            &hash,
+            expires,
+            prune_before,
+        )
     })
     .await?;
+    // The password changed, or the user was deactivated, while it was checked.
+    if !started {
+        return Err(invalid_credentials());
+    }
     Ok(token_answer(user_token(
         &state,
         &user,
@@ -543,24 +556,28 @@ pub async fn change_password(
     begin_attempt(&state, &key, &client_address(&state, &req)).await?;
     let username = user.username.clone();
     let credentials = with_db(&state, move |c| users::credentials(c, &username)).await?;
+    let checked_hash = credentials.as_ref().map(|(_, h)| h.clone());
     let current = body.current_password;
     let verified =
         gated(move || verify_password(&current, credentials.as_ref().map(|(_, h)| h.as_str())))
             .await?;
-    if !verified {
-        return Err(ApiError::Forbidden(
-            "the current password is wrong".to_owned(),
-        ));
-    }
+    let wrong = || ApiError::Forbidden("the current password is wrong".to_owned());
+    let Some(checked_hash) = checked_hash.filter(|_| verified) else {
+        return Err(wrong());
+    };
     clear_attempts(&state, &key).await?;
     let new_password = body.new_password;
     let new_hash = gated(move || hash_password(&new_password))
         .await?
         .map_err(ApiError::internal)?;
     let context = caller.audit();
-    with_db(&state, move |c| {
-        users::set_password(c, &context, id, &new_hash)
+    let changed = with_db(&state, move |c| {
+        users::set_password(c, &context, id, &checked_hash, &new_hash)
     })
     .await?;
+    // Another change came first: the password given is no longer the current one.
+    if !changed {
+        return Err(wrong());
+    }
     Ok(HttpResponse::NoContent().finish())
 }
