@@ -1245,3 +1245,124 @@ async fn a_merge_beside_a_merge_of_the_same_persons_waits_and_refuses() {
         .expect("person");
     assert_eq!(kept["household_id"], h1["id"], "A stays unmerged: {kept}");
 }
+
+/// What is recorded once (an outcome's verification, a follow-up, a consent's withdrawal), asked
+/// for while another request's record of it is written and not yet committed: the second waits
+/// for the first and is refused, as it is after it. A second follow-up or withdrawal overwrote
+/// the first (a later withdrawal lengthened the consent); a second verification changed nothing
+/// but was answered 200 and audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_recorded_once_is_refused_beside_its_first_record() {
+    let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let her = create(
+        &app,
+        &person(
+            "0499370899",
+            "صدیقه",
+            "رحیمی",
+            "female",
+            &household(&app, &n1).await,
+            "head",
+        ),
+    )
+    .await;
+    let path = format!("/api/v1/persons/{}", her["id"].as_str().expect("id"));
+    let outcome: Value = app
+        .post_json(&format!("{path}/outcomes"), &json!({"kind": "home_business", "started_on": "1398-06-09", "evidence": "permit_and_sales", "evidence_reference": "HB-1398-0042"}))
+        .await
+        .json()
+        .await
+        .expect("outcome");
+    let outcome_id = outcome["id"].as_str().expect("id").to_owned();
+    let consent: Value = app
+        .post_json(
+            &format!("{path}/consents"),
+            &json!({"purpose": "programme", "share_with_partners": true, "given_on": "1398-02-01"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("consent");
+    let consent_id = consent["id"].as_str().expect("id").to_owned();
+    let manager = app
+        .mint(tavana_domain::access::Role::ProgrammeManager)
+        .await;
+    let post = |token: &str, path: String, body: Value| {
+        app.client
+            .post(app.url(&path))
+            .bearer_auth(token)
+            .json(&body)
+    };
+    for (hold, request) in [
+        (
+            format!(
+                "UPDATE employment_outcomes SET verified_on = '2019-09-23', verified_by = 'another',
+                     version = version + 1 WHERE id = '{outcome_id}'"
+            ),
+            post(
+                &manager,
+                format!("/api/v1/outcomes/{outcome_id}/verify"),
+                json!({"on": "1398-07-01"}),
+            ),
+        ),
+        (
+            format!(
+                "UPDATE outcome_follow_ups SET done_on = '2019-12-01', still_employed = true
+                 WHERE outcome_id = '{outcome_id}' AND months = 3"
+            ),
+            post(
+                &app.admin_token,
+                format!("/api/v1/outcomes/{outcome_id}/follow-ups/3"),
+                json!({"done_on": "1398-09-20", "still_employed": false}),
+            ),
+        ),
+        (
+            format!(
+                "UPDATE consents SET withdrawn_on = '2019-10-01', withdrawn_by = 'another'
+                 WHERE id = '{consent_id}'"
+            ),
+            post(
+                &app.admin_token,
+                format!("{path}/consents/{consent_id}/withdraw"),
+                json!({}),
+            ),
+        ),
+    ] {
+        let (committed, response) =
+            crate::helpers::holding(&app, hold, crate::helpers::Then::Commit, request).await;
+        assert!(committed, "the first record committed");
+        let body = problem(response, 409).await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("already")),
+            "{body}"
+        );
+    }
+    let outcomes: Value = app
+        .get(&format!("{path}/outcomes"))
+        .await
+        .json()
+        .await
+        .expect("outcomes");
+    let outcome = &outcomes[0];
+    assert_eq!(outcome["verified_on"], "2019-09-23", "{outcome}");
+    assert_eq!(
+        outcome["follow_ups"][0]["done_on"], "2019-12-01",
+        "{outcome}"
+    );
+    assert_eq!(
+        outcome["follow_ups"][0]["still_employed"], true,
+        "{outcome}"
+    );
+    let consents: Value = app
+        .get(&format!("{path}/consents"))
+        .await
+        .json()
+        .await
+        .expect("consents");
+    assert_eq!(consents[0]["withdrawn_on"], "2019-10-01", "{consents}");
+}

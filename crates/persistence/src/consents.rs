@@ -154,13 +154,23 @@ pub fn withdraw(
             )
             .into());
         }
-        diesel::update(consents::table.find(id.to_string()))
-            .set((
-                consents::withdrawn_on.eq(on),
-                consents::withdrawn_by.eq(context.actor.id()),
-                consents::withdrawal_reason.eq(reason),
-            ))
-            .execute(conn)?;
+        let withdrawn = diesel::update(
+            consents::table
+                .find(id.to_string())
+                .filter(consents::withdrawn_on.is_null()),
+        )
+        .set((
+            consents::withdrawn_on.eq(on),
+            consents::withdrawn_by.eq(context.actor.id()),
+            consents::withdrawal_reason.eq(reason),
+        ))
+        .execute(conn)?;
+        // Withdrawn by another meanwhile: that date stays, a later one would lengthen the consent.
+        if withdrawn == 0 {
+            return Err(StoreError::Conflict(
+                "the consent is withdrawn already".to_owned(),
+            ));
+        }
         let after = to_consent(
             consents::table
                 .find(id.to_string())

@@ -221,7 +221,7 @@ pub fn verify(
             )
             .into());
         }
-        diesel::update(
+        let verified = diesel::update(
             employment_outcomes::table
                 .find(id.to_string())
                 .filter(employment_outcomes::verified_on.is_null()),
@@ -232,6 +232,12 @@ pub fn verify(
             employment_outcomes::version.eq(before.version + 1),
         ))
         .execute(conn)?;
+        // Verified by another meanwhile (read above before that one committed).
+        if verified == 0 {
+            return Err(StoreError::Conflict(
+                "the outcome is verified already".to_owned(),
+            ));
+        }
         let after = get(conn, scope, id)?;
         audit::append(
             conn,
@@ -278,10 +284,11 @@ pub fn follow_up(
             )
             .into());
         }
-        diesel::update(
+        let recorded = diesel::update(
             outcome_follow_ups::table
                 .filter(outcome_follow_ups::outcome_id.eq(id.to_string()))
-                .filter(outcome_follow_ups::months.eq(i32::try_from(months).unwrap_or(0))),
+                .filter(outcome_follow_ups::months.eq(i32::try_from(months).unwrap_or(0)))
+                .filter(outcome_follow_ups::done_on.is_null()),
         )
         .set((
             outcome_follow_ups::done_on.eq(done_on),
@@ -290,6 +297,12 @@ pub fn follow_up(
             outcome_follow_ups::recorded_by.eq(context.actor.id()),
         ))
         .execute(conn)?;
+        // Recorded by another meanwhile: theirs stays.
+        if recorded == 0 {
+            return Err(StoreError::Conflict(
+                "this follow-up is recorded already".to_owned(),
+            ));
+        }
         let after = get(conn, scope, id)?;
         audit::append(
             conn,
