@@ -1366,3 +1366,52 @@ async fn what_is_recorded_once_is_refused_beside_its_first_record() {
         .expect("consents");
     assert_eq!(consents[0]["withdrawn_on"], "2019-10-01", "{consents}");
 }
+
+/// Two splits of one household at once, each taking members the other leaves: the first has
+/// moved its members out and not committed when the second comes. The second waits for it (every
+/// change of a household's members holds the household's row first) and then finds nobody would
+/// stay. Both counted three members, both committed, and the household was left with nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_beside_another_split_of_its_household_leaves_somebody() {
+    let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let (home, elsewhere) = (household(&app, &n1).await, household(&app, &n1).await);
+    let mut members = Vec::new();
+    for (national_id, name, role) in [
+        ("0499370899", "رضا", "head"),
+        ("0100000010", "نرگس", "spouse"),
+        ("0100000101", "مینا", "child"),
+    ] {
+        members.push(
+            create(
+                &app,
+                &person(national_id, name, "نیکو", "female", &home, role),
+            )
+            .await,
+        );
+    }
+    let id = |v: &Value| v["id"].as_str().expect("id").to_owned();
+    let home_id = id(&home);
+    let (committed, response) = crate::helpers::holding(
+        &app,
+        format!(
+            "UPDATE households SET updated_at = updated_at WHERE id = '{home_id}';
+             UPDATE persons SET household_id = '{}' WHERE id IN ('{}', '{}')",
+            id(&elsewhere),
+            id(&members[0]),
+            id(&members[1])
+        ),
+        crate::helpers::Then::Commit,
+        app.client
+            .post(app.url(&format!("/api/v1/households/{home_id}/split")))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({"address": "کوچه نو", "members": [
+                {"person_id": id(&members[2]), "household_role": "head"}]})),
+    )
+    .await;
+    assert!(committed, "the first split committed");
+    let body = problem(response, 422).await;
+    assert_eq!(body["errors"][0]["code"], "nobody_left", "{body}");
+}

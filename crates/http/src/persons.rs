@@ -470,7 +470,7 @@ pub async fn history(
     responses(
         (status = 200, description = "Moved", body = PersonResponse),
         (status = 404, description = "No such person in the caller's scope", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The target household has a head already", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The target household has a head already, or the person moved meanwhile", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields or a household outside the caller's scope", body = Problem, content_type = "application/problem+json"),
     ),
 )]

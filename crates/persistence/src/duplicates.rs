@@ -162,7 +162,7 @@ pub fn merge(
         // Read once both rows are locked: two merges of the same persons at once (A into B beside
         // B into A, or B into A beside B into C) would otherwise each find both unmerged, and both
         // commit.
-        crate::persons::lock(conn, &[into, from])?;
+        crate::tx::lock_rows(conn, "persons", &[into.to_string(), from.to_string()])?;
         let survivor = crate::persons::get(conn, scope, into)?;
         let merged = crate::persons::get(conn, scope, from)?;
         if survivor.merged_into.is_some() || merged.merged_into.is_some() {

@@ -262,22 +262,6 @@ pub fn get(conn: &mut DbConnection, scope: &Scope, id: PersonId) -> Result<Perso
     to_person(row)
 }
 
-/// Locks the rows of `ids` until the transaction ends, in id order, so that two writers locking
-/// some of the same persons cannot each hold one the other waits for. PostgreSQL only: SQLite's
-/// write transactions are serial already. `FOR NO KEY UPDATE`, as an update of the rows takes.
-pub(crate) fn lock(conn: &mut DbConnection, ids: &[PersonId]) -> Result<(), StoreError> {
-    if let DbConnection::Pg(pg) = conn {
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        persons::table
-            .filter(persons::id.eq_any(&ids))
-            .order(persons::id)
-            .select(persons::id)
-            .for_no_key_update()
-            .load::<String>(pg)?;
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct PersonFilter {
     pub neighbourhood_id: Option<AreaId>,
@@ -570,14 +554,29 @@ pub fn move_to(
     id: PersonId,
     to: Move,
 ) -> Result<Person, StoreError> {
+    let Move {
+        household: target,
+        role,
+        on,
+        reason,
+    } = to;
     write_transaction(conn, |conn| {
+        let current = get(conn, scope, id)?;
+        // The household left and the one joined, under their rows' locks (see `split`); the
+        // person is read again once they are held.
+        let households: Vec<String> = current
+            .household_id
+            .into_iter()
+            .chain([target])
+            .map(|h| h.to_string())
+            .collect();
+        crate::tx::lock_rows(conn, "households", &households)?;
         let before = get(conn, scope, id)?;
-        let Move {
-            household: target,
-            role,
-            on,
-            reason,
-        } = to;
+        if before.household_id != current.household_id {
+            return Err(StoreError::Conflict(
+                "the person moved to another household meanwhile; read the person again".to_owned(),
+            ));
+        }
         let household = match crate::households::get(conn, scope, target) {
             Ok(household) => household,
             Err(StoreError::NotFound) => {
@@ -730,6 +729,8 @@ pub fn change_head(
     on: NaiveDate,
 ) -> Result<(), StoreError> {
     write_transaction(conn, |conn| {
+        // A household's members change under its row's lock (see `split`).
+        crate::tx::lock_rows(conn, "households", &[household.to_string()])?;
         let household = crate::households::get(conn, scope, household)?;
         let household_id = household.id.to_string();
         let person = get(conn, scope, new_head)?;
@@ -847,6 +848,10 @@ pub fn split(
         on,
     } = split;
     write_transaction(conn, |conn| {
+        // Its members are read and counted under the household row's lock, which every change of
+        // them (a move, a change of head, another split) takes first: two splits at once each
+        // counted members the other took away, and left nobody.
+        crate::tx::lock_rows(conn, "households", &[from.to_string()])?;
         let source = crate::households::get(conn, scope, from)?;
         let heads = members
             .iter()

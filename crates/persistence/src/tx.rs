@@ -56,3 +56,24 @@ pub fn lock(conn: &mut DbConnection, key: &str) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Locks the rows of `table` (a table name of ours) with these ids until the transaction ends, in
+/// id order, so that two writers locking some of the same rows cannot each hold one the other
+/// waits for. `FOR NO KEY UPDATE`, as an update of the rows takes. PostgreSQL only: SQLite's
+/// write transactions are serial already.
+pub fn lock_rows(
+    conn: &mut DbConnection,
+    table: &'static str,
+    ids: &[String],
+) -> Result<(), StoreError> {
+    use diesel::RunQueryDsl;
+    use diesel::sql_types::{Array, Text};
+    if let DbConnection::Pg(pg) = conn {
+        diesel::sql_query(format!(
+            "SELECT id FROM {table} WHERE id = ANY ($1) ORDER BY id FOR NO KEY UPDATE"
+        ))
+        .bind::<Array<Text>, _>(ids)
+        .execute(pg)?;
+    }
+    Ok(())
+}
