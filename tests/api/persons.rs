@@ -1066,6 +1066,22 @@ async fn duplicates_are_reviewed_dismissed_or_merged(app: TestApp) {
         .expect("person");
     assert_eq!(merged["merged_into"], first["id"]);
     assert_eq!(merged["household_id"], Value::Null);
+    // The merged record takes nothing more: what is recorded goes to the remaining person.
+    let body = problem(
+        app.post_json(
+            &consent_path,
+            &json!({"purpose": "research", "share_with_partners": false}),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(first["id"].as_str().expect("id"))),
+        "{body}"
+    );
     let listed: Value = app
         .get("/api/v1/persons?limit=200")
         .await
@@ -1414,4 +1430,48 @@ async fn a_split_beside_another_split_of_its_household_leaves_somebody() {
     assert!(committed, "the first split committed");
     let body = problem(response, 422).await;
     assert_eq!(body["errors"][0]["code"], "nobody_left", "{body}");
+}
+
+/// A consent recorded for a person while a merge of her record into another is written and not
+/// yet committed: it waits for the merge (which holds her row) and is then refused, naming the
+/// survivor. It was added to the merged record, which the survivor never saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_beside_a_merge_of_its_person_waits_and_is_refused() {
+    let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let (h1, h2) = (household(&app, &n1).await, household(&app, &n1).await);
+    let kept = create(
+        &app,
+        &person("0499370899", "رقیه", "قاسمی", "female", &h1, "head"),
+    )
+    .await;
+    let twin = create(
+        &app,
+        &person("0100000010", "رقیه", "قاسمی", "female", &h2, "head"),
+    )
+    .await;
+    let id = |p: &Value| p["id"].as_str().expect("id").to_owned();
+    let (kept, twin) = (id(&kept), id(&twin));
+    let (committed, response) = crate::helpers::holding(
+        &app,
+        format!(
+            "UPDATE persons SET merged_into = '{kept}', household_id = NULL, household_role = NULL,
+                 neighbourhood_id = NULL, version = version + 1
+             WHERE id = '{twin}'"
+        ),
+        crate::helpers::Then::Commit,
+        app.client
+            .post(app.url(&format!("/api/v1/persons/{twin}/consents")))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({"purpose": "programme", "share_with_partners": true})),
+    )
+    .await;
+    assert!(committed, "the merge committed");
+    let body = problem(response, 409).await;
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains(&kept)),
+        "{body}"
+    );
 }

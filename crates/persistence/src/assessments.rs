@@ -82,7 +82,7 @@ pub fn record(
     new: NewAssessment,
 ) -> Result<Assessment, StoreError> {
     write_transaction(conn, |conn| {
-        let subject = crate::persons::get(conn, scope, person)?;
+        let subject = crate::persons::get_to_add_to(conn, scope, person)?;
         let baseline_on: Option<NaiveDate> = assessments::table
             .filter(assessments::person_id.eq(person.to_string()))
             .filter(assessments::kind.eq(AssessmentKind::Baseline.as_str()))

@@ -72,7 +72,7 @@ pub fn record(
     new: NewConsent,
 ) -> Result<Consent, StoreError> {
     write_transaction(conn, |conn| {
-        crate::persons::get(conn, scope, person)?;
+        crate::persons::get_to_add_to(conn, scope, person)?;
         let row = ConsentRow {
             id: ConsentId::generate().to_string(),
             person_id: person.to_string(),

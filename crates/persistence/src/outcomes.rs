@@ -106,7 +106,7 @@ pub fn record(
     new: NewOutcome,
 ) -> Result<Outcome, StoreError> {
     write_transaction(conn, |conn| {
-        let subject = crate::persons::get(conn, scope, person)?;
+        let subject = crate::persons::get_to_add_to(conn, scope, person)?;
         let row = OutcomeRow {
             id: OutcomeId::generate().to_string(),
             person_id: person.to_string(),

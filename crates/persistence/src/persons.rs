@@ -262,6 +262,25 @@ pub fn get(conn: &mut DbConnection, scope: &Scope, id: PersonId) -> Result<Perso
     to_person(row)
 }
 
+/// The person, as `get`, for a write that adds to her record (a consent, an assessment, an
+/// outcome). Her row is locked first, as a merge locks it: what is added while she is merged away
+/// would stay with the merged record, unseen by the survivor. A merged record takes nothing more;
+/// the refusal names the person it was merged into.
+pub(crate) fn get_to_add_to(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: PersonId,
+) -> Result<Person, StoreError> {
+    crate::tx::lock_rows(conn, "persons", &[id.to_string()])?;
+    let person = get(conn, scope, id)?;
+    if let Some(survivor) = person.merged_into {
+        return Err(StoreError::Conflict(format!(
+            "this record was merged into person {survivor}; record it there"
+        )));
+    }
+    Ok(person)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct PersonFilter {
     pub neighbourhood_id: Option<AreaId>,
