@@ -487,3 +487,54 @@ async fn facilitation_offices_cover_neighbourhoods(app: TestApp) {
         .expect("sent");
     problem(response, 403).await;
 }
+
+/// Two replacements of an office's coverage at once: the first has replaced the rows and not
+/// committed when the second comes. The second waits for it and then replaces its rows too. Each
+/// deleted only the rows it saw, and the office was left covering both lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coverage_replaced_beside_another_replacement_is_the_second_list() {
+    let Some(app) = TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let (n1, n2) = two_neighbourhoods(&app).await;
+    let office: Value = app
+        .post_json(
+            "/api/v1/organisations",
+            &json!({"name": "دفتر تسهیلگری ۱", "kind": "facilitation_office"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("org");
+    let (office, n1, n2) = [&office, &n1, &n2]
+        .map(|v| v["id"].as_str().expect("id").to_owned())
+        .into();
+    let path = format!("/api/v1/organisations/{office}/areas");
+    let first = app
+        .client
+        .put(app.url(&path))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"areas": [n1]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(first.status(), 200);
+    let (committed, response) = crate::helpers::holding(
+        &app,
+        format!(
+            "UPDATE organisations SET updated_at = updated_at WHERE id = '{office}';
+             DELETE FROM organisation_areas WHERE organisation_id = '{office}';
+             INSERT INTO organisation_areas (organisation_id, area_id) VALUES ('{office}', '{n1}')"
+        ),
+        crate::helpers::Then::Commit,
+        app.client
+            .put(app.url(&path))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({"areas": [n2]})),
+    )
+    .await;
+    assert!(committed, "the first replacement committed");
+    assert_eq!(response.status(), 200);
+    let read: Value = app.get(&path).await.json().await.expect("coverage");
+    assert_eq!(read["areas"], json!([n2]), "{read}");
+}
