@@ -13,6 +13,7 @@ backend_tests!(
     eligibility_is_explained_rule_by_rule,
     the_review_workflow_issues_a_numbered_permit_and_moves_the_enrolment,
     permit_actions_follow_the_state_and_renewal_adds_a_period,
+    an_expired_permit_is_not_renewed_beside_a_newer_one_in_force,
     permit_numbers_are_unique_under_concurrent_issuance,
     expiry_is_computed_from_the_dates,
     public_verification_shows_no_personal_data_and_is_rate_limited,
@@ -719,4 +720,30 @@ async fn issuing_a_permit_beside_a_transition_of_its_enrolment_does_not_deadlock
     let body: Value = response.json().await.expect("json");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["enrolments_moved"], json!([enrolment]));
+}
+
+/// A permit that expired, then a new one issued for the same activity: renewing the old one
+/// would make two in force, and is refused as issuing a second is.
+async fn an_expired_permit_is_not_renewed_beside_a_newer_one_in_force(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let p = eligible_person(&app, &n1, 1).await;
+    let officer = app.mint(Role::PermitOfficer).await;
+    let applied = created(apply(&app, &p, "tailoring", "1399-01-10").await).await;
+    let old = issue(&app, &officer, &applied["application"], "1399-01-15").await;
+    assert_eq!(old["permit"]["state"], "expired");
+    let applied = created(apply(&app, &p, "tailoring", "1403-07-01").await).await;
+    let new = issue(&app, &officer, &applied["application"], "1403-07-05").await;
+    assert_eq!(new["permit"]["state"], "issued");
+    let body = problem(
+        act(&app, &officer, &old["permit"], json!({"action": "renew"})).await,
+        409,
+    )
+    .await;
+    let number = new["permit"]["number"].as_str().expect("number");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains(number)),
+        "{body}"
+    );
+    let public: Value = public_json(&app, old["permit"]["number"].as_str().expect("number")).await;
+    assert_eq!(public["state"], "expired", "the old permit stays as it was");
 }

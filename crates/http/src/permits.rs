@@ -670,7 +670,7 @@ fn detail(permit: Permit, periods: Vec<Period>) -> Result<PermitDetail, ApiError
     responses(
         (status = 200, description = "Done", body = PermitDetail),
         (status = 404, description = "No such permit in the caller's scope", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not allowed in the permit's state; `allowed` lists what is", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the permit's state (`allowed` lists what is), or a renewal while another permit for the activity is in force", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Changed since the ETag was read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A reason is required", body = Problem, content_type = "application/problem+json"),
     ),

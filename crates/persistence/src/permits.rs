@@ -731,6 +731,16 @@ pub fn act(
         }
         let key = id.to_string();
         let (from, until) = if action == PermitAction::Renew {
+            // An expired permit renewed while a newer one for the activity is in force would make
+            // two: refused, as issuing is, under the same lock.
+            lock(conn, &format!("permits:{}", before.person_id))?;
+            if let Some(number) = active_permit(conn, &before.person_id, &before.activity, today)?
+                && number != before.number
+            {
+                return Err(StoreError::Conflict(format!(
+                    "the person holds permit {number} for this activity, in force"
+                )));
+            }
             let (from, until) = renewal_period(before.valid_until, today, validity_years);
             let last: Option<i32> = permit_periods::table
                 .filter(permit_periods::permit_id.eq(&key))
