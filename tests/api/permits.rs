@@ -731,8 +731,9 @@ async fn an_expired_permit_is_not_renewed_beside_a_newer_one_in_force(app: TestA
     let applied = created(apply(&app, &p, "tailoring", "1399-01-10").await).await;
     let old = issue(&app, &officer, &applied["application"], "1399-01-15").await;
     assert_eq!(old["permit"]["state"], "expired");
-    let applied = created(apply(&app, &p, "tailoring", "1403-07-01").await).await;
-    let new = issue(&app, &officer, &applied["application"], "1403-07-05").await;
+    // Issued lately, so that it is in force for years after this test was written.
+    let applied = created(apply(&app, &p, "tailoring", "1405-08-01").await).await;
+    let new = issue(&app, &officer, &applied["application"], "1405-08-05").await;
     assert_eq!(new["permit"]["state"], "issued");
     let body = problem(
         act(&app, &officer, &old["permit"], json!({"action": "renew"})).await,

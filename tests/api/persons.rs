@@ -1079,7 +1079,7 @@ async fn duplicates_are_reviewed_dismissed_or_merged(app: TestApp) {
     assert!(
         body["detail"]
             .as_str()
-            .is_some_and(|d| d.contains(first["id"].as_str().expect("id"))),
+            .is_some_and(|d| d.contains("merged into another")),
         "{body}"
     );
     let listed: Value = app
@@ -1433,8 +1433,8 @@ async fn a_split_beside_another_split_of_its_household_leaves_somebody() {
 }
 
 /// A consent recorded for a person while a merge of her record into another is written and not
-/// yet committed: it waits for the merge (which holds her row) and is then refused, naming the
-/// survivor. It was added to the merged record, which the survivor never saw.
+/// yet committed: it waits for the merge (which locks her row as a delete would) and is then
+/// refused. It was added to the merged record, which the survivor never saw.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consent_beside_a_merge_of_its_person_waits_and_is_refused() {
     let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
@@ -1457,7 +1457,8 @@ async fn a_consent_beside_a_merge_of_its_person_waits_and_is_refused() {
     let (committed, response) = crate::helpers::holding(
         &app,
         format!(
-            "UPDATE persons SET merged_into = '{kept}', household_id = NULL, household_role = NULL,
+            "SELECT id FROM persons WHERE id IN ('{kept}', '{twin}') ORDER BY id FOR UPDATE;
+             UPDATE persons SET merged_into = '{kept}', household_id = NULL, household_role = NULL,
                  neighbourhood_id = NULL, version = version + 1
              WHERE id = '{twin}'"
         ),
@@ -1471,7 +1472,123 @@ async fn a_consent_beside_a_merge_of_its_person_waits_and_is_refused() {
     assert!(committed, "the merge committed");
     let body = problem(response, 409).await;
     assert!(
-        body["detail"].as_str().is_some_and(|d| d.contains(&kept)),
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("merged into another")),
         "{body}"
     );
+}
+
+/// A move of a person while another move of her is written and not yet committed (it holds the
+/// household she leaves, then her row): the second waits, then finds her moved and is refused
+/// (409). It moved her on from where she no longer was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_beside_another_move_of_the_person_is_refused() {
+    let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let (home, first, second) = (
+        household(&app, &n1).await,
+        household(&app, &n1).await,
+        household(&app, &n1).await,
+    );
+    let her = create(
+        &app,
+        &person("0499370899", "مینا", "نیکو", "female", &home, "other"),
+    )
+    .await;
+    let id = |v: &Value| v["id"].as_str().expect("id").to_owned();
+    let (committed, response) = crate::helpers::holding(
+        &app,
+        format!(
+            "UPDATE households SET updated_at = updated_at WHERE id = '{}';
+             UPDATE persons SET household_id = '{}' WHERE id = '{}'",
+            id(&home),
+            id(&first),
+            id(&her)
+        ),
+        crate::helpers::Then::Commit,
+        app.client
+            .post(app.url(&format!("/api/v1/persons/{}/move", id(&her))))
+            .bearer_auth(&app.admin_token)
+            .json(
+                &json!({"household_id": id(&second), "household_role": "other", "reason": "moved"}),
+            ),
+    )
+    .await;
+    assert!(committed, "the first move committed");
+    let body = problem(response, 409).await;
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("moved")),
+        "{body}"
+    );
+    let now: Value = app
+        .get(&format!("/api/v1/persons/{}", id(&her)))
+        .await
+        .json()
+        .await
+        .expect("person");
+    assert_eq!(now["household_id"], first["id"], "{now}");
+}
+
+/// A move of a person while a merge of her record into another is written and not yet committed
+/// (it locks both persons, then ends her stay): the move waits for the merge and is refused. It
+/// waited for her stay instead, found it ended, opened another and put the merged record back
+/// into a household.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_beside_a_merge_of_the_person_is_refused() {
+    let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let (h1, h2, h3) = (
+        household(&app, &n1).await,
+        household(&app, &n1).await,
+        household(&app, &n1).await,
+    );
+    let kept = create(
+        &app,
+        &person("0499370899", "رقیه", "قاسمی", "female", &h1, "head"),
+    )
+    .await;
+    let twin = create(
+        &app,
+        &person("0100000010", "رقیه", "قاسمی", "female", &h2, "head"),
+    )
+    .await;
+    let id = |v: &Value| v["id"].as_str().expect("id").to_owned();
+    let (kept, twin) = (id(&kept), id(&twin));
+    let (committed, response) = crate::helpers::holding(
+        &app,
+        format!(
+            "SELECT id FROM persons WHERE id IN ('{kept}', '{twin}') ORDER BY id FOR UPDATE;
+             UPDATE household_memberships SET ended_on = CURRENT_DATE
+             WHERE person_id = '{twin}' AND ended_on IS NULL;
+             UPDATE persons SET merged_into = '{kept}', household_id = NULL, household_role = NULL,
+                 neighbourhood_id = NULL, version = version + 1
+             WHERE id = '{twin}'"
+        ),
+        crate::helpers::Then::Commit,
+        app.client
+            .post(app.url(&format!("/api/v1/persons/{twin}/move")))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({"household_id": id(&h3), "household_role": "head", "reason": "moved"})),
+    )
+    .await;
+    assert!(committed, "the merge committed");
+    let body = problem(response, 409).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("merged into another")),
+        "{body}"
+    );
+    let merged: Value = app
+        .get(&format!("/api/v1/persons/{twin}"))
+        .await
+        .json()
+        .await
+        .expect("person");
+    assert_eq!(merged["household_id"], Value::Null, "{merged}");
 }

@@ -162,7 +162,7 @@ fn new_assessment(body: RecordAssessmentRequest) -> Result<NewAssessment, ApiErr
     responses(
         (status = 201, description = "Recorded", body = AssessmentResponse),
         (status = 404, description = "No such person in the caller's scope", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The person's record was merged into another; the problem names it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The person's record was merged into another (read it by id for the remaining person), or a baseline was recorded at the same time", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, a second baseline, or a follow-up without or before the baseline", body = Problem, content_type = "application/problem+json"),
     ),
 )]

@@ -184,7 +184,7 @@ pub async fn list(
     responses(
         (status = 201, description = "Recorded", body = OutcomeResponse),
         (status = 404, description = "No such person in the caller's scope", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The person's record was merged into another; the problem names it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The person's record was merged into another (read it by id for the remaining person)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     ),
 )]

@@ -415,6 +415,7 @@ pub async fn submit_household(
         (status = 201, description = "Recorded", body = AssessmentResponse),
         (status = 403, description = "No MoU data policy in force, or it does not allow submitting assessments", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such person the caller may see", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The person's record was merged into another meanwhile, or a baseline was recorded at the same time", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or a second baseline", body = Problem, content_type = "application/problem+json"),
     ),
 )]

@@ -17,7 +17,7 @@ use crate::schema::{
     persons, user_areas,
 };
 use crate::scope::Scope;
-use crate::tx::write_transaction;
+use crate::tx::{RowLock, write_transaction};
 use tavana_domain::partner::Resource;
 
 /// One pair awaiting (or past) review.
@@ -161,8 +161,14 @@ pub fn merge(
         }
         // Read once both rows are locked: two merges of the same persons at once (A into B beside
         // B into A, or B into A beside B into C) would otherwise each find both unmerged, and both
-        // commit.
-        crate::tx::lock_rows(conn, "persons", &[into.to_string(), from.to_string()])?;
+        // commit. `Update`, so that it also waits for what is being added to either record (see
+        // `persons::get_to_add_to`) and moves it along.
+        crate::tx::lock_rows(
+            conn,
+            "persons",
+            &[into.to_string(), from.to_string()],
+            RowLock::Update,
+        )?;
         let survivor = crate::persons::get(conn, scope, into)?;
         let merged = crate::persons::get(conn, scope, from)?;
         if survivor.merged_into.is_some() || merged.merged_into.is_some() {

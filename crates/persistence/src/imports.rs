@@ -1241,9 +1241,11 @@ const BATCH_TRIES: u32 = 3;
 /// Applies one batch. On PostgreSQL in a savepoint, tried again when the database gave the batch
 /// up for another writer's sake: a deadlock with an API request or another import that locks some
 /// of the same rows (persons, enrolments, progress counts…) in another order, or what the kind
-/// says (`Kind::tried_again`). Rolling back to the savepoint gives back what the batch locked, the
-/// other writer goes on, and the batch then reads the rows as they are. SQLite's writers take
-/// turns; nothing to try again.
+/// says (`Kind::tried_again`). Rolling back to the savepoint gives back what this batch locked, the
+/// other writer goes on, and the batch then reads the rows as they are. A job in one transaction
+/// (`all`, `validate`) still holds what its earlier batches locked: a deadlock over those comes
+/// back on each try, and stops the job as before. SQLite's writers take turns; nothing to try
+/// again.
 fn apply_batch<K: Kind>(
     conn: &mut DbConnection,
     runner: &Runner,
@@ -1455,7 +1457,7 @@ fn each_row<T: Clone>(
             (Ok(item), DbConnection::Sqlite(_)) => conn.transaction(|conn| one(conn, item.clone())),
             // On PostgreSQL the row's record may be written through the API after the row looked
             // for it; where a unique index holds its key (an enrolment, a purchase's reference, a
-            // baseline, a seat), the row's own write then fails on it (as `Persons::apply` says).
+            // baseline, a seat), the row's own write then fails on it (see `Persons::tried_again`).
             // Tried once more, the row finds that record, as the next upload would. A conflict
             // is not told apart from a rule's refusal (a closed cohort), which comes out the
             // same the second time.

@@ -213,7 +213,12 @@ pub fn set_coverage(
     write_transaction(conn, |conn| {
         // Under the organisation's row lock: two replacements at once each deleted only the rows
         // they saw, and the result was both lists together.
-        crate::tx::lock_rows(conn, "organisations", &[id.to_string()])?;
+        crate::tx::lock_rows(
+            conn,
+            "organisations",
+            &[id.to_string()],
+            crate::tx::RowLock::NoKeyUpdate,
+        )?;
         let org = get(conn, id)?;
         if org.kind != OrganisationKind::FacilitationOffice {
             return Err(tavana_domain::FieldError::new(

@@ -202,16 +202,19 @@ pub(crate) const ENROLLED_OR_FURTHER: [EnrolmentState; 6] = [
     EnrolmentState::Graduated,
 ];
 
-/// The number of an issued or suspended, unexpired permit of `person` for `activity` on `on`.
+/// The number of an issued or suspended, unexpired permit of `person` for `activity` on `on`,
+/// other than the permit `except`.
 fn active_permit(
     conn: &mut DbConnection,
     person: &str,
     activity: &str,
     on: NaiveDate,
+    except: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
     Ok(permits::table
         .filter(permits::person_id.eq(person))
         .filter(permits::activity.eq(activity))
+        .filter(permits::id.ne(except.unwrap_or_default()))
         .filter(permits::state.eq_any([
             PermitState::Issued.as_str(),
             PermitState::Suspended.as_str(),
@@ -274,7 +277,7 @@ pub fn apply(
                 new.person_id,
                 CourseCategory::TechnicalVocational,
             )?,
-            active_permit: active_permit(conn, &person_key, &new.activity, new.applied_on)?,
+            active_permit: active_permit(conn, &person_key, &new.activity, new.applied_on, None)?,
         };
         let checks = eligibility(&facts);
         if checks.iter().any(|c| !c.passed) {
@@ -531,7 +534,7 @@ fn issue(
     let person = application.person_id.to_string();
     // Two applications for the same activity must not both end in a permit.
     lock(conn, &format!("permits:{person}"))?;
-    if let Some(number) = active_permit(conn, &person, &application.activity, on)? {
+    if let Some(number) = active_permit(conn, &person, &application.activity, on, None)? {
         return Err(StoreError::Conflict(format!(
             "permit {number} for this activity is still active"
         )));
@@ -734,8 +737,8 @@ pub fn act(
             // An expired permit renewed while a newer one for the activity is in force would make
             // two: refused, as issuing is, under the same lock.
             lock(conn, &format!("permits:{}", before.person_id))?;
-            if let Some(number) = active_permit(conn, &before.person_id, &before.activity, today)?
-                && number != before.number
+            if let Some(number) =
+                active_permit(conn, &before.person_id, &before.activity, today, Some(&key))?
             {
                 return Err(StoreError::Conflict(format!(
                     "the person holds permit {number} for this activity, in force"

@@ -15,7 +15,7 @@ use crate::error::StoreError;
 use crate::households::escape_like;
 use crate::schema::{areas, enrolments, household_memberships, persons, user_areas};
 use crate::scope::Scope;
-use crate::tx::write_transaction;
+use crate::tx::{RowLock, lock_rows, write_transaction};
 use tavana_domain::partner::Resource;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -263,22 +263,43 @@ pub fn get(conn: &mut DbConnection, scope: &Scope, id: PersonId) -> Result<Perso
 }
 
 /// The person, as `get`, for a write that adds to her record (a consent, an assessment, an
-/// outcome). Her row is locked first, as a merge locks it: what is added while she is merged away
-/// would stay with the merged record, unseen by the survivor. A merged record takes nothing more;
-/// the refusal names the person it was merged into.
+/// outcome). Her row is locked first as a foreign-key check locks it, which a merge's lock waits
+/// for (and the other way round): what is added while she is merged away would stay with the
+/// merged record, unseen by the survivor. A merged record takes nothing more.
 pub(crate) fn get_to_add_to(
     conn: &mut DbConnection,
     scope: &Scope,
     id: PersonId,
 ) -> Result<Person, StoreError> {
-    crate::tx::lock_rows(conn, "persons", &[id.to_string()])?;
+    lock_rows(conn, "persons", &[id.to_string()], RowLock::KeyShare)?;
     let person = get(conn, scope, id)?;
-    if let Some(survivor) = person.merged_into {
-        return Err(StoreError::Conflict(format!(
-            "this record was merged into person {survivor}; record it there"
-        )));
+    if person.merged_into.is_some() {
+        return Err(merged_away());
     }
     Ok(person)
+}
+
+/// The refusal of a write to a merged record. The survivor is not named: the caller may not be
+/// allowed to see her; reading the merged record by id names her to those who are.
+fn merged_away() -> StoreError {
+    StoreError::Conflict(
+        "this record was merged into another; read it by id for the remaining person, and write there"
+            .to_owned(),
+    )
+}
+
+/// Locks the rows of the household's members, in id order (PostgreSQL), after the household's
+/// own: a change of its members reads them after the locks. A merge locks a member's row too.
+fn lock_members(conn: &mut DbConnection, household: &str) -> Result<(), StoreError> {
+    if let DbConnection::Pg(pg) = conn {
+        persons::table
+            .filter(persons::household_id.eq(household))
+            .order(persons::id)
+            .select(persons::id)
+            .for_no_key_update()
+            .load::<String>(pg)?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default)]
@@ -581,16 +602,20 @@ pub fn move_to(
     } = to;
     write_transaction(conn, |conn| {
         let current = get(conn, scope, id)?;
-        // The household left and the one joined, under their rows' locks (see `split`); the
-        // person is read again once they are held.
+        // The household left and the one joined, under their rows' locks, then the person's (see
+        // `split`); she is read again once they are held.
         let households: Vec<String> = current
             .household_id
             .into_iter()
             .chain([target])
             .map(|h| h.to_string())
             .collect();
-        crate::tx::lock_rows(conn, "households", &households)?;
+        lock_rows(conn, "households", &households, RowLock::NoKeyUpdate)?;
+        lock_rows(conn, "persons", &[id.to_string()], RowLock::NoKeyUpdate)?;
         let before = get(conn, scope, id)?;
+        if before.merged_into.is_some() {
+            return Err(merged_away());
+        }
         if before.household_id != current.household_id {
             return Err(StoreError::Conflict(
                 "the person moved to another household meanwhile; read the person again".to_owned(),
@@ -748,8 +773,14 @@ pub fn change_head(
     on: NaiveDate,
 ) -> Result<(), StoreError> {
     write_transaction(conn, |conn| {
-        // A household's members change under its row's lock (see `split`).
-        crate::tx::lock_rows(conn, "households", &[household.to_string()])?;
+        // A household's members change under its row's lock and theirs (see `split`).
+        lock_rows(
+            conn,
+            "households",
+            &[household.to_string()],
+            RowLock::NoKeyUpdate,
+        )?;
+        lock_members(conn, &household.to_string())?;
         let household = crate::households::get(conn, scope, household)?;
         let household_id = household.id.to_string();
         let person = get(conn, scope, new_head)?;
@@ -867,10 +898,17 @@ pub fn split(
         on,
     } = split;
     write_transaction(conn, |conn| {
-        // Its members are read and counted under the household row's lock, which every change of
-        // them (a move, a change of head, another split) takes first: two splits at once each
-        // counted members the other took away, and left nobody.
-        crate::tx::lock_rows(conn, "households", &[from.to_string()])?;
+        // Its members are read and counted under the locks of the household's row and then of
+        // theirs, which every change of them takes in that order (a move, a change of head,
+        // another split; a merge locks the persons): two splits at once each counted members the
+        // other took away, and left nobody.
+        lock_rows(
+            conn,
+            "households",
+            &[from.to_string()],
+            RowLock::NoKeyUpdate,
+        )?;
+        lock_members(conn, &from.to_string())?;
         let source = crate::households::get(conn, scope, from)?;
         let heads = members
             .iter()

@@ -57,20 +57,36 @@ pub fn lock(conn: &mut DbConnection, key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How `lock_rows` locks: PostgreSQL's row-lock modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowLock {
+    /// As a delete takes: conflicts with every other lock, a foreign-key check's too.
+    Update,
+    /// As an update takes: conflicts with updates, not with foreign-key checks.
+    NoKeyUpdate,
+    /// As a foreign-key check takes: conflicts only with `Update`.
+    KeyShare,
+}
+
 /// Locks the rows of `table` (a table name of ours) with these ids until the transaction ends, in
 /// id order, so that two writers locking some of the same rows cannot each hold one the other
-/// waits for. `FOR NO KEY UPDATE`, as an update of the rows takes. PostgreSQL only: SQLite's
-/// write transactions are serial already.
+/// waits for. PostgreSQL only: SQLite's write transactions are serial already.
 pub fn lock_rows(
     conn: &mut DbConnection,
     table: &'static str,
     ids: &[String],
+    mode: RowLock,
 ) -> Result<(), StoreError> {
     use diesel::RunQueryDsl;
     use diesel::sql_types::{Array, Text};
+    let mode = match mode {
+        RowLock::Update => "UPDATE",
+        RowLock::NoKeyUpdate => "NO KEY UPDATE",
+        RowLock::KeyShare => "KEY SHARE",
+    };
     if let DbConnection::Pg(pg) = conn {
         diesel::sql_query(format!(
-            "SELECT id FROM {table} WHERE id = ANY ($1) ORDER BY id FOR NO KEY UPDATE"
+            "SELECT id FROM {table} WHERE id = ANY ($1) ORDER BY id FOR {mode}"
         ))
         .bind::<Array<Text>, _>(ids)
         .execute(pg)?;
