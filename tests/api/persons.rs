@@ -21,6 +21,7 @@ backend_tests!(
     splitting_a_household_moves_members_with_history,
     auditors_see_identifiers_masked,
     duplicates_are_reviewed_dismissed_or_merged,
+    a_record_merged_into_one_merged_later_answers_with_the_last,
 );
 
 async fn household(app: &TestApp, neighbourhood: &Value) -> Value {
@@ -1591,4 +1592,50 @@ async fn a_move_beside_a_merge_of_the_person_is_refused() {
         .await
         .expect("person");
     assert_eq!(merged["household_id"], Value::Null, "{merged}");
+}
+
+/// A merged into B, then B into C: A answers with C, not with the merged B (registering A's
+/// national ID again names C; an import's row of A would be written to C).
+async fn a_record_merged_into_one_merged_later_answers_with_the_last(app: TestApp) {
+    let (n1, _) = two_neighbourhoods(&app).await;
+    let mut records = Vec::new();
+    for national_id in ["0499370899", "0100000010", "0100000101"] {
+        let home = household(&app, &n1).await;
+        records.push(
+            create(
+                &app,
+                &person(national_id, "رقیه", "قاسمی", "female", &home, "head"),
+            )
+            .await,
+        );
+    }
+    let id = |v: &Value| v["id"].as_str().expect("id").to_owned();
+    let (a, b, c) = (id(&records[0]), id(&records[1]), id(&records[2]));
+    for (into, from) in [(&b, &a), (&c, &b)] {
+        let response = app
+            .post_json(
+                &format!("/api/v1/persons/{into}/merge"),
+                &json!({"from": from}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let first: Value = app
+        .get(&format!("/api/v1/persons/{a}"))
+        .await
+        .json()
+        .await
+        .expect("person");
+    assert_eq!(first["merged_into"], c.as_str(), "{first}");
+    let home = household(&app, &n1).await;
+    let body = problem(
+        app.post_json(
+            "/api/v1/persons",
+            &person("0499370899", "رقیه", "قاسمی", "female", &home, "head"),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert_eq!(body["existing_id"], c.as_str(), "{body}");
 }

@@ -219,6 +219,15 @@ pub fn merge(
                 persons::updated_at.eq(crate::now()),
             ))
             .execute(conn)?;
+        // Records merged into this one before now point at the survivor: a merged record answers
+        // with the one it was merged into (a national ID looked up, an import's row), one step.
+        let repointed = diesel::update(persons::table.filter(persons::merged_into.eq(&from_id)))
+            .set((
+                persons::merged_into.eq(&into_id),
+                persons::version.eq(persons::version + 1),
+                persons::updated_at.eq(crate::now()),
+            ))
+            .execute(conn)?;
         close_pair(conn, context, into, from, "merged")?;
         crate::changes::record(conn, context, Resource::Persons, &from_id, Op::Deleted)?;
         // The survivor gains the merged record's consents, assessments and history: what partners
@@ -240,7 +249,8 @@ pub fn merge(
                 after: Some(json!({
                     "into": into_id,
                     "moved": {"consents": moved_consents, "assessments": moved_assessments,
-                              "outcomes": moved_outcomes, "memberships": moved_memberships},
+                              "outcomes": moved_outcomes, "memberships": moved_memberships,
+                              "merged_records": repointed},
                 })),
             },
         )?;
