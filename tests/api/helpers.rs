@@ -467,6 +467,16 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
     body
 }
 
+/// A problem document with this status whose detail says `words`.
+pub async fn refused(response: reqwest::Response, status: u16, words: &str) -> serde_json::Value {
+    let body = problem(response, status).await;
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains(words)),
+        "the detail says {words:?}: {body}"
+    );
+    body
+}
+
 /// What the transaction of `holding` does once the request waits for the rows it holds.
 #[derive(Debug, Clone)]
 pub enum Then {

@@ -406,17 +406,21 @@ async fn a_new_assignment_applies_to_the_next_request(app: TestApp) {
     );
 }
 
+/// A new facilitation office.
+async fn office(app: &TestApp) -> Value {
+    app.post_json(
+        "/api/v1/organisations",
+        &json!({"name": "دفتر تسهیلگری ۱", "kind": "facilitation_office"}),
+    )
+    .await
+    .json()
+    .await
+    .expect("org")
+}
+
 async fn facilitation_offices_cover_neighbourhoods(app: TestApp) {
     let (n1, n2) = two_neighbourhoods(&app).await;
-    let office: Value = app
-        .post_json(
-            "/api/v1/organisations",
-            &json!({"name": "دفتر تسهیلگری ۱", "kind": "facilitation_office"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("org");
+    let office = office(&app).await;
     let bureau: Value = app
         .post_json(
             "/api/v1/organisations",
@@ -497,15 +501,7 @@ async fn a_coverage_replaced_beside_another_replacement_is_the_second_list() {
         return;
     };
     let (n1, n2) = two_neighbourhoods(&app).await;
-    let office: Value = app
-        .post_json(
-            "/api/v1/organisations",
-            &json!({"name": "دفتر تسهیلگری ۱", "kind": "facilitation_office"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("org");
+    let office = office(&app).await;
     let (office, n1, n2) = [&office, &n1, &n2]
         .map(|v| v["id"].as_str().expect("id").to_owned())
         .into();

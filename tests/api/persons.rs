@@ -1068,21 +1068,16 @@ async fn duplicates_are_reviewed_dismissed_or_merged(app: TestApp) {
     assert_eq!(merged["merged_into"], first["id"]);
     assert_eq!(merged["household_id"], Value::Null);
     // The merged record takes nothing more: what is recorded goes to the remaining person.
-    let body = problem(
+    crate::helpers::refused(
         app.post_json(
             &consent_path,
             &json!({"purpose": "research", "share_with_partners": false}),
         )
         .await,
         409,
+        "merged into another",
     )
     .await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("merged into another")),
-        "{body}"
-    );
     let listed: Value = app
         .get("/api/v1/persons?limit=200")
         .await
@@ -1209,6 +1204,36 @@ async fn heads_and_splits_write_their_persons_before_the_order_lock() {
     assert_eq!(response.status(), 201);
 }
 
+/// Two records of one woman, each heading a household of its own in a new neighbourhood: the
+/// ids of the one a merge keeps and of her twin, and the neighbourhood.
+async fn twins(app: &TestApp) -> (String, String, Value) {
+    let (n1, _) = two_neighbourhoods(app).await;
+    let mut ids = Vec::new();
+    for national_id in ["0499370899", "0100000010"] {
+        let home = household(app, &n1).await;
+        let record = create(
+            app,
+            &person(national_id, "رقیه", "قاسمی", "female", &home, "head"),
+        )
+        .await;
+        ids.push(record["id"].as_str().expect("id").to_owned());
+    }
+    (ids.remove(0), ids.remove(0), n1)
+}
+
+/// What a merge of `twin` into `kept` has written when it is half-way: both persons locked as it
+/// locks them, her stay ended, her record merged.
+fn merging(kept: &str, twin: &str) -> String {
+    format!(
+        "SELECT id FROM persons WHERE id IN ('{kept}', '{twin}') ORDER BY id FOR UPDATE;
+         UPDATE household_memberships SET ended_on = CURRENT_DATE
+         WHERE person_id = '{twin}' AND ended_on IS NULL;
+         UPDATE persons SET merged_into = '{kept}', household_id = NULL, household_role = NULL,
+             neighbourhood_id = NULL, version = version + 1
+         WHERE id = '{twin}'"
+    )
+}
+
 /// Two merges of the same two persons at once. One, merging B into A, has written B's row and
 /// not committed when a merge of A into B comes: that one waits for the first, then refuses. It
 /// read both records unmerged and went on, so both committed, each record merged into the other.
@@ -1217,28 +1242,10 @@ async fn a_merge_beside_a_merge_of_the_same_persons_waits_and_refuses() {
     let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
         return;
     };
-    let (n1, _) = two_neighbourhoods(&app).await;
-    let (h1, h2) = (household(&app, &n1).await, household(&app, &n1).await);
-    let a = create(
-        &app,
-        &person("0499370899", "رقیه", "قاسمی", "female", &h1, "head"),
-    )
-    .await;
-    let b = create(
-        &app,
-        &person("0100000010", "رقیه", "قاسمی", "female", &h2, "head"),
-    )
-    .await;
-    let id = |p: &Value| p["id"].as_str().expect("id").to_owned();
-    let (a, b) = (id(&a), id(&b));
-
+    let (a, b, _) = twins(&app).await;
     let (committed, response) = crate::helpers::holding(
         &app,
-        format!(
-            "UPDATE persons SET merged_into = '{a}', household_id = NULL, household_role = NULL,
-                 neighbourhood_id = NULL, version = version + 1
-             WHERE id = '{b}'"
-        ),
+        merging(&a, &b),
         crate::helpers::Then::Commit,
         app.client
             .post(app.url(&format!("/api/v1/persons/{b}/merge")))
@@ -1247,20 +1254,10 @@ async fn a_merge_beside_a_merge_of_the_same_persons_waits_and_refuses() {
     )
     .await;
     assert!(committed, "the first merge committed");
-    let body = problem(response, 409).await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("merged already")),
-        "{body}"
-    );
-    let kept: Value = app
-        .get(&format!("/api/v1/persons/{a}"))
-        .await
-        .json()
-        .await
-        .expect("person");
-    assert_eq!(kept["household_id"], h1["id"], "A stays unmerged: {kept}");
+    crate::helpers::refused(response, 409, "merged already").await;
+    let kept = crate::helpers::get_json(&app, &format!("/api/v1/persons/{a}")).await;
+    assert_eq!(kept["merged_into"], Value::Null, "A stays unmerged: {kept}");
+    assert!(kept["household_id"].is_string(), "{kept}");
 }
 
 /// What is recorded once (an outcome's verification, a follow-up, a consent's withdrawal), asked
@@ -1274,18 +1271,7 @@ async fn what_is_recorded_once_is_refused_beside_its_first_record() {
         return;
     };
     let (n1, _) = two_neighbourhoods(&app).await;
-    let her = create(
-        &app,
-        &person(
-            "0499370899",
-            "صدیقه",
-            "رحیمی",
-            "female",
-            &household(&app, &n1).await,
-            "head",
-        ),
-    )
-    .await;
+    let her = crate::training::person(&app, &n1, 1, "1360-01-01").await;
     let path = format!("/api/v1/persons/{}", her["id"].as_str().expect("id"));
     let outcome: Value = app
         .post_json(&format!("{path}/outcomes"), &json!({"kind": "home_business", "started_on": "1398-06-09", "evidence": "permit_and_sales", "evidence_reference": "HB-1398-0042"}))
@@ -1351,13 +1337,7 @@ async fn what_is_recorded_once_is_refused_beside_its_first_record() {
         let (committed, response) =
             crate::helpers::holding(&app, hold, crate::helpers::Then::Commit, request).await;
         assert!(committed, "the first record committed");
-        let body = problem(response, 409).await;
-        assert!(
-            body["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains("already")),
-            "{body}"
-        );
+        crate::helpers::refused(response, 409, "already").await;
     }
     let outcomes: Value = app
         .get(&format!("{path}/outcomes"))
@@ -1441,28 +1421,10 @@ async fn a_consent_beside_a_merge_of_its_person_waits_and_is_refused() {
     let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
         return;
     };
-    let (n1, _) = two_neighbourhoods(&app).await;
-    let (h1, h2) = (household(&app, &n1).await, household(&app, &n1).await);
-    let kept = create(
-        &app,
-        &person("0499370899", "رقیه", "قاسمی", "female", &h1, "head"),
-    )
-    .await;
-    let twin = create(
-        &app,
-        &person("0100000010", "رقیه", "قاسمی", "female", &h2, "head"),
-    )
-    .await;
-    let id = |p: &Value| p["id"].as_str().expect("id").to_owned();
-    let (kept, twin) = (id(&kept), id(&twin));
+    let (kept, twin, _) = twins(&app).await;
     let (committed, response) = crate::helpers::holding(
         &app,
-        format!(
-            "SELECT id FROM persons WHERE id IN ('{kept}', '{twin}') ORDER BY id FOR UPDATE;
-             UPDATE persons SET merged_into = '{kept}', household_id = NULL, household_role = NULL,
-                 neighbourhood_id = NULL, version = version + 1
-             WHERE id = '{twin}'"
-        ),
+        merging(&kept, &twin),
         crate::helpers::Then::Commit,
         app.client
             .post(app.url(&format!("/api/v1/persons/{twin}/consents")))
@@ -1471,13 +1433,7 @@ async fn a_consent_beside_a_merge_of_its_person_waits_and_is_refused() {
     )
     .await;
     assert!(committed, "the merge committed");
-    let body = problem(response, 409).await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("merged into another")),
-        "{body}"
-    );
+    crate::helpers::refused(response, 409, "merged into another").await;
 }
 
 /// A move of a person while another move of her is written and not yet committed (it holds the
@@ -1519,11 +1475,7 @@ async fn a_move_beside_another_move_of_the_person_is_refused() {
     )
     .await;
     assert!(committed, "the first move committed");
-    let body = problem(response, 409).await;
-    assert!(
-        body["detail"].as_str().is_some_and(|d| d.contains("moved")),
-        "{body}"
-    );
+    crate::helpers::refused(response, 409, "moved").await;
     let now: Value = app
         .get(&format!("/api/v1/persons/{}", id(&her)))
         .await
@@ -1542,55 +1494,21 @@ async fn a_move_beside_a_merge_of_the_person_is_refused() {
     let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
         return;
     };
-    let (n1, _) = two_neighbourhoods(&app).await;
-    let (h1, h2, h3) = (
-        household(&app, &n1).await,
-        household(&app, &n1).await,
-        household(&app, &n1).await,
-    );
-    let kept = create(
-        &app,
-        &person("0499370899", "رقیه", "قاسمی", "female", &h1, "head"),
-    )
-    .await;
-    let twin = create(
-        &app,
-        &person("0100000010", "رقیه", "قاسمی", "female", &h2, "head"),
-    )
-    .await;
-    let id = |v: &Value| v["id"].as_str().expect("id").to_owned();
-    let (kept, twin) = (id(&kept), id(&twin));
+    let (kept, twin, n1) = twins(&app).await;
+    let elsewhere = household(&app, &n1).await;
     let (committed, response) = crate::helpers::holding(
         &app,
-        format!(
-            "SELECT id FROM persons WHERE id IN ('{kept}', '{twin}') ORDER BY id FOR UPDATE;
-             UPDATE household_memberships SET ended_on = CURRENT_DATE
-             WHERE person_id = '{twin}' AND ended_on IS NULL;
-             UPDATE persons SET merged_into = '{kept}', household_id = NULL, household_role = NULL,
-                 neighbourhood_id = NULL, version = version + 1
-             WHERE id = '{twin}'"
-        ),
+        merging(&kept, &twin),
         crate::helpers::Then::Commit,
         app.client
             .post(app.url(&format!("/api/v1/persons/{twin}/move")))
             .bearer_auth(&app.admin_token)
-            .json(&json!({"household_id": id(&h3), "household_role": "head", "reason": "moved"})),
+            .json(&json!({"household_id": elsewhere["id"], "household_role": "head", "reason": "moved"})),
     )
     .await;
     assert!(committed, "the merge committed");
-    let body = problem(response, 409).await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("merged into another")),
-        "{body}"
-    );
-    let merged: Value = app
-        .get(&format!("/api/v1/persons/{twin}"))
-        .await
-        .json()
-        .await
-        .expect("person");
+    crate::helpers::refused(response, 409, "merged into another").await;
+    let merged = crate::helpers::get_json(&app, &format!("/api/v1/persons/{twin}")).await;
     assert_eq!(merged["household_id"], Value::Null, "{merged}");
 }
 

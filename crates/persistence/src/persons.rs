@@ -288,12 +288,20 @@ fn merged_away() -> StoreError {
     )
 }
 
-/// Locks the rows of the household's members, in id order (PostgreSQL), after the household's
-/// own: a change of its members reads them after the locks. A merge locks a member's row too.
-fn lock_members(conn: &mut DbConnection, household: &str) -> Result<(), StoreError> {
+/// Locks the household's row, then its members' rows in id order (PostgreSQL): a change of its
+/// members (a split, a change of head) reads them after. A move locks the households, then the
+/// person; a merge locks the persons only.
+fn lock_household(conn: &mut DbConnection, household: HouseholdId) -> Result<(), StoreError> {
+    let household = household.to_string();
+    lock_rows(
+        conn,
+        "households",
+        std::slice::from_ref(&household),
+        RowLock::NoKeyUpdate,
+    )?;
     if let DbConnection::Pg(pg) = conn {
         persons::table
-            .filter(persons::household_id.eq(household))
+            .filter(persons::household_id.eq(&household))
             .order(persons::id)
             .select(persons::id)
             .for_no_key_update()
@@ -774,13 +782,7 @@ pub fn change_head(
 ) -> Result<(), StoreError> {
     write_transaction(conn, |conn| {
         // A household's members change under its row's lock and theirs (see `split`).
-        lock_rows(
-            conn,
-            "households",
-            &[household.to_string()],
-            RowLock::NoKeyUpdate,
-        )?;
-        lock_members(conn, &household.to_string())?;
+        lock_household(conn, household)?;
         let household = crate::households::get(conn, scope, household)?;
         let household_id = household.id.to_string();
         let person = get(conn, scope, new_head)?;
@@ -902,13 +904,7 @@ pub fn split(
         // theirs, which every change of them takes in that order (a move, a change of head,
         // another split; a merge locks the persons): two splits at once each counted members the
         // other took away, and left nobody.
-        lock_rows(
-            conn,
-            "households",
-            &[from.to_string()],
-            RowLock::NoKeyUpdate,
-        )?;
-        lock_members(conn, &from.to_string())?;
+        lock_household(conn, from)?;
         let source = crate::households::get(conn, scope, from)?;
         let heads = members
             .iter()
