@@ -22,6 +22,7 @@ backend_tests!(
     auditors_see_identifiers_masked,
     duplicates_are_reviewed_dismissed_or_merged,
     a_record_merged_into_one_merged_later_answers_with_the_last,
+    a_pair_dismissed_then_merged_is_marked_merged,
 );
 
 async fn household(app: &TestApp, neighbourhood: &Value) -> Value {
@@ -1556,4 +1557,28 @@ async fn a_record_merged_into_one_merged_later_answers_with_the_last(app: TestAp
     )
     .await;
     assert_eq!(body["existing_id"], c.as_str(), "{body}");
+}
+
+/// A reviewer dismisses a pair, thinks again and merges the two: the pair shows as merged, not
+/// as dismissed beside two merged records.
+async fn a_pair_dismissed_then_merged_is_marked_merged(app: TestApp) {
+    let (kept, twin, _) = twins(&app).await;
+    let response = app
+        .post_json(
+            "/api/v1/duplicates/dismiss",
+            &json!({"person_id": twin, "candidate_id": kept}),
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+    let response = app
+        .post_json(
+            &format!("/api/v1/persons/{kept}/merge"),
+            &json!({"from": twin}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let merged = crate::helpers::get_json(&app, "/api/v1/duplicates?status=merged").await;
+    assert_eq!(merged.as_array().map(Vec::len), Some(1), "{merged}");
+    let dismissed = crate::helpers::get_json(&app, "/api/v1/duplicates?status=dismissed").await;
+    assert_eq!(dismissed, json!([]));
 }

@@ -84,17 +84,19 @@ pub fn list(
         .load(conn)?)
 }
 
+/// Marks the pair of `a` and `b` with `status`, if it is in one of the statuses `from`.
 fn close_pair(
     conn: &mut DbConnection,
     context: &AuditContext,
     a: PersonId,
     b: PersonId,
+    from: &[&str],
     status: &str,
 ) -> Result<usize, StoreError> {
     let (a, b) = (a.to_string(), b.to_string());
     Ok(diesel::update(
         duplicate_candidates::table
-            .filter(duplicate_candidates::status.eq("open"))
+            .filter(duplicate_candidates::status.eq_any(from))
             .filter(
                 duplicate_candidates::person_id
                     .eq(&a)
@@ -123,7 +125,7 @@ pub fn dismiss(
     write_transaction(conn, |conn| {
         crate::persons::get(conn, scope, person)?;
         crate::persons::get(conn, scope, candidate)?;
-        if close_pair(conn, context, person, candidate, "dismissed")? == 0 {
+        if close_pair(conn, context, person, candidate, &["open"], "dismissed")? == 0 {
             return Err(StoreError::NotFound);
         }
         audit::append(
@@ -228,7 +230,8 @@ pub fn merge(
                 persons::updated_at.eq(crate::now()),
             ))
             .execute(conn)?;
-        close_pair(conn, context, into, from, "merged")?;
+        // A pair dismissed before is merged all the same: the reviewer thought again.
+        close_pair(conn, context, into, from, &["open", "dismissed"], "merged")?;
         crate::changes::record(conn, context, Resource::Persons, &from_id, Op::Deleted)?;
         // The survivor gains the merged record's consents, assessments and history: what partners
         // see of her, her households and their enrolments may change.
