@@ -332,8 +332,15 @@ pub async fn transition(
     let to: EnrolmentState = body.to.into();
     let why = optional_text(body.reason);
     let (context, scope) = (auth.audit(), auth.scope());
+    let step = enrolments::Step {
+        id,
+        expected_version: expected,
+        to,
+        on,
+        reason: why,
+    };
     let outcome = with_db(&state, move |c| {
-        enrolments::transition(c, &context, &scope, id, expected, to, on, why)
+        enrolments::transition(c, &context, &scope, step)
     })
     .await?;
     match outcome {

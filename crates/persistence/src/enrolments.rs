@@ -328,25 +328,29 @@ pub enum TransitionOutcome {
     Refused(TransitionError),
 }
 
-/// Moves an enrolment to `to` from `on`, if the rules allow it. Honours `expected_version`.
-#[allow(clippy::too_many_arguments)]
+/// A move of one enrolment: to `to` from `on`, if its version is still `expected_version` (when
+/// given).
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: EnrolmentId,
+    pub expected_version: Option<i64>,
+    pub to: EnrolmentState,
+    pub on: NaiveDate,
+    pub reason: Option<String>,
+}
+
+/// Takes the enrolment one `step`, if the rules allow it.
 pub fn transition(
     conn: &mut DbConnection,
     context: &AuditContext,
     scope: &Scope,
-    id: EnrolmentId,
-    expected_version: Option<i64>,
-    to: EnrolmentState,
-    on: NaiveDate,
-    reason: Option<String>,
+    step: Step,
 ) -> Result<TransitionOutcome, StoreError> {
-    write_transaction(conn, |conn| {
-        match move_row(conn, context, scope, id, expected_version, to, on, reason)? {
-            Err(refusal) => Ok(TransitionOutcome::Refused(refusal)),
-            Ok(before) => Ok(TransitionOutcome::Done(record_move(
-                conn, context, scope, &before,
-            )?)),
-        }
+    write_transaction(conn, |conn| match move_row(conn, context, scope, step)? {
+        Err(refusal) => Ok(TransitionOutcome::Refused(refusal)),
+        Ok(before) => Ok(TransitionOutcome::Done(record_move(
+            conn, context, scope, &before,
+        )?)),
     })
 }
 
@@ -355,17 +359,19 @@ pub fn transition(
 /// several enrolments locks all their rows before it takes the order lock (`audit::order_lock`,
 /// held until commit): a transaction that waits for a row while holding it can deadlock with one
 /// that holds the row and waits for the lock, which every writer takes last.
-#[allow(clippy::too_many_arguments)]
 fn move_row(
     conn: &mut DbConnection,
     context: &AuditContext,
     scope: &Scope,
-    id: EnrolmentId,
-    expected_version: Option<i64>,
-    to: EnrolmentState,
-    on: NaiveDate,
-    reason: Option<String>,
+    step: Step,
 ) -> Result<Result<Enrolment, TransitionError>, StoreError> {
+    let Step {
+        id,
+        expected_version,
+        to,
+        on,
+        reason,
+    } = step;
     let before = get(conn, scope, id)?;
     if let Some(expected) = expected_version
         && expected != before.version
@@ -501,16 +507,14 @@ pub(crate) fn advance_household(
         let enrolment: EnrolmentId = id
             .parse()
             .map_err(|_| StoreError::Internal(format!("enrolments row {id}: bad id")))?;
-        if let Ok(before) = move_row(
-            conn,
-            context,
-            &Scope::All,
-            enrolment,
-            None,
+        let step = Step {
+            id: enrolment,
+            expected_version: None,
             to,
             on,
-            Some(reason.clone()),
-        )? {
+            reason: Some(reason.clone()),
+        };
+        if let Ok(before) = move_row(conn, context, &Scope::All, step)? {
             moved.push(before);
         }
     }

@@ -1938,16 +1938,15 @@ impl Kind for Enrolments {
             if state == wanted {
                 return Ok(unmoved);
             }
-            let outcome = crate::enrolments::transition(
-                conn,
-                &runner.context,
-                &runner.scope,
+            let step = crate::enrolments::Step {
                 id,
-                None,
-                wanted,
-                item.on,
-                item.reason,
-            )?;
+                expected_version: None,
+                to: wanted,
+                on: item.on,
+                reason: item.reason,
+            };
+            let outcome =
+                crate::enrolments::transition(conn, &runner.context, &runner.scope, step)?;
             match outcome {
                 TransitionOutcome::Done(_) if created => Ok(Outcome::Created),
                 TransitionOutcome::Done(_) => Ok(Outcome::Updated),
