@@ -20,6 +20,7 @@ backend_tests!(
     logout_revokes_the_refresh_token,
     repeated_failures_are_refused_with_429,
     users_change_their_own_password,
+    a_session_or_a_change_of_password_rests_on_the_hash_it_checked,
     client_credentials_grant_respects_scopes_and_revocation,
     writes_are_audited_with_actor_and_request_id,
     admins_manage_users_with_versions,
@@ -884,4 +885,64 @@ async fn of_two_changes_of_password_at_once_the_second_is_refused() {
     let body = problem(response, 403).await;
     assert_eq!(body["detail"], "the current password is wrong", "{body}");
     problem(app.login("shirin", "a brand new password").await, 401).await;
+}
+
+/// What the two tests above rely on, on either database (on SQLite, too, a change of password can
+/// commit between a login's check and its session: the check reads outside the write lock): a
+/// session is started only on the hash that was checked and for an active user, and a change of
+/// password replaces only the hash it checked.
+async fn a_session_or_a_change_of_password_rests_on_the_hash_it_checked(app: TestApp) {
+    use diesel::connection::SimpleConnection;
+    use tavana_persistence::{Actor, AuditContext, DbConnection, tokens, users};
+    let user = app
+        .create_user("shirin", Role::PermitOfficer, PASSWORD, vec![])
+        .await;
+    let db = app.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.get().expect("connection");
+        let context = AuditContext {
+            actor: Actor::User(user.id.to_string()),
+            request_id: None,
+            batched: false,
+        };
+        let (_, checked) = users::credentials(&mut conn, "shirin")
+            .expect("read")
+            .expect("the user");
+        let later = chrono::Utc::now().naive_utc() + chrono::Duration::days(1);
+        let earlier = chrono::Utc::now().naive_utc() - chrono::Duration::days(1);
+        let start = |conn: &mut DbConnection, hash: &str, token: &str| {
+            tokens::start_session(
+                conn, &context, user.id, hash, "shirin", token, later, earlier,
+            )
+            .expect("ran")
+        };
+        assert!(
+            start(&mut conn, &checked, "first"),
+            "the checked hash is the user's"
+        );
+        assert!(
+            users::set_password(&mut conn, &context, user.id, &checked, "changed").expect("ran"),
+            "the first change replaces the hash it checked"
+        );
+        assert!(
+            !users::set_password(&mut conn, &context, user.id, &checked, "again").expect("ran"),
+            "a second change that checked the same hash changes nothing"
+        );
+        assert!(
+            !start(&mut conn, &checked, "second"),
+            "the old hash starts no session"
+        );
+        let deactivate = format!("UPDATE users SET active = false WHERE id = '{}'", user.id);
+        match &mut *conn {
+            DbConnection::Pg(pg) => pg.batch_execute(&deactivate),
+            DbConnection::Sqlite(sqlite) => sqlite.batch_execute(&deactivate),
+        }
+        .expect("deactivated");
+        assert!(
+            !start(&mut conn, "changed", "third"),
+            "an inactive user starts none"
+        );
+    })
+    .await
+    .expect("joined");
 }
